@@ -1,0 +1,64 @@
+/**
+ * Every error the suite throws, each with a stable code. The codes are documented in
+ * docs/errors.md; test/errors.test.ts keeps the two in step.
+ */
+import createError from '@fastify/error'
+
+/** One problem found while validating the configuration. */
+export interface ConfigIssue {
+  /** Dotted path of the option, e.g. `hsts.maxAge`. */
+  path: string
+  /** The environment variable behind the option, when there is one. */
+  variable?: string
+  /** What is wrong and how to fix it. */
+  message: string
+}
+
+/**
+ * Thrown by `loadConfig`, by `configSchema` based helpers and by each plugin at register time when
+ * its options are invalid. The message lists every problem, one per line; `issues` holds them.
+ */
+export class ConfigError extends Error {
+  readonly code = 'ERR_SECURE_HTTPS_CONFIG'
+  readonly issues: readonly ConfigIssue[]
+
+  constructor (issues: readonly ConfigIssue[], context = 'fastify-secure-https') {
+    const lines = issues.map((issue) => `  - ${issue.variable ?? issue.path}: ${issue.message}`)
+    super(`Invalid ${context} configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`)
+    this.name = 'ConfigError'
+    this.issues = Object.freeze(issues.slice())
+  }
+}
+
+/** The Fastify instance was constructed with options that do not match the plugin's config. */
+export const ERR_INSTANCE_MISMATCH = createError<'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', [string]>(
+  'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
+  '%s'
+)
+
+/** A certificate or key could not be used: unreadable, unparsable, mismatched or out of date. */
+export const ERR_CERTIFICATE = createError<'ERR_SECURE_HTTPS_CERTIFICATE', [string]>(
+  'ERR_SECURE_HTTPS_CERTIFICATE',
+  '%s'
+)
+
+/** The HTTP redirect listener could not start. */
+export const ERR_REDIRECT_LISTEN = createError<'ERR_SECURE_HTTPS_REDIRECT_LISTEN', [string]>(
+  'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
+  '%s'
+)
+
+/** A plugin needs another that was not registered first. */
+export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPENDENCY', [string]>(
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
+  '%s'
+)
+
+/** Every code above, for the documentation test. @internal */
+export const errorCodes = [
+  'ERR_SECURE_HTTPS_CONFIG',
+  'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
+  'ERR_SECURE_HTTPS_CERTIFICATE',
+  'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY'
+] as const

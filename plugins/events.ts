@@ -1,0 +1,51 @@
+/**
+ * Security events: logged at `warn` with a `securityEvent` field, so that log pipelines can alert on
+ * them, and never turned into a 500.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+
+/** Every security event the suite logs. */
+export const securityEvents = [
+  'session.tampered',
+  'session.expired',
+  'proxy.untrusted-forwarded',
+  'proxy.conflicting-forwarded',
+  'redirect.unknown-host',
+  'tls.reload-failed',
+  'tls.expiring',
+  'acme.order-failed'
+] as const
+
+/** The name of a security event. */
+export type SecurityEventName = typeof securityEvents[number]
+
+/** Logs a security event. @internal */
+export function securityEvent (log: FastifyBaseLogger, event: SecurityEventName, fields: Record<string, unknown>, message: string): void {
+  log.warn({ securityEvent: event, ...fields }, message)
+}
+
+/**
+ * Lets through at most `perMinute` events a minute and counts the rest, so that an attacker cannot
+ * flood the log; the count of suppressed events is reported with the next one let through.
+ * @internal
+ */
+export function eventLimiter (perMinute: number, now: () => number = Date.now): () => number | false {
+  let windowStart = 0
+  let count = 0
+  let suppressed = 0
+  return () => {
+    const t = now()
+    if (t - windowStart >= 60_000) {
+      windowStart = t
+      count = 0
+    }
+    if (count >= perMinute) {
+      suppressed++
+      return false
+    }
+    count++
+    const report = suppressed
+    suppressed = 0
+    return report
+  }
+}

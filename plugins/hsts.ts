@@ -1,0 +1,51 @@
+/**
+ * The `hsts` plugin: Strict-Transport-Security on responses that went out over TLS, directly or
+ * through a trusted proxy, and never over plain HTTP (RFC 6797 section 7.2) or to localhost.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { isLocalHostname, parseOptions } from '../schemas/common.js'
+import { hstsHeaderValue, hstsSchema, hstsWarnings, type HstsOptions } from '../schemas/hsts.js'
+import { hostnameOf } from './instance.js'
+import { secureTest } from './secure-request.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `false` leaves Strict-Transport-Security off this route's responses (fastify-secure-https). */
+    hsts?: boolean
+  }
+}
+
+const hstsPlugin: FastifyPluginAsync<HstsOptions> = async function hstsPlugin (fastify: FastifyInstance, options) {
+  const config = parseOptions(hstsSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'hsts')
+  for (const warning of hstsWarnings(config)) fastify.log.warn(warning)
+
+  const value = hstsHeaderValue(config)
+  const isSecure = secureTest(fastify)
+  const skipLocal = !config.localhost
+  // One-entry cache: nearly every request of a site carries the same Host header.
+  let lastHost: string | undefined
+  let lastLocal = false
+
+  fastify.addHook('onRequest', function hstsHeader (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+    if (isSecure(request) && request.routeOptions.config.hsts !== false) {
+      if (skipLocal) {
+        const host = request.host
+        if (host !== lastHost) {
+          lastHost = host
+          lastLocal = isLocalHostname(hostnameOf(host))
+        }
+        if (lastLocal) {
+          done()
+          return
+        }
+      }
+      reply.header('strict-transport-security', value)
+    }
+    done()
+  })
+}
+
+/** Sends Strict-Transport-Security over HTTPS only. */
+export const hsts = fp(hstsPlugin, { fastify: '5.x', name: 'fastify-secure-https/hsts' })
+export default hsts

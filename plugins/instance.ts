@@ -1,0 +1,32 @@
+/**
+ * Reading what a Fastify instance was constructed with, for the register-time checks. @internal
+ */
+import type { FastifyInstance } from 'fastify'
+
+/** The options object the instance was built with, when Fastify exposes it. @internal */
+export function constructionOptions (fastify: FastifyInstance): Record<string, unknown> | undefined {
+  let node: object | null = fastify
+  while (node !== null) {
+    for (const symbol of Object.getOwnPropertySymbols(node)) {
+      if (symbol.description === 'fastify.options') return (node as Record<symbol, Record<string, unknown>>)[symbol]
+    }
+    node = Object.getPrototypeOf(node) as object | null
+  }
+  return undefined
+}
+
+/** True when the instance's server speaks TLS (HTTPS or HTTP/2 over TLS). @internal */
+export function isTlsServer (fastify: FastifyInstance): boolean {
+  return typeof (fastify.server as { setSecureContext?: unknown }).setSecureContext === 'function'
+}
+
+/** Host name of a Host header value, lower-cased, without port or IPv6 brackets. @internal */
+export function hostnameOf (host: string | undefined): string {
+  if (host === undefined || host === '') return ''
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const end = host.indexOf(']')
+    return end === -1 ? '' : host.slice(1, end).toLowerCase()
+  }
+  const colon = host.indexOf(':')
+  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase()
+}

@@ -1,0 +1,159 @@
+/**
+ * The `proxyTrust` plugin: which peers may say that a request arrived over HTTPS, from which client,
+ * for which host. Trust is by the immediate peer's address only: Fastify's `trustProxy` is built from
+ * the same list (`serverOptions`), and this plugin checks the instance agrees, adds `request.secure`
+ * (which also understands RFC 7239 Forwarded when asked to), and logs forwarding headers sent by
+ * peers that are not trusted, since those are either a misconfiguration or an attack.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import proxyAddr from 'proxy-addr'
+import { ERR_INSTANCE_MISMATCH } from '../errors.js'
+import { parseOptions } from '../schemas/common.js'
+import { proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
+import { eventLimiter, securityEvent } from './events.js'
+import { constructionOptions } from './instance.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * True when the request arrived over TLS: on this socket, or at a trusted proxy that says so in
+     * X-Forwarded-Proto (or Forwarded, with `forwarded: true`). False when the two headers disagree.
+     * From fastify-secure-https's proxyTrust plugin.
+     */
+    secure: boolean
+  }
+}
+
+/** One element of an RFC 7239 Forwarded header. */
+export interface ForwardedElement {
+  for?: string
+  proto?: string
+  host?: string
+  by?: string
+}
+
+/**
+ * Parses the last element of a Forwarded header: the one added by the nearest proxy, the only one
+ * that proxy vouches for. Returns null for a header that does not parse.
+ */
+export function lastForwardedElement (header: string): ForwardedElement | null {
+  let end = header.length
+  let inQuotes = false
+  let start = 0
+  for (let i = header.length - 1; i >= 0; i--) {
+    const c = header.charCodeAt(i)
+    if (c === 34 /* " */ && header.charCodeAt(i - 1) !== 92 /* \ */) inQuotes = !inQuotes
+    else if (c === 44 /* , */ && !inQuotes) {
+      if (header.slice(i + 1, end).trim() === '') { end = i; continue }
+      start = i + 1
+      break
+    }
+  }
+  const element: ForwardedElement = {}
+  const text = header.slice(start, end)
+  const pairs = text.match(/[^;"]+(?:"(?:[^"\\]|\\.)*"[^;"]*)*/g) ?? []
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=')
+    if (eq === -1) return null
+    const key = pair.slice(0, eq).trim().toLowerCase()
+    let value = pair.slice(eq + 1).trim()
+    if (value.startsWith('"')) {
+      if (!value.endsWith('"') || value.length < 2) return null
+      value = value.slice(1, -1).replace(/\\(.)/g, '$1')
+    }
+    if (key === 'for' || key === 'proto' || key === 'host' || key === 'by') element[key] = key === 'proto' ? value.toLowerCase() : value
+  }
+  return element
+}
+
+function lastEntry (value: string): string {
+  const comma = value.lastIndexOf(',')
+  return (comma === -1 ? value : value.slice(comma + 1)).trim().toLowerCase()
+}
+
+function normalizeTrust (value: unknown): string {
+  if (value === undefined || value === null || value === false) return 'false'
+  if (value === true) return 'true'
+  if (typeof value === 'number') return `hop count ${value}`
+  if (typeof value === 'function') return 'a function'
+  const list = typeof value === 'string' ? value.split(',') : Array.isArray(value) ? value as string[] : []
+  return list.map((entry) => String(entry).trim()).sort().join(',')
+}
+
+const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function proxyTrustPlugin (fastify: FastifyInstance, options) {
+  const config = parseOptions(proxyTrustSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'proxyTrust')
+  const trustValue = trustProxyValue(config.trust)
+
+  const constructed = constructionOptions(fastify)
+  if (constructed !== undefined) {
+    const expected = normalizeTrust(trustValue)
+    const actual = normalizeTrust(constructed.trustProxy)
+    if (expected !== actual) {
+      throw new ERR_INSTANCE_MISMATCH(
+        `the instance was built with trustProxy ${actual} but proxyTrust says ${expected}; Fastify fixes trustProxy at construction, ` +
+        'so build it with the suite\'s options: Fastify({ ...(await serverOptions(config)) })')
+    }
+  }
+  if (config.trust === true) {
+    fastify.log.warn('TRUST_PROXY=true trusts every peer: any client can claim HTTPS or another IP. Development only; list the proxies\' addresses in production')
+  }
+
+  const trusted: (address: string) => boolean = trustValue === true
+    ? () => true
+    : trustValue === false
+      ? () => false
+      : (() => { const compiled = proxyAddr.compile(trustValue); return (address: string) => compiled(address, 0) })()
+  const useForwarded = config.forwarded
+
+  fastify.decorateRequest('secure', {
+    getter (this: FastifyRequest): boolean {
+      const socket = this.raw.socket
+      if ((socket as { encrypted?: boolean }).encrypted === true) return true
+      const peer = socket.remoteAddress
+      if (peer === undefined || !trusted(peer)) return false
+      const headers = this.headers
+      const xfp = headers['x-forwarded-proto']
+      const fromXfp = typeof xfp === 'string' ? lastEntry(xfp) : undefined
+      if (!useForwarded) return fromXfp === 'https'
+      const forwarded = headers.forwarded
+      const fromForwarded = typeof forwarded === 'string' ? lastForwardedElement(forwarded)?.proto : undefined
+      if (fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded) return false
+      return (fromForwarded ?? fromXfp) === 'https'
+    }
+  })
+
+  const limit = eventLimiter(config.eventsPerMinute)
+  const report = (request: FastifyRequest, event: 'proxy.untrusted-forwarded' | 'proxy.conflicting-forwarded', message: string, fields: Record<string, unknown>): void => {
+    const suppressed = limit()
+    if (suppressed === false) return
+    securityEvent(request.log, event, { remoteAddress: request.raw.socket.remoteAddress, suppressed, ...fields }, message)
+  }
+
+  fastify.addHook('onRequest', function proxyTrustCheck (request: FastifyRequest, _reply: FastifyReply, done: () => void) {
+    const headers = request.headers
+    const xfp = headers['x-forwarded-proto']
+    const forwarded = headers.forwarded
+    if (xfp === undefined && forwarded === undefined && headers['x-forwarded-for'] === undefined && headers['x-forwarded-host'] === undefined) {
+      done()
+      return
+    }
+    const peer = request.raw.socket.remoteAddress
+    if (peer === undefined || !trusted(peer)) {
+      report(request, 'proxy.untrusted-forwarded', 'ignored forwarding headers from a peer that is not a trusted proxy', {
+        headers: ['x-forwarded-proto', 'x-forwarded-for', 'x-forwarded-host', 'forwarded'].filter((name) => headers[name] !== undefined)
+      })
+    } else if (useForwarded && typeof xfp === 'string' && typeof forwarded === 'string') {
+      const a = lastEntry(xfp)
+      const b = lastForwardedElement(forwarded)?.proto
+      if (b !== undefined && a !== b) {
+        report(request, 'proxy.conflicting-forwarded', 'X-Forwarded-Proto and Forwarded disagree; treating the request as not secure', { xForwardedProto: a, forwardedProto: b })
+      }
+    }
+    done()
+  })
+}
+
+/** Trust in reverse proxies, by address only; `request.secure`; spoofing made visible. */
+export const proxyTrust = fp(proxyTrustPlugin, { fastify: '5.x', name: 'fastify-secure-https/proxy-trust' })
+export default proxyTrust

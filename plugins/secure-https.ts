@@ -1,0 +1,32 @@
+/**
+ * The aggregate plugin: validates the whole config once and registers each part in the order of the
+ * design: tls, proxyTrust, httpsRedirect, hsts, securityHeaders, secureSession, errorHandler.
+ */
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
+import { errorHandler } from './error-handler.js'
+import { hsts } from './hsts.js'
+import { httpsRedirect } from './https-redirect.js'
+import { proxyTrust } from './proxy-trust.js'
+import { secureSession } from './secure-session.js'
+import { securityHeaders } from './security-headers.js'
+import { tls } from './tls.js'
+
+const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConfig> = async function secureHttpsPlugin (fastify: FastifyInstance, options) {
+  const config = resolveConfig(options)
+  if (config.tls !== false) await fastify.register(tls, config.tls)
+  if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
+  if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)
+  if (config.hsts !== false) await fastify.register(hsts, config.hsts)
+  if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
+  if (config.secureSession !== false) await fastify.register(secureSession, config.secureSession)
+  if (config.errorHandler !== false) await fastify.register(errorHandler, config.errorHandler)
+}
+
+/**
+ * HTTPS done right, in one registration: `app.register(secureHttps, loadConfig(process.env))`.
+ * Each section of the options can be `false` to leave that part out.
+ */
+export const secureHttps = fp(secureHttpsPlugin, { fastify: '5.x', name: 'fastify-secure-https' })
+export default secureHttps

@@ -1,0 +1,153 @@
+/**
+ * The root configuration: every plugin's options in one object, with defaults that depend on the
+ * mode (development or production) and on each other (the redirect points at the HTTPS port, the
+ * certificate covers the allowed hosts, TLS at a proxy requires proxy trust).
+ */
+import { z } from 'zod'
+import { ConfigError } from '../errors.js'
+import { hostnameSchema, issueMessage, portSchema, toConfigIssues } from './common.js'
+import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.js'
+import { hstsSchema, type HstsOptions } from './hsts.js'
+import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.js'
+import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
+import { secureSessionSchema, type SecureSessionOptions } from './secure-session.js'
+import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.js'
+import { tlsSchema, type TlsMode, type TlsOptions } from './tls.js'
+
+const section = <T>(name: string) => z.custom<T | false>(
+  (value) => value === false || (typeof value === 'object' && value !== null && !Array.isArray(value)),
+  { error: `${name} must be false or an options object` }
+)
+
+/** The options object of `secureHttps` (also what `loadConfig` produces). */
+const configInputSchema = z.strictObject({
+  /** Production rules on (NODE_ENV=production). */
+  production: z.boolean().default(false),
+  /** Listen address of the app. */
+  host: z.string().min(1).optional(),
+  /** Port of the app: HTTPS, or plain HTTP when TLS is at a proxy or off. */
+  port: portSchema.optional(),
+  /** Host names the app answers for; redirects only go to these. */
+  allowedHosts: z.array(hostnameSchema).optional(),
+  tls: section<TlsOptions>('tls').optional(),
+  httpsRedirect: section<HttpsRedirectOptions>('httpsRedirect').optional(),
+  proxyTrust: section<ProxyTrustOptions>('proxyTrust').optional(),
+  hsts: section<HstsOptions>('hsts').optional(),
+  securityHeaders: section<SecurityHeadersOptions>('securityHeaders').optional(),
+  secureSession: section<SecureSessionOptions>('secureSession').optional(),
+  errorHandler: z.union([z.boolean(), section<ErrorHandlerOptions>('errorHandler')]).optional()
+})
+
+const IN_PROCESS: ReadonlySet<TlsMode> = new Set(['self-signed', 'files', 'acme'])
+
+function parseSection<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx): z.output<S> | undefined {
+  const result = schema.safeParse(value)
+  if (result.success) return result.data
+  for (const issue of result.error.issues) {
+    ctx.addIssue({ code: 'custom', path: [name, ...issue.path], message: issueMessage(issue) })
+  }
+  return undefined
+}
+
+function objectOr<T> (value: T | false | undefined): T | Record<string, never> {
+  return value === undefined || value === false ? {} : value
+}
+
+function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCtx) {
+  const { production } = input
+  const tlsInput = input.tls === false ? { mode: 'off' as const } : objectOr(input.tls)
+  let mode = tlsInput.mode
+  if (mode === undefined) {
+    if (production) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'mode'], message: 'is required in production; choose files (certificate files), acme (Let\'s Encrypt) or proxy (TLS ends at nginx/haproxy)' })
+    }
+    mode = production ? 'files' : 'self-signed'
+  }
+  const inProcess = IN_PROCESS.has(mode)
+  const host = input.host ?? (production ? '0.0.0.0' : '127.0.0.1')
+  const port = input.port ?? (inProcess ? (production ? 443 : 8443) : 3000)
+  const allowedHosts = input.allowedHosts ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
+
+  const tls = input.tls === false
+    ? false
+    : parseSection(tlsSchema, { hosts: allowedHosts, production, ...tlsInput, mode }, 'tls', ctx)
+
+  let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
+  const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')
+  if (redirectWanted) {
+    httpsRedirect = parseSection(httpsRedirectSchema, {
+      mode: inProcess ? 'listener' : 'hook',
+      port: production ? 80 : 8080,
+      host,
+      httpsPort: inProcess ? port : 443,
+      allowedHosts,
+      production,
+      ...objectOr(input.httpsRedirect)
+    }, 'httpsRedirect', ctx)
+  }
+
+  let proxyTrust: z.output<typeof proxyTrustSchema> | false | undefined = false
+  if (input.proxyTrust === false) {
+    if (mode === 'proxy') {
+      ctx.addIssue({ code: 'custom', path: ['proxyTrust', 'trust'], message: 'is required with TLS_MODE=proxy: without it every request looks like plain HTTP and redirects forever; set TRUST_PROXY to the proxy\'s address, e.g. 127.0.0.1' })
+    }
+  } else {
+    proxyTrust = parseSection(proxyTrustSchema, { required: mode === 'proxy', production, ...objectOr(input.proxyTrust) }, 'proxyTrust', ctx)
+  }
+
+  const hsts = input.hsts === false
+    ? false
+    : parseSection(hstsSchema, { redirect: redirectWanted, production, ...objectOr(input.hsts) }, 'hsts', ctx)
+
+  const securityHeaders = input.securityHeaders === false
+    ? false
+    : parseSection(securityHeadersSchema, objectOr(input.securityHeaders), 'securityHeaders', ctx)
+
+  const secureSession = input.secureSession === false
+    ? false
+    : parseSection(secureSessionSchema, { secure: mode !== 'off', production, ...objectOr(input.secureSession) }, 'secureSession', ctx)
+
+  const errorHandlerInput = input.errorHandler ?? production
+  const errorHandler = errorHandlerInput === false
+    ? false
+    : parseSection(errorHandlerSchema, errorHandlerInput === true ? {} : errorHandlerInput, 'errorHandler', ctx)
+
+  if (tls === undefined || httpsRedirect === undefined || proxyTrust === undefined || hsts === undefined ||
+    securityHeaders === undefined || secureSession === undefined || errorHandler === undefined) {
+    return z.NEVER
+  }
+  return Object.freeze({
+    production,
+    host,
+    port,
+    allowedHosts: Object.freeze(allowedHosts.slice()),
+    tls: tls === false ? false as const : Object.freeze(tls),
+    httpsRedirect: httpsRedirect === false ? false as const : Object.freeze(httpsRedirect),
+    proxyTrust: proxyTrust === false ? false as const : Object.freeze(proxyTrust),
+    hsts: hsts === false ? false as const : Object.freeze(hsts),
+    securityHeaders: securityHeaders === false ? false as const : Object.freeze(securityHeaders),
+    secureSession: secureSession === false ? false as const : Object.freeze(secureSession),
+    errorHandler: errorHandler === false ? false as const : Object.freeze(errorHandler)
+  })
+}
+
+/**
+ * The root schema. Its input is `SecureHttpsOptions`, its output the resolved, frozen
+ * `SecureHttpsConfig`. Parsing an already resolved config again gives the same config.
+ */
+export const configSchema = configInputSchema.transform(resolve)
+
+/** The options `secureHttps` accepts. */
+export type SecureHttpsOptions = z.input<typeof configSchema>
+/** The resolved configuration: every section filled in, or `false` when turned off. */
+export type SecureHttpsConfig = z.output<typeof configSchema>
+
+/**
+ * Validates options and resolves defaults; throws one ConfigError listing every problem.
+ * `variableOf` names the environment variable behind a path, for `loadConfig`.
+ */
+export function resolveConfig (options: unknown, variableOf?: (path: string) => string | undefined): SecureHttpsConfig {
+  const result = configSchema.safeParse(options ?? {})
+  if (result.success) return result.data
+  throw new ConfigError(toConfigIssues(result.error.issues, [], variableOf))
+}

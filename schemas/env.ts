@@ -1,0 +1,146 @@
+/**
+ * Maps environment variables onto the configuration. Every variable is parsed before anything is
+ * reported, so one run shows every problem, each named by its variable.
+ */
+import { z } from 'zod'
+import { ConfigError, type ConfigIssue } from '../errors.js'
+import { toConfigIssues } from './common.js'
+import { configSchema, type SecureHttpsConfig } from './config.js'
+
+/** The environment as Node gives it. */
+export type Env = Readonly<Record<string, string | undefined>>
+
+type Parser = (raw: string) => { ok: true, value: unknown } | { ok: false, message: string }
+
+const text: Parser = (raw) => ({ ok: true, value: raw })
+const integer: Parser = (raw) => /^\d+$/.test(raw)
+  ? { ok: true, value: Number(raw) }
+  : { ok: false, message: `"${raw}" is not a whole number; write digits only, e.g. 31536000` }
+const list: Parser = (raw) => ({ ok: true, value: raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0) })
+const strictBoolean = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
+const boolean: Parser = (raw) => {
+  const result = strictBoolean.safeParse(raw.toLowerCase())
+  return result.success ? { ok: true, value: result.data } : { ok: false, message: `"${raw}" is not a boolean; write true or false` }
+}
+const portOrOff: Parser = (raw) => raw.toLowerCase() === 'off' ? { ok: true, value: false } : integer(raw)
+const trust: Parser = (raw) => {
+  const lower = raw.toLowerCase()
+  if (lower === 'false') return { ok: true, value: false }
+  if (lower === 'true') return { ok: true, value: true }
+  if (/^\d+$/.test(raw)) return { ok: true, value: Number(raw) }
+  return list(raw)
+}
+
+interface Variable { path: string, parse: Parser, doc: string }
+
+/**
+ * Every environment variable the suite reads, with the option it sets. The README's table is made
+ * from the same list (test/env-docs.test.ts keeps them in step).
+ */
+export const environmentVariables: Readonly<Record<string, Variable>> = {
+  HOST: { path: 'host', parse: text, doc: 'listen address' },
+  PORT: { path: 'port', parse: integer, doc: 'port of the app' },
+  HTTP_PORT: { path: 'httpsRedirect.port', parse: portOrOff, doc: 'port of the HTTP redirect listener, or off' },
+  HTTPS_PUBLIC_PORT: { path: 'httpsRedirect.httpsPort', parse: integer, doc: 'port in redirect URLs' },
+  TLS_MODE: { path: 'tls.mode', parse: text, doc: 'self-signed, files, acme, proxy or off' },
+  TLS_CERT_FILE: { path: 'tls.certFile', parse: text, doc: 'PEM certificate chain' },
+  TLS_KEY_FILE: { path: 'tls.keyFile', parse: text, doc: 'PEM private key' },
+  TLS_CA_FILE: { path: 'tls.caFile', parse: text, doc: 'PEM CA bundle' },
+  TLS_KEY_PASSPHRASE: { path: 'tls.passphrase', parse: text, doc: 'passphrase of the key' },
+  TLS_PROFILE: { path: 'tls.profile', parse: text, doc: 'intermediate or modern' },
+  TLS_DIR: { path: 'tls.dir', parse: text, doc: 'cache directory' },
+  TLS_TICKET_KEYS: { path: 'tls.ticketKeys', parse: list, doc: 'shared session ticket keys' },
+  HTTP2: { path: 'tls.http2', parse: boolean, doc: 'HTTP/2 with HTTP/1.1 fallback' },
+  ACME_DOMAINS: { path: 'tls.acme.domains', parse: list, doc: 'names to certify' },
+  ACME_EMAIL: { path: 'tls.acme.email', parse: text, doc: 'account contact' },
+  ACME_DIRECTORY: { path: 'tls.acme.directory', parse: text, doc: 'directory URL or name' },
+  ACME_CA_FILE: { path: 'tls.acme.caFile', parse: text, doc: 'extra CA for the ACME server' },
+  ACME_AGREE_TOS: { path: 'tls.acme.agreeTos', parse: boolean, doc: 'accept the CA\'s terms' },
+  HSTS_MAX_AGE: { path: 'hsts.maxAge', parse: integer, doc: 'seconds' },
+  HSTS_INCLUDE_SUBDOMAINS: { path: 'hsts.includeSubDomains', parse: boolean, doc: 'includeSubDomains' },
+  HSTS_PRELOAD: { path: 'hsts.preload', parse: boolean, doc: 'preload' },
+  SESSION_KEYS: { path: 'secureSession.keys', parse: list, doc: 'base64 keys, newest first' },
+  SESSION_COOKIE_NAME: { path: 'secureSession.cookieName', parse: text, doc: 'cookie name' },
+  SESSION_MAX_AGE: { path: 'secureSession.maxAge', parse: integer, doc: 'seconds' },
+  SESSION_IDLE_TIMEOUT: { path: 'secureSession.idleTimeout', parse: integer, doc: 'seconds, 0 for none' },
+  SESSION_DOMAIN: { path: 'secureSession.domain', parse: text, doc: 'cookie Domain' },
+  TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
+  TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
+  ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' }
+}
+
+const byPath = new Map<string, string>(Object.entries(environmentVariables).map(([name, v]) => [v.path, name]))
+// Options filled in from another variable report under that variable.
+byPath.set('tls.hosts', 'ALLOWED_HOSTS')
+byPath.set('httpsRedirect.allowedHosts', 'ALLOWED_HOSTS')
+byPath.set('httpsRedirect', 'HTTP_PORT')
+
+/** The environment variable behind an option path, if any. @internal */
+export function variableOf (path: string): string | undefined {
+  const segments = path.split('.')
+  while (segments.length > 0) {
+    const found = byPath.get(segments.join('.'))
+    if (found !== undefined) return found
+    segments.pop()
+  }
+  return undefined
+}
+
+function setPath (target: Record<string, unknown>, path: string, value: unknown): void {
+  const segments = path.split('.')
+  const last = segments.pop() as string
+  let node = target
+  for (const segment of segments) {
+    const next = node[segment]
+    if (next === false) return
+    if (typeof next !== 'object' || next === null) node[segment] = {}
+    node = node[segment] as Record<string, unknown>
+  }
+  node[last] = value
+}
+
+/**
+ * The options object the environment describes, before validation. @internal
+ */
+export function envToOptions (env: Env): { options: Record<string, unknown>, issues: ConfigIssue[] } {
+  const options: Record<string, unknown> = { production: env.NODE_ENV === 'production' }
+  const issues: ConfigIssue[] = []
+  for (const [name, variable] of Object.entries(environmentVariables)) {
+    const raw = env[name]?.trim()
+    if (raw === undefined || raw === '') continue
+    const parsed = variable.parse(raw)
+    if (!parsed.ok) {
+      issues.push({ path: variable.path, variable: name, message: parsed.message })
+      continue
+    }
+    if (name === 'HTTP_PORT' && parsed.value === false) {
+      options.httpsRedirect = false
+      continue
+    }
+    setPath(options, variable.path, parsed.value)
+  }
+  return { options, issues }
+}
+
+/**
+ * Reads the configuration from environment variables (see the README's table), validates it with
+ * the production rules when NODE_ENV=production, and returns it resolved and frozen.
+ * @throws ConfigError listing every problem as `VARIABLE: what is wrong; what would be right`.
+ */
+export function loadConfig (env: Env = process.env): SecureHttpsConfig {
+  const { options, issues } = envToOptions(env)
+  const result = configSchema.safeParse(options)
+  const all = [...issues]
+  if (!result.success) {
+    const reported = new Set(issues.map((issue) => issue.variable))
+    for (const issue of toConfigIssues(result.error.issues, [], variableOf)) {
+      // A variable that failed to parse was left out; what the schema says of the gap is noise.
+      if (issue.variable !== undefined && reported.has(issue.variable) && !issue.path.includes('.')) continue
+      if (issue.variable !== undefined && reported.has(issue.variable)) continue
+      all.push(issue)
+    }
+  }
+  if (all.length > 0) throw new ConfigError(all)
+  if (!result.success) throw new ConfigError([{ path: '(root)', message: 'invalid configuration' }])
+  return result.data
+}

@@ -1,0 +1,48 @@
+/**
+ * What Fastify needs at construction: `https` (or `http2`) and `trustProxy` cannot be changed by a
+ * plugin later, so they come from the same config, here.
+ */
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.js'
+import { trustProxyValue } from './schemas/proxy-trust.js'
+import { profileOptions } from './tls/profiles.js'
+import { createSource, terminatesTls } from './tls/sources.js'
+
+/**
+ * Options to spread into `Fastify()`. The type is that of an HTTPS server; with `http2: true` in the
+ * config the server is an HTTP/2 secure server with HTTP/1.1 fallback, whose request and reply
+ * objects Fastify gives the same interface.
+ */
+export interface FastifyServerOptionsFromConfig {
+  https: HttpsServerOptions | null
+  trustProxy: boolean | string[]
+  http2?: false
+}
+
+/** Pre-computed `https` options of a resolved config, including the certificate. @internal */
+export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsServerOptions | null> {
+  const tls = config.tls
+  if (tls === false || !terminatesTls(tls.mode)) return null
+  const pair = await createSource(tls).load()
+  const options: HttpsServerOptions = { ...profileOptions(tls.profile), key: pair.key, cert: pair.cert }
+  if (pair.ca !== undefined) options.ca = pair.ca
+  if (pair.passphrase !== undefined) options.passphrase = pair.passphrase
+  if (tls.ticketKeys[0] !== undefined) options.ticketKeys = tls.ticketKeys[0]
+  return options
+}
+
+/**
+ * Builds the construction options for `Fastify()` from the config (resolved or not):
+ * `Fastify({ logger: true, ...(await serverOptions(config)) })`.
+ * Loads or generates the certificate, so the server starts with the right one.
+ */
+export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOptions): Promise<FastifyServerOptionsFromConfig> {
+  const resolved = resolveConfig(config)
+  const https = await httpsOptions(resolved)
+  const trustProxy = resolved.proxyTrust === false ? false : trustProxyValue(resolved.proxyTrust.trust)
+  if (https !== null && resolved.tls !== false && resolved.tls.http2) {
+    // Typed as HTTPS on purpose: see FastifyServerOptionsFromConfig.
+    return { http2: true, https: { ...https, allowHTTP1: true }, trustProxy } as unknown as FastifyServerOptionsFromConfig
+  }
+  return { https, trustProxy }
+}

@@ -1,0 +1,136 @@
+/**
+ * Reading certificates: what they cover, until when, and whether a key belongs to them.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { isIP } from 'node:net'
+import { ERR_CERTIFICATE } from '../errors.js'
+
+/** What the suite reports about a certificate. */
+export interface CertificateInfo {
+  subject: string
+  issuer: string
+  /** Subject alternative names, DNS names and IP addresses, as written in the certificate. */
+  sans: string[]
+  notBefore: Date
+  notAfter: Date
+  /** SHA-256 fingerprint, colon-separated hex. */
+  fingerprint: string
+  /** `ec P-256`, `rsa 2048`, ... */
+  keyType: string
+  selfSigned: boolean
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+
+/** Splits a PEM bundle into its certificates, in file order. */
+export function splitPemCertificates (pem: string | Buffer): string[] {
+  return String(pem).match(PEM_CERT) ?? []
+}
+
+/** Parses the SAN extension text Node gives (`DNS:a, IP Address:1.2.3.4`). */
+export function parseSubjectAltName (text: string | undefined): string[] {
+  if (text === undefined) return []
+  return text.split(/,\s*/).map((entry) => {
+    const colon = entry.indexOf(':')
+    const value = colon === -1 ? entry : entry.slice(colon + 1)
+    // Node spells IPv6 SANs in full (0:0:0:0:0:0:0:1); compare them in the usual short form.
+    return isIP(value) === 6 ? new URL(`http://[${value}]/`).hostname.slice(1, -1) : value.toLowerCase()
+  }).filter((entry) => entry.length > 0)
+}
+
+function keyDescription (cert: X509Certificate): string {
+  const key = cert.publicKey
+  const details = key.asymmetricKeyDetails ?? {}
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = details.namedCurve === 'prime256v1' ? 'P-256' : details.namedCurve === 'secp384r1' ? 'P-384' : details.namedCurve
+    return `ec ${curve ?? ''}`.trim()
+  }
+  if (key.asymmetricKeyType === 'rsa') return `rsa ${details.modulusLength ?? ''}`.trim()
+  return key.asymmetricKeyType ?? 'unknown'
+}
+
+/** Facts about the first certificate of a PEM (the leaf). */
+export function inspectCertificate (pem: string | Buffer): CertificateInfo {
+  const cert = parseCertificate(pem)
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    issuer: cert.issuer.replace(/\n/g, ', '),
+    sans: parseSubjectAltName(cert.subjectAltName),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    fingerprint: cert.fingerprint256,
+    keyType: keyDescription(cert),
+    selfSigned: cert.subject === cert.issuer && cert.verify(cert.publicKey)
+  }
+}
+
+/** Parses the first certificate of a PEM, with an error that says what is wrong. */
+export function parseCertificate (pem: string | Buffer, label = 'certificate'): X509Certificate {
+  const first = splitPemCertificates(pem)[0]
+  if (first === undefined) throw new ERR_CERTIFICATE(`${label} holds no PEM certificate (-----BEGIN CERTIFICATE-----); check the file is the certificate and not the key, and that it was written completely`)
+  try {
+    return new X509Certificate(first)
+  } catch (error) {
+    throw new ERR_CERTIFICATE(`${label} cannot be parsed (${(error as Error).message}); the file may be truncated or corrupt`)
+  }
+}
+
+/** Loads a private key, with an error that says what is wrong. */
+export function parsePrivateKey (pem: string | Buffer, passphrase?: string, label = 'private key'): KeyObject {
+  try {
+    return createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase })
+  } catch (error) {
+    const message = (error as Error).message
+    if (/passphrase|decrypt|bad decrypt/i.test(message)) {
+      throw new ERR_CERTIFICATE(`${label} is encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE to its passphrase`)
+    }
+    throw new ERR_CERTIFICATE(`${label} cannot be parsed (${message}); the file must be a PEM private key, written completely`)
+  }
+}
+
+/** True when a certificate name (possibly a wildcard) covers a host name. */
+export function nameMatches (pattern: string, host: string): boolean {
+  if (pattern === host) return true
+  if (!pattern.startsWith('*.')) return false
+  const dot = host.indexOf('.')
+  return dot > 0 && host.slice(dot + 1) === pattern.slice(2)
+}
+
+/** Hosts not covered by any of the certificate's names. */
+export function uncoveredHosts (sans: readonly string[], hosts: readonly string[]): string[] {
+  return hosts.filter((host) => !sans.some((san) => nameMatches(san, host)))
+}
+
+/** Problems with a PEM chain: leaf first, each certificate issued by the next. */
+export function chainProblems (certPem: string | Buffer): string[] {
+  const certs = splitPemCertificates(certPem).map((pem) => new X509Certificate(pem))
+  const problems: string[] = []
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const child = certs[i] as X509Certificate
+    const parent = certs[i + 1] as X509Certificate
+    if (!child.checkIssued(parent)) {
+      problems.push(`certificate ${i + 2} in the chain did not issue certificate ${i + 1}; order the file leaf first, then each issuer (certbot's fullchain.pem is in this order)`)
+    }
+  }
+  return problems
+}
+
+/**
+ * Checks that a key and certificate belong together and the certificate is in date.
+ * @throws ERR_SECURE_HTTPS_CERTIFICATE naming the problem
+ */
+export function assertUsablePair (certPem: string | Buffer, keyPem: string | Buffer, passphrase?: string, now = Date.now(), label = 'certificate'): CertificateInfo {
+  const cert = parseCertificate(certPem, label)
+  const key = parsePrivateKey(keyPem, passphrase)
+  if (!cert.checkPrivateKey(key)) {
+    throw new ERR_CERTIFICATE(`the private key does not match the ${label} (fingerprint ${cert.fingerprint256.slice(0, 23)}...); use the key the certificate was issued for (certbot: privkey.pem beside fullchain.pem)`)
+  }
+  const info = inspectCertificate(certPem)
+  if (info.notAfter.getTime() <= now) {
+    throw new ERR_CERTIFICATE(`the ${label} expired on ${info.notAfter.toISOString()}; renew it (certbot renew) or switch to TLS_MODE=acme`)
+  }
+  if (info.notBefore.getTime() > now + 60_000) {
+    throw new ERR_CERTIFICATE(`the ${label} is not valid before ${info.notBefore.toISOString()}; check the system clock`)
+  }
+  return info
+}

@@ -1,0 +1,39 @@
+/**
+ * TLS_MODE=self-signed: a cached development certificate, renewed in place before it runs out.
+ */
+import type { TlsConfig } from '../schemas/tls.js'
+import { inspectCertificate } from './inspect.js'
+import { loadOrCreateSelfSigned } from './self-signed.js'
+import type { CertificatePair, CertificateSource, SourceEvents } from './source.js'
+
+const CHECK_EVERY = 12 * 3600_000
+
+/** The self-signed certificate source. */
+export function selfSignedSource (config: Pick<TlsConfig, 'dir' | 'hosts'>, checkEvery = CHECK_EVERY): CertificateSource {
+  let timer: NodeJS.Timeout | undefined
+  let current: string | undefined
+
+  async function load (): Promise<CertificatePair> {
+    const pair = await loadOrCreateSelfSigned(config.dir, config.hosts)
+    current = pair.cert
+    return { key: pair.key, cert: pair.cert, info: inspectCertificate(pair.cert) }
+  }
+
+  return {
+    mode: 'self-signed',
+    load,
+    start (events: SourceEvents) {
+      timer = setInterval(() => {
+        const before = current
+        load().then((pair) => {
+          if (pair.cert !== before) events.update(pair, 'self-signed certificate renewed')
+        }, (error: Error) => events.error(error))
+      }, checkEvery)
+      timer.unref()
+    },
+    async stop () {
+      if (timer !== undefined) clearInterval(timer)
+      timer = undefined
+    }
+  }
+}
