@@ -38,11 +38,18 @@ export type RedirectDecision =
   | { kind: 'redirect', status: 301 | 308, location: string }
   | { kind: 'unknown-host', host: string }
 
-/** Compiles the redirect rules once; the returned function does no allocation beyond the URL. @internal */
-export function compileRedirect (config: Pick<HttpsRedirectConfig, 'allowedHosts' | 'exempt' | 'httpsPort'>): (method: string, url: string, host: string | undefined) => RedirectDecision {
+/**
+ * Compiles the redirect rules once; the returned function does no allocation beyond the URL.
+ * `httpsPort` 0 means the app's own port, known once it listens (`listeningPort`). @internal
+ */
+export function compileRedirect (
+  config: Pick<HttpsRedirectConfig, 'allowedHosts' | 'exempt' | 'httpsPort'>,
+  listeningPort: () => number = () => 443
+): (method: string, url: string, host: string | undefined) => RedirectDecision {
   const allowed = new Set(config.allowedHosts)
   const exempt = new Set(config.exempt)
-  const portSuffix = config.httpsPort === 443 ? '' : `:${config.httpsPort}`
+  const suffix = (port: number): string => port === 443 ? '' : `:${port}`
+  let portSuffix: string | null = config.httpsPort === 0 ? null : suffix(config.httpsPort)
   const pass: RedirectDecision = { kind: 'pass' }
   return (method, url, hostHeader) => {
     const query = url.indexOf('?')
@@ -53,6 +60,7 @@ export function compileRedirect (config: Pick<HttpsRedirectConfig, 'allowedHosts
     // An absolute-form request target (GET http://other/ HTTP/1.1) keeps only its path.
     const target = url.charCodeAt(0) === 47 /* / */ ? url : '/'
     const authority = host.includes(':') ? `[${host}]` : host
+    if (portSuffix === null) portSuffix = suffix(listeningPort())
     return {
       kind: 'redirect',
       status: method === 'GET' || method === 'HEAD' ? 301 : 308,
@@ -63,7 +71,10 @@ export function compileRedirect (config: Pick<HttpsRedirectConfig, 'allowedHosts
 
 const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async function httpsRedirectPlugin (fastify: FastifyInstance, options) {
   const config = parseOptions(httpsRedirectSchema, options, 'httpsRedirect')
-  const decide = compileRedirect(config)
+  const decide = compileRedirect(config, () => {
+    const address = fastify.server.address()
+    return typeof address === 'object' && address !== null ? address.port : 443
+  })
   const limit = eventLimiter(10)
 
   function reportUnknownHost (log: FastifyInstance['log'], host: string, remoteAddress: string | undefined): void {
