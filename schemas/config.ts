@@ -12,23 +12,29 @@ import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect
 import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
 import { secureSessionSchema, type SecureSessionOptions } from './secure-session.js'
 import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.js'
-import { tlsSchema, type TlsMode, type TlsOptions } from './tls.js'
+import { tlsModes, tlsSchema, type TlsMode, type TlsOptions } from './tls.js'
 
 const section = <T>(name: string) => z.custom<T | false>(
   (value) => value === false || (typeof value === 'object' && value !== null && !Array.isArray(value)),
   { error: `${name} must be false or an options object` }
 )
 
-/** The options object of `secureHttps` (also what `loadConfig` produces). */
+const typed = <T>() => z.custom<T>(() => true)
+
+/**
+ * The options object of `secureHttps` (also what `loadConfig` produces). Only the shape is checked
+ * here; each field is validated in `resolve`, so that a bad field does not hide the problems of the
+ * others: every problem is reported at once.
+ */
 const configInputSchema = z.strictObject({
   /** Production rules on (NODE_ENV=production). */
-  production: z.boolean().default(false),
+  production: z.boolean({ error: 'must be true or false' }).default(false),
   /** Listen address of the app. */
-  host: z.string().min(1).optional(),
+  host: typed<string>().optional(),
   /** Port of the app: HTTPS, or plain HTTP when TLS is at a proxy or off. */
-  port: portSchema.optional(),
+  port: typed<number>().optional(),
   /** Host names the app answers for; redirects only go to these. */
-  allowedHosts: z.array(hostnameSchema).optional(),
+  allowedHosts: typed<string[]>().optional(),
   tls: section<TlsOptions>('tls').optional(),
   httpsRedirect: section<HttpsRedirectOptions>('httpsRedirect').optional(),
   proxyTrust: section<ProxyTrustOptions>('proxyTrust').optional(),
@@ -37,6 +43,17 @@ const configInputSchema = z.strictObject({
   secureSession: section<SecureSessionOptions>('secureSession').optional(),
   errorHandler: z.union([z.boolean(), section<ErrorHandlerOptions>('errorHandler')]).optional()
 })
+
+const hostSchema = z.string({ error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' }).min(1, { error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' })
+const allowedHostsSchema = z.array(hostnameSchema, { error: 'must be a list of host names, e.g. example.com,www.example.com' })
+
+function parseField<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx): z.output<S> | undefined {
+  if (value === undefined) return undefined
+  const result = schema.safeParse(value)
+  if (result.success) return result.data
+  for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...issue.path], message: issueMessage(issue) })
+  return undefined
+}
 
 const IN_PROCESS: ReadonlySet<TlsMode> = new Set(['self-signed', 'files', 'acme'])
 
@@ -56,21 +73,23 @@ function objectOr<T> (value: T | false | undefined): T | Record<string, never> {
 function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCtx) {
   const { production } = input
   const tlsInput = input.tls === false ? { mode: 'off' as const } : objectOr(input.tls)
-  let mode = tlsInput.mode
+  // An invalid mode is reported by the tls section; the others resolve as if it were the default.
+  let mode = tlsInput.mode !== undefined && (tlsModes as readonly string[]).includes(tlsInput.mode) ? tlsInput.mode : undefined
   if (mode === undefined) {
     if (production) {
       ctx.addIssue({ code: 'custom', path: ['tls', 'mode'], message: 'is required in production; choose files (certificate files), acme (Let\'s Encrypt) or proxy (TLS ends at nginx/haproxy)' })
     }
     mode = production ? 'files' : 'self-signed'
   }
+  const sectionMode = tlsInput.mode ?? mode
   const inProcess = IN_PROCESS.has(mode)
-  const host = input.host ?? (production ? '0.0.0.0' : '127.0.0.1')
-  const port = input.port ?? (inProcess ? (production ? 443 : 8443) : 3000)
-  const allowedHosts = input.allowedHosts ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
+  const host = parseField(hostSchema, input.host, 'host', ctx) ?? (production ? '0.0.0.0' : '127.0.0.1')
+  const port = parseField(portSchema, input.port, 'port', ctx) ?? (inProcess ? (production ? 443 : 8443) : 3000)
+  const allowedHosts = parseField(allowedHostsSchema, input.allowedHosts, 'allowedHosts', ctx) ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
 
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: allowedHosts, production, ...tlsInput, mode }, 'tls', ctx)
+    : parseSection(tlsSchema, { hosts: allowedHosts, production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')

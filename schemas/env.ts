@@ -15,7 +15,7 @@ type Parser = (raw: string) => { ok: true, value: unknown } | { ok: false, messa
 const text: Parser = (raw) => ({ ok: true, value: raw })
 const integer: Parser = (raw) => /^\d+$/.test(raw)
   ? { ok: true, value: Number(raw) }
-  : { ok: false, message: `"${raw}" is not a whole number; write digits only, e.g. 31536000` }
+  : { ok: false, message: `"${raw}" is not a whole number; write digits only` }
 const list: Parser = (raw) => ({ ok: true, value: raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0) })
 const strictBoolean = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
 const boolean: Parser = (raw) => {
