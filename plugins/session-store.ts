@@ -1,0 +1,93 @@
+/**
+ * Server-side session storage for the `secureSession` plugin. Without a store the encrypted cookie
+ * carries the session data itself; with one, the encrypted cookie carries only an opaque random id
+ * (and the session's times) and the data lives in the store, so a session can be revoked on the
+ * server and can hold more than a cookie's 4 KB.
+ */
+
+/** What a store keeps for one session: the values set with `request.session.set()`. */
+export type StoredSessionData = Record<string, unknown>
+
+/**
+ * A server-side session store (Redis, a database, memory). Ids are 256-bit random strings made by
+ * the plugin (base64url); stores treat them as opaque keys. Every method may reject: a rejection
+ * fails the request (the plugin does not pretend a session is empty when its store is down).
+ */
+export interface SessionStore {
+  /** The data stored under `id`, or null when there is none (never stored, destroyed or expired). */
+  get (id: string): Promise<StoredSessionData | null>
+  /** Stores `data` under `id`, replacing what was there, to expire after `ttlSeconds` (at least 1). */
+  set (id: string, data: StoredSessionData, ttlSeconds: number): Promise<void>
+  /** Removes `id` (logout, regenerate). Removing an unknown id is not an error. */
+  destroy (id: string): Promise<void>
+  /**
+   * Optional: extends the expiry of `id` without rewriting its data (sliding idle renewal). When
+   * absent the plugin calls `set` with the current data instead.
+   */
+  touch? (id: string, ttlSeconds: number): Promise<void>
+  /** Optional: releases connections; the plugin calls it when Fastify closes. */
+  close? (): Promise<void>
+}
+
+/** True when a value has the shape of a SessionStore. @internal */
+export function isSessionStore (value: unknown): value is SessionStore {
+  if (typeof value !== 'object' || value === null) return false
+  const store = value as Record<string, unknown>
+  return typeof store.get === 'function' && typeof store.set === 'function' && typeof store.destroy === 'function' &&
+    (store.touch === undefined || typeof store.touch === 'function') &&
+    (store.close === undefined || typeof store.close === 'function')
+}
+
+/** Options of `memorySessionStore`. */
+export interface MemorySessionStoreOptions {
+  /** Clock in milliseconds (tests fake it); default `Date.now`. */
+  now?: () => number
+}
+
+/** The in-memory store, with a way to look inside for tests. */
+export interface MemorySessionStore extends SessionStore {
+  /** How many sessions are held (expired ones included until swept). */
+  readonly size: number
+}
+
+/**
+ * A store in this process's memory: for tests and single-process development only (sessions are
+ * lost on restart and not shared between instances; use Redis or a database in production).
+ */
+export function memorySessionStore (options: MemorySessionStoreOptions = {}): MemorySessionStore {
+  const now = options.now ?? Date.now
+  const entries = new Map<string, { data: string, expires: number }>()
+  let writes = 0
+  const sweep = (): void => {
+    const t = now()
+    for (const [id, entry] of entries) if (entry.expires <= t) entries.delete(id)
+  }
+  return {
+    get size () { return entries.size },
+    async get (id) {
+      const entry = entries.get(id)
+      if (entry === undefined) return null
+      if (entry.expires <= now()) {
+        entries.delete(id)
+        return null
+      }
+      // A copy, as a networked store would give: the caller's changes do not leak into the store.
+      return JSON.parse(entry.data) as StoredSessionData
+    },
+    async set (id, data, ttlSeconds) {
+      entries.set(id, { data: JSON.stringify(data), expires: now() + ttlSeconds * 1000 })
+      // Amortised cleanup of abandoned sessions, so memory does not grow without bound.
+      if (++writes % 1000 === 0) sweep()
+    },
+    async touch (id, ttlSeconds) {
+      const entry = entries.get(id)
+      if (entry !== undefined) entry.expires = now() + ttlSeconds * 1000
+    },
+    async destroy (id) {
+      entries.delete(id)
+    },
+    async close () {
+      entries.clear()
+    }
+  }
+}
