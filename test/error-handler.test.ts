@@ -1,0 +1,68 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import { errorHandler } from '../index.js'
+import { startApp } from './helpers/app.js'
+import { request } from './helpers/http.js'
+
+const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 29 + 3) & 0xff)).toString('base64')
+
+t.test('production: a 500 hides the message; the log has it with the request id', async (t) => {
+  const s = await startApp({
+    production: true,
+    tls: { mode: 'proxy' },
+    proxyTrust: { trust: ['127.0.0.1'] },
+    allowedHosts: ['app.test'],
+    secureSession: { keys: [KEY] }
+  }, (app) => {
+    app.get('/boom', async () => { throw new Error('connect ECONNREFUSED 10.1.2.3:5432 user=admin') })
+    app.post('/validate', { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } }, async () => 'ok')
+    app.get('/teapot', async (_request, reply) => reply.code(418).send(new Error('short and stout')))
+  })
+  t.teardown(() => s.close())
+  const base = `http://127.0.0.1:${s.port}`
+  const headers = { host: 'app.test', 'x-forwarded-proto': 'https' }
+
+  const res = await request(`${base}/boom`, { headers })
+  t.equal(res.status, 500)
+  const body = JSON.parse(res.body) as { message: string, requestId: string }
+  t.equal(body.message, 'Internal Server Error')
+  t.notMatch(res.body, /ECONNREFUSED|admin|10\.1\.2\.3/, 'nothing internal reaches the client')
+  t.ok(body.requestId, 'the client gets a request id to quote')
+  t.match(String(res.headers['content-security-policy']), /frame-ancestors/, 'security headers on the 500 too')
+  t.equal(res.headers['strict-transport-security'], 'max-age=31536000', 'and HSTS (via the trusted proxy)')
+  const logged = await s.logs.waitFor((line) => line.requestId === body.requestId && line.level === 50)
+  t.match(String((logged.err as { message: string }).message), /ECONNREFUSED 10\.1\.2\.3/, 'the log has the real error under that id')
+
+  const invalid = await request(`${base}/validate`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })
+  t.equal(invalid.status, 400)
+  t.match(invalid.body, /must have required property 'name'/, '4xx messages reach the client')
+
+  const teapot = await request(`${base}/teapot`, { headers })
+  t.equal(teapot.status, 418)
+  t.match(teapot.body, /short and stout/)
+})
+
+t.test('development: Fastify\'s own handler (the message helps the developer)', async (t) => {
+  const s = await startApp({}, (app) => { app.get('/boom', async () => { throw new Error('details for the developer') }) })
+  t.teardown(() => s.close())
+  const res = await request(`${s.url}/boom`, { ca: s.cert as string })
+  t.equal(res.status, 500)
+  t.match(res.body, /details for the developer/)
+})
+
+t.test('configurable message; client errors can be hidden too', async (t) => {
+  const app = Fastify()
+  await app.register(errorHandler, { message: 'Something went wrong', exposeClientErrors: false })
+  app.get('/boom', async () => { throw new Error('secret') })
+  app.get('/bad', async (_request, reply) => reply.code(400).send(new Error('secret 4xx')))
+  const boom = await app.inject('/boom')
+  t.equal(boom.json().message, 'Something went wrong')
+  const bad = await app.inject('/bad')
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().message, 'Something went wrong')
+  t.notMatch(bad.body, /secret/)
+  const weird = Fastify()
+  await weird.register(errorHandler)
+  weird.get('/', async () => { const e = new Error('x') as Error & { statusCode: number }; e.statusCode = 302; throw e })
+  t.equal((await weird.inject('/')).statusCode, 500, 'a non-error status on an error becomes 500')
+})
