@@ -1,0 +1,103 @@
+import Fastify from 'fastify'
+import { statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { secureHttps, serverOptions, tls as tlsPlugin, proxyTrust } from '../index.js'
+import { inspectCertificate } from '../tls/inspect.js'
+import { generateSelfSigned, loadOrCreateSelfSigned, staleReason } from '../tls/self-signed.js'
+import { startApp, tempDir } from './helpers/app.js'
+import { request } from './helpers/http.js'
+
+t.test('the development certificate: ECDSA P-256, the right SANs, served over TLS, reused across restarts', async (t) => {
+  const dir = tempDir()
+  t.teardown(() => { /* removed below */ })
+  const first = await startApp({ tls: { dir }, allowedHosts: ['localhost', 'app.test'] }, (app) => { app.get('/', async () => 'one') })
+  const served = await request(`${first.url}/`, { ca: first.cert as string })
+  t.equal(served.body, 'one')
+  const peer = served.tls?.certificate
+  t.ok(peer, 'a certificate was presented')
+  t.equal(peer?.asn1Curve, 'prime256v1', 'ECDSA P-256')
+  t.equal(peer?.bits, 256)
+  t.same(peer?.subjectaltname?.split(', ').sort(), ['DNS:app.test', 'DNS:localhost', 'IP Address:0:0:0:0:0:0:0:1', 'IP Address:127.0.0.1'].sort())
+  const status = first.app.tls.status()
+  t.equal(status.mode, 'self-signed')
+  t.equal(status.fingerprint, peer?.fingerprint256, 'fastify.tls.status() reports the certificate being served')
+  t.equal(status.keyType, 'ec P-256')
+  t.ok(status.selfSigned)
+  t.ok(status.notAfter.getTime() > Date.now() + 60 * 86_400_000, 'valid for the next 60 days')
+  const keyMode = statSync(join(dir, 'self-signed', 'key.pem')).mode & 0o777
+  t.equal(keyMode, 0o600, 'the key file is readable by its owner only')
+  await first.close()
+
+  const second = await startApp({ tls: { dir }, allowedHosts: ['localhost', 'app.test'] }, (app) => { app.get('/', async () => 'two') })
+  const again = await request(`${second.url}/`, { ca: first.cert as string })
+  t.equal(again.body, 'two', 'the restarted server is trusted with the first certificate')
+  t.equal(again.tls?.certificate.fingerprint256, peer?.fingerprint256, 'the same certificate after a restart')
+  await second.close()
+
+  const third = await startApp({ tls: { dir }, allowedHosts: ['localhost', 'other.test'] })
+  t.not(third.app.tls.status().fingerprint, peer?.fingerprint256, 'a new certificate when the names change')
+  t.ok(third.app.tls.status().sans.includes('other.test'))
+  await third.close()
+})
+
+t.test('generation is fast and the cache is checked', async (t) => {
+  const started = performance.now()
+  const pair = await generateSelfSigned(['app.test'])
+  const elapsed = performance.now() - started
+  t.ok(elapsed < 1000, `generated in ${elapsed.toFixed(1)} ms`)
+  t.equal(inspectCertificate(pair.cert).keyType, 'ec P-256')
+  t.equal(staleReason(pair, ['app.test']), null)
+  t.match(staleReason(pair, ['new.test']), /does not cover new.test/)
+  t.match(staleReason(pair, ['app.test'], Date.now() + 70 * 86_400_000), /has \d+ days left/)
+  t.match(staleReason({ key: 'x', cert: 'y' }, []), /unreadable/)
+
+  const dir = tempDir()
+  const created = await loadOrCreateSelfSigned(dir, [])
+  t.equal(created.generated, true)
+  t.equal(created.reason, 'no cached certificate')
+  const reused = await loadOrCreateSelfSigned(dir, [])
+  t.equal(reused.generated, false)
+  writeFileSync(join(dir, 'self-signed', 'cert.pem'), 'garbage')
+  const replaced = await loadOrCreateSelfSigned(dir, [])
+  t.equal(replaced.generated, true)
+  t.match(replaced.reason, /unreadable/)
+})
+
+t.test('each plugin checks the instance it is given and says what to pass to Fastify()', async (t) => {
+  const dir = tempDir()
+  const plain = Fastify()
+  plain.register(tlsPlugin, { dir })
+  await t.rejects(plain.ready(), { code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message: /TLS_MODE=self-signed needs an HTTPS server[\s\S]*serverOptions\(config\)/ })
+
+  const https = Fastify({ ...(await serverOptions({ tls: { dir } })) })
+  https.register(tlsPlugin, { mode: 'proxy' })
+  await t.rejects(https.ready(), /TLS_MODE=proxy means no TLS in this process, but the instance is an HTTPS server/)
+  await https.close()
+
+  const h2 = Fastify({ ...(await serverOptions({ tls: { dir } })) })
+  h2.register(tlsPlugin, { dir, http2: true })
+  await t.rejects(h2.ready(), /HTTP2=true but the instance is HTTP\/1.1/)
+  await h2.close()
+
+  const untrusting = Fastify()
+  untrusting.register(proxyTrust, { trust: ['127.0.0.1'] })
+  await t.rejects(untrusting.ready(), /built with trustProxy false but proxyTrust/)
+
+  const aggregate = Fastify()
+  aggregate.register(secureHttps, { tls: { dir }, httpsRedirect: false })
+  await t.rejects(aggregate.ready(), /needs an HTTPS server/)
+})
+
+t.test('serverOptions: HTTPS with the profile, trustProxy from the same list', async (t) => {
+  const dir = tempDir()
+  const options = await serverOptions({ tls: { dir, profile: 'modern' }, proxyTrust: { trust: ['loopback', '10.0.0.1'] } })
+  t.equal(options.https?.minVersion, 'TLSv1.3')
+  t.match(String(options.https?.cert), /BEGIN CERTIFICATE/)
+  t.same(options.trustProxy, ['127.0.0.1/8', '::1/128', '10.0.0.1'])
+  const proxied = await serverOptions({ tls: { mode: 'proxy' }, proxyTrust: { trust: ['127.0.0.1'] } })
+  t.equal(proxied.https, null, 'no TLS in process behind a proxy')
+  const h2 = await serverOptions({ tls: { dir, http2: true } }) as unknown as { http2: boolean, https: { allowHTTP1: boolean } }
+  t.equal(h2.http2, true)
+  t.equal(h2.https.allowHTTP1, true, 'HTTP/1.1 clients still served')
+})
