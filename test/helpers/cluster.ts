@@ -8,14 +8,24 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateSelfSigned } from '../../tls/self-signed.js'
 import { freePort, tempDir } from './app.js'
 import { request } from './http.js'
 import { startRedis, type RedisServer } from './redis.js'
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
+// The package root, found from here whether this file runs from test/helpers or dist/test/helpers.
+function packageRoot (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!(existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'tsconfig.build.json')))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error('cannot find the package root (package.json) above test/helpers')
+    dir = parent
+  }
+  return dir
+}
+const ROOT = packageRoot()
 /** The built demo server every instance runs. */
 export const DEMO_SERVER = join(ROOT, 'dist', 'examples', 'demo', 'server.js')
 

@@ -1,0 +1,231 @@
+/**
+ * The Redis implementation of `SessionStore` (ioredis): server-side sessions shared by every
+ * instance of a fleet, expiring with the session, revocable one by one or all of a user's at once.
+ *
+ * Layout, under `prefix` (default `secure-https:`):
+ * - `s:<id>`  hash `{ d: JSON data, u: owner }`, TTL = the session's remaining lifetime;
+ * - `u:<owner>` set of the owner's session ids (for `revokeUser`), TTL = its longest session;
+ * - `r:<id>`  tombstone of a destroyed or revoked session, TTL = what the session had left, so
+ *   that a request still in flight when the session was revoked cannot write it back.
+ *
+ * Writes are Lua scripts (atomic), so the store needs a single Redis primary (with replicas or
+ * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import type { SessionStore, StoredSessionData } from './session-store.js'
+
+/** Where the store reports outages and recoveries (a Fastify or pino logger fits). */
+export interface StoreLogger {
+  error (fields: Record<string, unknown>, message: string): void
+  warn (fields: Record<string, unknown>, message: string): void
+  info (fields: Record<string, unknown>, message: string): void
+}
+
+/** Options of `redisSessionStore`. */
+export interface RedisSessionStoreOptions {
+  /** `redis://[:password@]host:port[/db]` or `rediss://` for TLS (env REDIS_URL). Ignored with `client`. */
+  url?: string
+  /** A client of your own (its options are yours; `close()` leaves it open). */
+  client?: Redis
+  /** Prefix of every key, to share a Redis with other data. Default `secure-https:`. */
+  prefix?: string
+  /** The session value that names its owner, for `revokeUser`. Default `user`. */
+  userKey?: string
+  /** Milliseconds a command may take before the request gets 503. Default 2000. */
+  commandTimeout?: number
+  /** Outages and recoveries are logged here (once per outage, not once per retry). */
+  log?: StoreLogger
+}
+
+/** A `SessionStore` in Redis, plus what an operator needs. */
+export interface RedisSessionStore extends SessionStore {
+  /**
+   * Ends every session of `user` (the value of `userKey` in the session) on every instance at
+   * once; returns how many were ended. Requests of those sessions still in flight cannot write
+   * them back.
+   */
+  revokeUser (user: string): Promise<number>
+  /** Resolves once connected, or rejects after `commandTimeout` (the client keeps retrying). */
+  ready (): Promise<void>
+  /** The ioredis client (for health checks and metrics). */
+  readonly client: Redis
+}
+
+/** The store could not answer; the request that needed the session gets 503. */
+export class SessionStoreUnavailableError extends Error {
+  readonly code = 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE'
+  readonly statusCode = 503
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SessionStoreUnavailableError'
+  }
+}
+
+// KEYS: session, tombstone, owner set. ARGV: data JSON, ttl s, id, owner ('' = none), owner-set prefix, prune threshold, session prefix.
+const SET_SCRIPT = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local old = redis.call('HGET', KEYS[1], 'u')
+if old and old ~= '' and old ~= ARGV[4] then redis.call('SREM', ARGV[5] .. old, ARGV[3]) end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+  if redis.call('SCARD', KEYS[3]) > tonumber(ARGV[6]) then
+    for _, sid in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+      if redis.call('EXISTS', ARGV[7] .. sid) == 0 then redis.call('SREM', KEYS[3], sid) end
+    end
+  end
+end
+return 1
+`
+
+// KEYS: session, tombstone. ARGV: id, owner-set prefix.
+const DESTROY_SCRIPT = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  local u = redis.call('HGET', KEYS[1], 'u')
+  if u and u ~= '' then redis.call('SREM', ARGV[2] .. u, ARGV[1]) end
+  redis.call('SET', KEYS[2], '1', 'PX', ttl)
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`
+
+// KEYS: owner set. ARGV: session prefix, tombstone prefix.
+const REVOKE_SCRIPT = `
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local ttl = redis.call('PTTL', ARGV[1] .. id)
+  if ttl > 0 then
+    redis.call('SET', ARGV[2] .. id, '1', 'PX', ttl)
+    redis.call('DEL', ARGV[1] .. id)
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+`
+
+/** A user's set is swept of ended sessions once it holds more ids than this. */
+const PRUNE_THRESHOLD = 64
+
+type ScriptClient = Redis & {
+  sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string, prune: number, sessionPrefix: string): Promise<number>
+  sessionDestroy (session: string, tombstone: string, id: string, ownerPrefix: string): Promise<number>
+  sessionRevoke (owners: string, sessionPrefix: string, tombstonePrefix: string): Promise<number>
+}
+
+function where (client: Redis): string {
+  const { host, port, path } = client.options
+  return path !== undefined && path !== null ? String(path) : `${host ?? 'localhost'}:${port ?? 6379}`
+}
+
+/**
+ * A Redis session store for `secureSession({ store })` (or SESSION_STORE=redis with REDIS_URL).
+ * Commands are not queued while Redis is away: they fail at once with a 503 error, and the client
+ * reconnects in the background (every 0.1 s to 2 s), so the app recovers by itself.
+ */
+export function redisSessionStore (options: RedisSessionStoreOptions = {}): RedisSessionStore {
+  const prefix = options.prefix ?? 'secure-https:'
+  const userKey = options.userKey ?? 'user'
+  const timeout = options.commandTimeout ?? 2000
+  const log = options.log
+  const ownClient = options.client === undefined
+  const clientOptions: RedisOptions = {
+    // Fail fast instead of queueing: a request waiting on a Redis that is down holds its socket.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: timeout,
+    commandTimeout: timeout,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+    lazyConnect: false
+  }
+  if (ownClient && options.url === undefined) {
+    throw new Error('redisSessionStore needs a url (REDIS_URL, e.g. redis://127.0.0.1:6379) or a client')
+  }
+  const client = (options.client ?? new Redis(options.url as string, clientOptions)) as ScriptClient
+  client.defineCommand('sessionSet', { numberOfKeys: 3, lua: SET_SCRIPT })
+  client.defineCommand('sessionDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT })
+  client.defineCommand('sessionRevoke', { numberOfKeys: 1, lua: REVOKE_SCRIPT })
+  const address = where(client)
+  const sessionKey = (id: string): string => `${prefix}s:${id}`
+  const tombstoneKey = (id: string): string => `${prefix}r:${id}`
+  const ownerKey = (owner: string): string => `${prefix}u:${owner}`
+
+  let downSince: number | null = null
+  let lastReason = 'not connected yet'
+  let closing = false
+  const onError = (error: Error & { code?: string }): void => {
+    lastReason = error.code ?? error.message
+    if (downSince !== null) return
+    downSince = Date.now()
+    log?.error({ redis: address, reason: lastReason }, `session store: Redis at ${address} is unreachable (${lastReason}); reconnecting in the background. Requests that need a session get 503 until it is back; other requests are served`)
+  }
+  const onReady = (): void => {
+    if (downSince !== null) log?.warn({ redis: address, downMs: Date.now() - downSince }, `session store: Redis at ${address} is back after ${Date.now() - downSince} ms; sessions work again`)
+    downSince = null
+  }
+  const onClose = (): void => {
+    if (downSince === null && !closing) onError(Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' }))
+  }
+  client.on('error', onError)
+  client.on('ready', onReady)
+  client.on('close', onClose)
+
+  async function run<T> (what: string, command: () => Promise<T>): Promise<T> {
+    if (client.status !== 'ready') {
+      throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} is ${client.status} (${lastReason}) during ${what}; the request needs its session and gets 503. Check that Redis is up and that REDIS_URL points to it`)
+    }
+    try {
+      return await command()
+    } catch (error) {
+      throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} failed during ${what} (${(error as Error).message}); the request gets 503. Check that Redis is up and that REDIS_URL points to it`, { cause: error })
+    }
+  }
+
+  const ownerOf = (data: StoredSessionData): string => {
+    const value = data[userKey]
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : ''
+  }
+
+  return {
+    client,
+    async get (id) {
+      const json = await run('get', () => client.hget(sessionKey(id), 'd'))
+      return json === null ? null : JSON.parse(json) as StoredSessionData
+    },
+    async set (id, data, ttlSeconds) {
+      const owner = ownerOf(data)
+      const ttl = Math.max(1, Math.ceil(ttlSeconds))
+      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, PRUNE_THRESHOLD, `${prefix}s:`))
+    },
+    async destroy (id) {
+      await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`))
+    },
+    async revokeUser (user) {
+      return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`))
+    },
+    async ready () {
+      if (client.status === 'ready') return
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          client.off('ready', ok)
+          reject(new SessionStoreUnavailableError(`session store: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
+        }, timeout)
+        const ok = (): void => { clearTimeout(timer); resolve() }
+        client.once('ready', ok)
+      })
+    },
+    async close () {
+      closing = true
+      client.off('error', onError)
+      client.off('ready', onReady)
+      client.off('close', onClose)
+      if (!ownClient) return
+      // quit() lets queued replies arrive; when Redis is away there is nothing to wait for.
+      if (client.status === 'ready') await client.quit().catch(() => {})
+      client.disconnect()
+    }
+  }
+}

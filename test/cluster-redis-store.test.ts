@@ -1,0 +1,138 @@
+/**
+ * The Redis session store against a real redis-server: expiry, destroy, per-user revocation that
+ * in-flight writes cannot undo, fast failures while Redis is down, and recovery when it is back.
+ */
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { redisSessionStore, SessionStoreUnavailableError, type StoreLogger } from '../plugins/session-store-redis.js'
+import { requirePrograms } from './helpers/external.js'
+import { startRedis } from './helpers/redis.js'
+
+function recordingLog (): StoreLogger & { lines: Array<{ level: string, message: string }> } {
+  const lines: Array<{ level: string, message: string }> = []
+  return {
+    lines,
+    error: (_fields, message) => { lines.push({ level: 'error', message }) },
+    warn: (_fields, message) => { lines.push({ level: 'warn', message }) },
+    info: (_fields, message) => { lines.push({ level: 'info', message }) }
+  }
+}
+
+const id = (n: number): string => `id${n}`.padEnd(43, 'x')
+
+t.test('redisSessionStore', async (t) => {
+  if (requirePrograms(t, ['redis-server', 'redis-cli']) === null) return
+  const redis = await startRedis()
+  t.teardown(() => redis.close())
+  const log = recordingLog()
+  const store = redisSessionStore({ url: redis.url, log, commandTimeout: 1000 })
+  t.teardown(() => store.close?.())
+  await store.ready()
+
+  t.test('stores data with the session lifetime as TTL, and destroys it', async (t) => {
+    await store.set(id(1), { user: 'alice', n: 1 }, 300)
+    t.same(await store.get(id(1)), { user: 'alice', n: 1 })
+    const ttl = Number(await redis.cli('ttl', `secure-https:s:${id(1)}`))
+    t.ok(ttl > 295 && ttl <= 300, `TTL is the session lifetime (${ttl})`)
+    t.equal(await store.get(id(2)), null, 'an unknown id is no session')
+    await store.destroy(id(1))
+    t.equal(await store.get(id(1)), null, 'destroyed')
+    await store.set(id(1), { user: 'alice', n: 2 }, 300)
+    t.equal(await store.get(id(1)), null, 'a late write of a destroyed session (a request in flight) does not bring it back')
+    await store.destroy(id(99))
+    t.pass('destroying an unknown id is not an error')
+  })
+
+  t.test('an entry expires with its TTL', async (t) => {
+    await store.set(id(3), { user: 'bob' }, 1)
+    t.same(await store.get(id(3)), { user: 'bob' })
+    await new Promise((resolve) => setTimeout(resolve, 2100))
+    t.equal(await store.get(id(3)), null, 'gone after its lifetime')
+  })
+
+  t.test('revokeUser ends every session of one user and no other', async (t) => {
+    await store.set(id(10), { user: 'carol' }, 300)
+    await store.set(id(11), { user: 'carol', theme: 'dark' }, 300)
+    await store.set(id(12), { user: 'dave' }, 300)
+    await store.set(id(13), { anonymous: true }, 300)
+    t.equal(await store.revokeUser('carol'), 2, 'two sessions revoked')
+    t.equal(await store.get(id(10)), null)
+    t.equal(await store.get(id(11)), null)
+    t.same(await store.get(id(12)), { user: 'dave' }, 'another user keeps theirs')
+    t.same(await store.get(id(13)), { anonymous: true }, 'a session without a user is untouched')
+    await store.set(id(11), { user: 'carol', theme: 'light' }, 300)
+    t.equal(await store.get(id(11)), null, 'a request of a revoked session still in flight cannot write it back')
+    t.equal(await store.revokeUser('carol'), 0, 'nothing left to revoke')
+    t.equal(await store.revokeUser('nobody'), 0)
+  })
+
+  t.test('a session whose user changes moves to the new user', async (t) => {
+    await store.set(id(20), { user: 'erin' }, 300)
+    await store.set(id(20), { user: 'frank' }, 300)
+    t.equal(await store.revokeUser('erin'), 0, 'no longer erin\'s')
+    t.equal(await redis.cli('sismember', 'secure-https:u:erin', id(20)), '0')
+    t.equal(await store.revokeUser('frank'), 1, 'now frank\'s')
+  })
+
+  t.test('a user\'s index is swept of ended sessions, so it does not grow without bound', async (t) => {
+    for (let i = 0; i < 70; i++) {
+      await store.set(id(1000 + i), { user: 'grace' }, 300)
+      await store.destroy(id(1000 + i))
+    }
+    // Destroy removes its id; expired ones are swept when the set passes the threshold.
+    for (let i = 0; i < 70; i++) await store.set(id(2000 + i), { user: 'grace' }, 1)
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    await store.set(id(3000), { user: 'grace' }, 300)
+    const size = Number(await redis.cli('scard', 'secure-https:u:grace'))
+    t.ok(size <= 2, `the index holds only live sessions after a sweep (${size})`)
+    t.equal(await store.revokeUser('grace'), 1)
+  })
+
+  t.test('while Redis is down every call fails at once with a 503 error, then recovers by itself', async (t) => {
+    await store.set(id(30), { user: 'heidi' }, 300)
+    await redis.stop()
+    const started = Date.now()
+    const error = await store.get(id(30)).then(() => null, (e: unknown) => e)
+    t.type(error, SessionStoreUnavailableError)
+    t.equal((error as SessionStoreUnavailableError).statusCode, 503)
+    t.match((error as Error).message, /Redis at 127\.0\.0\.1:\d+ .*503.*REDIS_URL/)
+    t.ok(Date.now() - started < 1500, 'it fails fast instead of queueing')
+    await t.rejects(store.set(id(31), { user: 'heidi' }, 300), { statusCode: 503 })
+    await t.rejects(store.destroy(id(30)), { statusCode: 503 })
+    await t.rejects(store.revokeUser('heidi'), { statusCode: 503 })
+    const outage = log.lines.filter((line) => line.level === 'error')
+    t.equal(outage.length, 1, 'the outage is logged once, not once per retry')
+    t.match(outage[0]?.message, /unreachable.*503 until it is back/)
+
+    await redis.start()
+    await store.ready()
+    t.equal(await store.get(id(30)), null, 'a restarted Redis without persistence has lost its sessions (they are fresh sessions, not errors)')
+    await store.set(id(32), { user: 'heidi' }, 300)
+    t.same(await store.get(id(32)), { user: 'heidi' }, 'writes work again')
+    t.match(log.lines.at(-1), { level: 'warn', message: /is back after \d+ ms/ })
+  })
+
+  t.test('a client of one\'s own is left open by close()', async (t) => {
+    const client = new Redis(redis.url)
+    const own = redisSessionStore({ client, prefix: 'other:' })
+    await own.ready()
+    await own.set(id(40), { user: 'ivan' }, 60)
+    t.equal(await client.exists(`other:s:${id(40)}`), 1, 'keys use the given prefix')
+    await own.close?.()
+    t.equal(client.status, 'ready', 'the caller still owns its client')
+    await client.quit()
+  })
+
+  t.test('options are checked', async (t) => {
+    t.throws(() => redisSessionStore({}), /needs a url \(REDIS_URL/)
+  })
+})
+
+t.test('ready() rejects with a clear message when Redis is not there', async (t) => {
+  const { freePort } = await import('./helpers/app.js')
+  const port = await freePort()
+  const store = redisSessionStore({ url: `redis://127.0.0.1:${port}`, commandTimeout: 300 })
+  t.teardown(() => store.close?.())
+  await t.rejects(store.ready(), { statusCode: 503, message: /did not answer within 300 ms .*REDIS_URL/ })
+  await t.rejects(store.get(id(1)), { statusCode: 503 })
+})
