@@ -8,8 +8,9 @@ import { chromium, type BrowserContext } from 'playwright-core'
 import { requirePrograms } from './external.js'
 import { tempDir } from './app.js'
 
+/** What launchChromium needs of a tap test (tap's own `skip` typings insist on a callback). */
 interface BrowserTest {
-  skip (message: string): void
+  skip: unknown
   teardown (fn: () => unknown): void
 }
 
@@ -43,7 +44,7 @@ export const baseChromiumArgs: readonly string[] = [
  * the test when chromium is not installed (under CI=true that throws instead). Closed in teardown.
  */
 export async function launchChromium (t: BrowserTest, options: LaunchChromiumOptions = {}): Promise<LaunchedChromium | null> {
-  const bins = requirePrograms(t, ['chromium'])
+  const bins = requirePrograms(t as Parameters<typeof requirePrograms>[0], ['chromium'])
   if (bins === null) return null
   const dir = tempDir('secure-https-chromium-')
   let context: BrowserContext
