@@ -5,7 +5,7 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.js'
 import { trustProxyValue } from './schemas/proxy-trust.js'
-import { profileOptions } from './tls/profiles.js'
+import { profileOptions, sessionResumptionOptions } from './tls/profiles.js'
 import { createSource, terminatesTls } from './tls/sources.js'
 
 /**
@@ -24,10 +24,10 @@ export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsSer
   const tls = config.tls
   if (tls === false || !terminatesTls(tls.mode)) return null
   const pair = await createSource(tls).load()
-  const options: HttpsServerOptions = { ...profileOptions(tls.profile), key: pair.key, cert: pair.cert }
+  // Tickets are on by default in Node; shared keys (TLS_TICKET_KEYS) let instances resume each other's.
+  const options: HttpsServerOptions = { ...profileOptions(tls.profile), ...sessionResumptionOptions(tls.ticketKeys), key: pair.key, cert: pair.cert }
   if (pair.ca !== undefined) options.ca = pair.ca
   if (pair.passphrase !== undefined) options.passphrase = pair.passphrase
-  if (tls.ticketKeys[0] !== undefined) options.ticketKeys = tls.ticketKeys[0]
   return options
 }
 
@@ -41,6 +41,7 @@ export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOpti
   const https = await httpsOptions(resolved)
   const trustProxy = resolved.proxyTrust === false ? false : trustProxyValue(resolved.proxyTrust.trust)
   if (https !== null && resolved.tls !== false && resolved.tls.http2) {
+    // allowHTTP1: ALPN offers h2 and http/1.1, and clients without ALPN get HTTP/1.1.
     // Typed as HTTPS on purpose: see FastifyServerOptionsFromConfig.
     return { http2: true, https: { ...https, allowHTTP1: true }, trustProxy } as unknown as FastifyServerOptionsFromConfig
   }

@@ -9,16 +9,21 @@ import type { SecureContextOptions } from 'node:tls'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.js'
-import { uncoveredHosts } from '../tls/inspect.js'
-import { profileOptions } from '../tls/profiles.js'
+import { pairDigest } from '../tls/files-source.js'
+import { chainWarnings, uncoveredHosts } from '../tls/inspect.js'
+import { profileOptions, sessionResumptionOptions } from '../tls/profiles.js'
+import { SELF_SIGNED_RENEW_DAYS } from '../tls/self-signed.js'
 import type { CertificatePair, CertificateSource } from '../tls/source.js'
 import { createSource, terminatesTls } from '../tls/sources.js'
+import { acmeChallenges } from './acme-challenge.js'
 import { securityEvent } from './events.js'
 import { constructionOptions, isTlsServer } from './instance.js'
 
 /** What `fastify.tls.status()` reports. */
 export interface TlsStatus {
   mode: TlsMode
+  /** Where the certificate comes from: the files, the cache directory, or the ACME directory. */
+  source: string
   profile: TlsProfile
   http2: boolean
   subject: string
@@ -36,6 +41,15 @@ export interface TlsStatus {
   lastReload: Date | null
   /** Message of the last failed reload, or null once a later one succeeds. */
   lastReloadError: string | null
+  /** When the last reload failed, or null once a later one succeeds. */
+  lastReloadErrorAt: Date | null
+  /**
+   * What is wrong with the certificate being served but does not stop it from serving: names in
+   * ALLOWED_HOSTS it does not cover, a chain without its intermediates, an intermediate out of date.
+   */
+  warnings: string[]
+  /** `shared` when TLS_TICKET_KEYS is set (instances resume each other's sessions), else `per-process`. */
+  sessionTickets: 'shared' | 'per-process'
 }
 
 /** The `fastify.tls` decorator. */
@@ -89,28 +103,52 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
       : 'the instance is HTTP/2 but HTTP2 is not set in the config; set HTTP2=true (tls.http2) or build the instance without http2')
   }
 
-  const server = fastify.server as unknown as { setSecureContext (options: SecureContextOptions): void, setTicketKeys? (keys: Buffer): void }
+  const server = fastify.server as unknown as { setSecureContext (options: SecureContextOptions): void, getTicketKeys? (): Buffer }
   const source = injected ?? createSource(config)
+  if (config.mode === 'acme') acmeChallenges(fastify, source)
   const profile = profileOptions(config.profile)
+  const resumption = sessionResumptionOptions(config.ticketKeys)
+  // The self-signed source renews at SELF_SIGNED_RENEW_DAYS left; warning before that would be noise.
+  const thresholds = [...config.expiryWarningDays]
+    .filter((days) => config.mode !== 'self-signed' || days < SELF_SIGNED_RENEW_DAYS)
+    .sort((a, b) => a - b)
   const warned = new Set<number>()
   let current: CertificatePair = await source.load()
   let loadedAt = new Date()
   let lastReload: Date | null = null
   let lastReloadError: string | null = null
+  let lastReloadErrorAt: Date | null = null
+  let warnings: string[] = []
 
   function apply (pair: CertificatePair): void {
-    const context: SecureContextOptions = { ...profile, key: pair.key, cert: pair.cert }
+    // setSecureContext() builds the context from these options alone: the profile must be passed
+    // again, or Node's defaults (CBC suites, RSA key exchange) come back. Without shared keys, the
+    // server's own ticket keys are carried over so sessions resume across a reload too.
+    const context: SecureContextOptions = { ...profile, ...resumption, key: pair.key, cert: pair.cert }
+    if (context.ticketKeys === undefined && typeof server.getTicketKeys === 'function') context.ticketKeys = server.getTicketKeys()
     if (pair.ca !== undefined) context.ca = pair.ca
     if (pair.passphrase !== undefined) context.passphrase = pair.passphrase
     server.setSecureContext(context)
     current = pair
     loadedAt = new Date()
     warned.clear()
+    warnings = certificateWarnings(pair)
+    for (const warning of warnings) fastify.log.warn({ fingerprint: pair.info.fingerprint }, `TLS certificate: ${warning}`)
+  }
+
+  function certificateWarnings (pair: CertificatePair): string[] {
+    const found = chainWarnings(pair.cert)
+    const missing = uncoveredHosts(pair.info.sans, config.hosts)
+    // ACME certifies ACME_DOMAINS; the names it leaves out are that plugin's to report.
+    if (missing.length > 0 && config.mode !== 'acme') {
+      found.push(`it does not cover ${missing.join(', ')} from ALLOWED_HOSTS, so browsers will refuse those names; get a certificate that lists them, or remove them from ALLOWED_HOSTS`)
+    }
+    return found
   }
 
   function checkExpiry (): void {
     const daysLeft = (current.info.notAfter.getTime() - Date.now()) / DAY
-    for (const threshold of [...config.expiryWarningDays].sort((a, b) => a - b)) {
+    for (const threshold of thresholds) {
       if (daysLeft <= threshold) {
         if (!warned.has(threshold)) {
           warned.add(threshold)
@@ -123,34 +161,40 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   }
 
   function onUpdate (pair: CertificatePair, reason: string): void {
-    apply(pair)
+    try {
+      apply(pair)
+    } catch (error) {
+      // Node refused the pair (an option OpenSSL rejects); the previous context is still in place.
+      onError(error as Error)
+      return
+    }
     lastReload = loadedAt
     lastReloadError = null
+    lastReloadErrorAt = null
     fastify.log.info({ fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter.toISOString(), reason }, 'TLS certificate reloaded')
     checkExpiry()
   }
 
   function onError (error: Error): void {
     lastReloadError = error.message
+    lastReloadErrorAt = new Date()
     securityEvent(fastify.log, 'tls.reload-failed', { reason: error.message, mode: config.mode, servingFingerprint: current.info.fingerprint },
       `TLS certificate reload failed, still serving the previous certificate: ${error.message}`)
   }
 
   apply(current)
-  if (config.ticketKeys[0] !== undefined && typeof server.setTicketKeys === 'function') {
-    // Node holds one ticket key set; the newest one encrypts, so instances sharing it resume each other's sessions.
-    server.setTicketKeys(config.ticketKeys[0])
-  }
-  const missing = uncoveredHosts(current.info.sans, config.hosts)
-  if (missing.length > 0 && config.mode !== 'acme') {
-    fastify.log.warn({ missing }, `the TLS certificate does not cover ${missing.join(', ')} (ALLOWED_HOSTS); browsers will refuse those names`)
-  }
+  const sourceDescription = config.mode === 'files'
+    ? `files: ${[config.certFile, config.keyFile, config.caFile].filter((p) => p !== undefined).join(', ')}`
+    : config.mode === 'acme' ? `acme: ${config.acme.directory}` : `${config.mode}: ${config.dir}`
+  // Manual reloads and source updates are applied one at a time, in order.
+  let reloading: Promise<unknown> = Promise.resolve()
 
   const control: TlsControl = {
     status () {
       const { info } = current
       return {
         mode: config.mode,
+        source: injected === undefined ? sourceDescription : `${source.mode}: provided source`,
         profile: config.profile,
         http2: config.http2,
         subject: info.subject,
@@ -163,19 +207,29 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
         selfSigned: info.selfSigned,
         loadedAt,
         lastReload,
-        lastReloadError
+        lastReloadError,
+        lastReloadErrorAt,
+        warnings: warnings.slice(),
+        sessionTickets: resumption.ticketKeys === undefined ? 'per-process' : 'shared'
       }
     },
-    async reload () {
-      let pair: CertificatePair
-      try {
-        pair = await source.load()
-      } catch (error) {
-        onError(error as Error)
-        throw error
-      }
-      if (pair.info.fingerprint !== current.info.fingerprint || pair.key !== current.key) onUpdate(pair, 'manual reload')
-      return control.status()
+    reload () {
+      const run = reloading.then(async () => {
+        let pair: CertificatePair
+        try {
+          pair = await source.load()
+        } catch (error) {
+          onError(error as Error)
+          throw error
+        }
+        if (pairDigest(pair) !== pairDigest(current)) {
+          onUpdate(pair, 'manual reload')
+          if (current !== pair) throw new Error(lastReloadError ?? 'the new certificate could not be applied')
+        }
+        return control.status()
+      })
+      reloading = run.catch(() => {})
+      return run
     }
   }
   fastify.decorate('tls', control)

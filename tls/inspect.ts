@@ -101,18 +101,49 @@ export function uncoveredHosts (sans: readonly string[], hosts: readonly string[
   return hosts.filter((host) => !sans.some((san) => nameMatches(san, host)))
 }
 
-/** Problems with a PEM chain: leaf first, each certificate issued by the next. */
+/** Problems with a PEM chain that make it unusable: a certificate that cannot be parsed, or the wrong order. */
 export function chainProblems (certPem: string | Buffer): string[] {
-  const certs = splitPemCertificates(certPem).map((pem) => new X509Certificate(pem))
+  const certs: X509Certificate[] = []
   const problems: string[] = []
+  splitPemCertificates(certPem).forEach((pem, i) => {
+    try {
+      certs.push(new X509Certificate(pem))
+    } catch (error) {
+      problems.push(`certificate ${i + 1} in the chain cannot be parsed (${(error as Error).message})`)
+    }
+  })
+  if (problems.length > 0) return problems
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i] as X509Certificate
     const parent = certs[i + 1] as X509Certificate
-    if (!child.checkIssued(parent)) {
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
       problems.push(`certificate ${i + 2} in the chain did not issue certificate ${i + 1}; order the file leaf first, then each issuer (certbot's fullchain.pem is in this order)`)
     }
   }
   return problems
+}
+
+/**
+ * Problems with a chain that still works for some clients: a leaf served without its intermediates
+ * (browsers that have cached them cope, curl, Android and API clients fail), or an intermediate out
+ * of date.
+ */
+export function chainWarnings (certPem: string | Buffer, now = Date.now()): string[] {
+  const pems = splitPemCertificates(certPem)
+  const warnings: string[] = []
+  const first = pems[0]
+  if (first === undefined) return warnings
+  const leaf = new X509Certificate(first)
+  if (pems.length === 1 && !(leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey))) {
+    warnings.push(`the certificate file holds only the leaf certificate, without the intermediates of its issuer (${leaf.issuer.replace(/\n/g, ', ')}); clients that do not have them cached will reject the site. Point TLS_CERT_FILE at the full chain (certbot: fullchain.pem, not cert.pem)`)
+  }
+  pems.slice(1).forEach((pem, i) => {
+    const cert = new X509Certificate(pem)
+    if (new Date(cert.validTo).getTime() <= now) {
+      warnings.push(`certificate ${i + 2} in the chain (${cert.subject.replace(/\n/g, ', ')}) expired on ${new Date(cert.validTo).toISOString()}; fetch the current chain from the CA (certbot: fullchain.pem)`)
+    }
+  })
+  return warnings
 }
 
 /**

@@ -1,6 +1,11 @@
 /**
- * TLS settings after Mozilla's server-side TLS guidelines (version 5.7):
- * https://wiki.mozilla.org/Security/Server_Side_TLS
+ * TLS settings after Mozilla's server-side TLS guidelines (version 6):
+ * https://wiki.mozilla.org/Security/Server_Side_TLS and https://ssl-config.mozilla.org/
+ *
+ * Node's own defaults accept TLS 1.2 with CBC suites and with RSA key exchange (no forward secrecy),
+ * among others; a profile replaces both the protocol range and the whole TLS 1.2 cipher list, so
+ * nothing outside it can be negotiated. The same options are passed at construction
+ * (`serverOptions`) and on every `setSecureContext()`, which otherwise falls back to Node's defaults.
  */
 import type { SecureContextOptions } from 'node:tls'
 import type { TlsProfile } from '../schemas/tls.js'
@@ -8,7 +13,7 @@ import type { TlsProfile } from '../schemas/tls.js'
 /** TLS 1.3 suites, all AEAD; OpenSSL enables the same three by default. */
 export const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
 
-/** TLS 1.2 suites of the intermediate profile: ECDHE key exchange and AEAD only (no CBC, no RSA kx). */
+/** TLS 1.2 suites of the intermediate profile: ECDHE key exchange and AEAD only (no CBC, no RSA kx, no DHE). */
 export const INTERMEDIATE_TLS12_SUITES = [
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',
@@ -27,9 +32,11 @@ export type ProfileOptions = Required<Pick<SecureContextOptions, 'minVersion' | 
 /**
  * The context options of a profile. Mozilla lets the client choose the suite in both profiles: every
  * suite offered is strong, and a phone without AES instructions knows best that ChaCha20 is faster.
+ * Server preference would only matter if a weak suite were on the list, and none is.
  */
 export function profileOptions (profile: TlsProfile): ProfileOptions {
   if (profile === 'modern') {
+    // No TLS 1.2 names at all: Node then leaves the TLS 1.2 list empty, and 1.3 is the only protocol.
     return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: TLS13_SUITES.join(':'), ecdhCurve: ECDH_CURVES, honorCipherOrder: false }
   }
   return {
@@ -39,4 +46,29 @@ export function profileOptions (profile: TlsProfile): ProfileOptions {
     ecdhCurve: ECDH_CURVES,
     honorCipherOrder: false
   }
+}
+
+/**
+ * Session context shared by every instance that shares ticket keys. OpenSSL resumes a session only
+ * in the context it was made in, and Node's default context is a hash of the process's command
+ * line, which differs between instances started differently (`node server.js`, a process manager,
+ * a different path): without a fixed value, shared keys would decrypt the ticket and still refuse it.
+ */
+export const SHARED_SESSION_ID_CONTEXT = 'fastify-secure-https'
+
+/** Options for TLS session resumption. */
+export interface SessionResumptionOptions {
+  ticketKeys?: Buffer
+  sessionIdContext?: string
+}
+
+/**
+ * Session resumption options for the configured ticket keys (TLS_TICKET_KEYS, newest first). Node
+ * holds one 48-byte key set per server, so the newest key is the one used to issue and to accept
+ * tickets; older ones cannot be handed to Node (see docs/tls.md for rotation).
+ */
+export function sessionResumptionOptions (ticketKeys: readonly Buffer[]): SessionResumptionOptions {
+  const newest = ticketKeys[0]
+  if (newest === undefined) return {}
+  return { ticketKeys: newest, sessionIdContext: SHARED_SESSION_ID_CONTEXT }
 }
