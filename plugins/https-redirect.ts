@@ -15,6 +15,7 @@ import { parseOptions } from '../schemas/common.js'
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.js'
 import { eventLimiter, securityEvent } from './events.js'
 import { hostnameOf } from './instance.js'
+import { secureTest, type SecureTest } from './secure-request.js'
 
 /** The `fastify.httpsRedirect` decorator. */
 export interface HttpsRedirectControl {
@@ -86,8 +87,12 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
 
   if (config.mode === 'hook') {
     fastify.decorate('httpsRedirect', { address: () => null })
+    // Chosen once every plugin is registered: proxyTrust's `request.secure` (X-Forwarded-Proto and,
+    // when enabled, Forwarded, from trusted peers only) if it is there, else `request.protocol`.
+    let isSecure: SecureTest = (request) => request.protocol === 'https'
+    fastify.addHook('onReady', async () => { isSecure = secureTest(fastify) })
     fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.protocol === 'https') return
+      if (isSecure(request)) return
       const decision = decide(request.method, request.url, request.host)
       if (decision.kind === 'pass') return
       if (decision.kind === 'unknown-host') {

@@ -10,7 +10,7 @@ import fp from 'fastify-plugin'
 import proxyAddr from 'proxy-addr'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
-import { proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
+import { expandPresets, HOP_COUNT_MESSAGE, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent } from './events.js'
 import { constructionOptions } from './instance.js'
 
@@ -18,14 +18,21 @@ declare module 'fastify' {
   interface FastifyRequest {
     /**
      * True when the request arrived over TLS: on this socket, or at a trusted proxy that says so in
-     * X-Forwarded-Proto (or Forwarded, with `forwarded: true`). False when the two headers disagree.
+     * X-Forwarded-Proto (or Forwarded, with `forwarded: true`). False when the two headers disagree,
+     * and whatever the headers say when the peer is not a trusted proxy.
      * From fastify-secure-https's proxyTrust plugin.
      */
     secure: boolean
+    /**
+     * The RFC 7239 Forwarded element added by the trusted proxy in front of the app (its `for`,
+     * `proto`, `host` and `by`), or null: when `forwarded` is off, the peer is not trusted, or the
+     * header is missing or malformed. From fastify-secure-https's proxyTrust plugin.
+     */
+    forwarded: ForwardedElement | null
   }
 }
 
-/** One element of an RFC 7239 Forwarded header. */
+/** One element of an RFC 7239 Forwarded header; `proto` is lower-cased, quotes are removed. */
 export interface ForwardedElement {
   for?: string
   proto?: string
@@ -33,9 +40,13 @@ export interface ForwardedElement {
   by?: string
 }
 
+const FORWARDED_KEYS = new Set(['for', 'proto', 'host', 'by'])
+
 /**
  * Parses the last element of a Forwarded header: the one added by the nearest proxy, the only one
- * that proxy vouches for. Returns null for a header that does not parse.
+ * that proxy vouches for (the others were written by whoever came before it, the client included).
+ * Several Forwarded header lines arrive joined by commas, so the last line's last element wins.
+ * Returns null for an element that does not parse, or that repeats a parameter (RFC 7239 section 4).
  */
 export function lastForwardedElement (header: string): ForwardedElement | null {
   let end = header.length
@@ -53,33 +64,46 @@ export function lastForwardedElement (header: string): ForwardedElement | null {
   const element: ForwardedElement = {}
   const text = header.slice(start, end)
   const pairs = text.match(/[^;"]+(?:"(?:[^"\\]|\\.)*"[^;"]*)*/g) ?? []
+  const seen = new Set<string>()
   for (const pair of pairs) {
+    if (pair.trim() === '') continue
     const eq = pair.indexOf('=')
     if (eq === -1) return null
     const key = pair.slice(0, eq).trim().toLowerCase()
+    if (seen.has(key)) return null
+    seen.add(key)
     let value = pair.slice(eq + 1).trim()
     if (value.startsWith('"')) {
       if (!value.endsWith('"') || value.length < 2) return null
       value = value.slice(1, -1).replace(/\\(.)/g, '$1')
     }
-    if (key === 'for' || key === 'proto' || key === 'host' || key === 'by') element[key] = key === 'proto' ? value.toLowerCase() : value
+    if (FORWARDED_KEYS.has(key)) element[key as keyof ForwardedElement] = key === 'proto' ? value.toLowerCase() : value
   }
-  return element
+  return seen.size === 0 ? null : element
 }
 
-function lastEntry (value: string): string {
+/**
+ * The last entry of a comma-separated header value, as Fastify's `request.protocol` and
+ * `request.host` read X-Forwarded-Proto and X-Forwarded-Host: a proxy that appends adds its own
+ * value last, and repeated header lines arrive joined by commas. @internal
+ */
+export function lastEntry (value: string): string {
   const comma = value.lastIndexOf(',')
   return (comma === -1 ? value : value.slice(comma + 1)).trim().toLowerCase()
 }
 
-function normalizeTrust (value: unknown): string {
+/** A trustProxy value in a comparable form: presets expanded, sorted. @internal */
+export function describeTrust (value: unknown): string {
   if (value === undefined || value === null || value === false) return 'false'
   if (value === true) return 'true'
-  if (typeof value === 'number') return `hop count ${value}`
+  if (typeof value === 'number') return `the hop count ${value}`
   if (typeof value === 'function') return 'a function'
-  const list = typeof value === 'string' ? value.split(',') : Array.isArray(value) ? value as string[] : []
-  return list.map((entry) => String(entry).trim()).sort().join(',')
+  const list = typeof value === 'string' ? value.split(',') : Array.isArray(value) ? value.map(String) : []
+  const entries = expandPresets(list.map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== ''))
+  return entries.length === 0 ? 'false' : [...new Set(entries)].sort().join(',')
 }
+
+const FORWARDING_HEADERS = ['x-forwarded-proto', 'x-forwarded-for', 'x-forwarded-host', 'forwarded'] as const
 
 const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function proxyTrustPlugin (fastify: FastifyInstance, options) {
   const config = parseOptions(proxyTrustSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'proxyTrust')
@@ -87,11 +111,14 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
 
   const constructed = constructionOptions(fastify)
   if (constructed !== undefined) {
-    const expected = normalizeTrust(trustValue)
-    const actual = normalizeTrust(constructed.trustProxy)
+    const expected = describeTrust(trustValue)
+    const actual = describeTrust(constructed.trustProxy)
     if (expected !== actual) {
+      const why = typeof constructed.trustProxy === 'number'
+        ? ` (${HOP_COUNT_MESSAGE})`
+        : typeof constructed.trustProxy === 'function' ? ' (a function cannot be checked against TRUST_PROXY)' : ''
       throw new ERR_INSTANCE_MISMATCH(
-        `the instance was built with trustProxy ${actual} but proxyTrust says ${expected}; Fastify fixes trustProxy at construction, ` +
+        `the instance was built with trustProxy ${actual}${why} but proxyTrust.trust (TRUST_PROXY) says ${expected}; Fastify fixes trustProxy at construction, ` +
         'so build it with the suite\'s options: Fastify({ ...(await serverOptions(config)) })')
     }
   }
@@ -106,20 +133,34 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
       : (() => { const compiled = proxyAddr.compile(trustValue); return (address: string) => compiled(address, 0) })()
   const useForwarded = config.forwarded
 
+  function isTrustedPeer (request: FastifyRequest): boolean {
+    const peer = request.raw.socket.remoteAddress
+    return peer !== undefined && trusted(peer)
+  }
+
   fastify.decorateRequest('secure', {
     getter (this: FastifyRequest): boolean {
       const socket = this.raw.socket
       if ((socket as { encrypted?: boolean }).encrypted === true) return true
-      const peer = socket.remoteAddress
-      if (peer === undefined || !trusted(peer)) return false
+      if (!isTrustedPeer(this)) return false
       const headers = this.headers
       const xfp = headers['x-forwarded-proto']
       const fromXfp = typeof xfp === 'string' ? lastEntry(xfp) : undefined
       if (!useForwarded) return fromXfp === 'https'
       const forwarded = headers.forwarded
       const fromForwarded = typeof forwarded === 'string' ? lastForwardedElement(forwarded)?.proto : undefined
+      // Two proxies (or a proxy and a client it let through) telling different stories: believe neither.
       if (fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded) return false
       return (fromForwarded ?? fromXfp) === 'https'
+    }
+  })
+
+  fastify.decorateRequest('forwarded', {
+    getter (this: FastifyRequest): ForwardedElement | null {
+      if (!useForwarded) return null
+      const forwarded = this.headers.forwarded
+      if (typeof forwarded !== 'string' || !isTrustedPeer(this)) return null
+      return lastForwardedElement(forwarded)
     }
   })
 
@@ -138,16 +179,15 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
       done()
       return
     }
-    const peer = request.raw.socket.remoteAddress
-    if (peer === undefined || !trusted(peer)) {
-      report(request, 'proxy.untrusted-forwarded', 'ignored forwarding headers from a peer that is not a trusted proxy', {
-        headers: ['x-forwarded-proto', 'x-forwarded-for', 'x-forwarded-host', 'forwarded'].filter((name) => headers[name] !== undefined)
+    if (!isTrustedPeer(request)) {
+      report(request, 'proxy.untrusted-forwarded', 'ignored forwarding headers from a peer that is not a trusted proxy (TRUST_PROXY); a client trying to pose as HTTPS or as another IP, or a proxy missing from TRUST_PROXY', {
+        headers: FORWARDING_HEADERS.filter((name) => headers[name] !== undefined)
       })
     } else if (useForwarded && typeof xfp === 'string' && typeof forwarded === 'string') {
       const a = lastEntry(xfp)
       const b = lastForwardedElement(forwarded)?.proto
       if (b !== undefined && a !== b) {
-        report(request, 'proxy.conflicting-forwarded', 'X-Forwarded-Proto and Forwarded disagree; treating the request as not secure', { xForwardedProto: a, forwardedProto: b })
+        report(request, 'proxy.conflicting-forwarded', 'X-Forwarded-Proto and Forwarded disagree; treating the request as not secure. Make the proxy set (not pass through) both headers, or remove one', { xForwardedProto: a, forwardedProto: b })
       }
     }
     done()
