@@ -41,10 +41,20 @@ export const acmeSchema = z.strictObject({
     }),
   caFile: z.string().min(1).optional(),
   agreeTos: z.boolean().default(false),
-  /** How often the certificate's age is checked, in seconds. */
+  /** How often the certificate's age is checked at most, in seconds (also when it is due sooner). */
   checkInterval: z.number().int().min(1).default(12 * 3600),
   /** Fraction of the lifetime left at which a certificate is renewed. */
-  renewWhenRemaining: z.number().gt(0).lt(1).default(1 / 3)
+  renewWhenRemaining: z.number().gt(0).lt(1).default(1 / 3),
+  /**
+   * Seconds before the first retry of a failed order; each further failure doubles it. Five minutes
+   * keeps a broken setup below Let's Encrypt's 5 failed validations per name per hour.
+   */
+  retryDelay: z.number().positive().default(300),
+  /** Longest wait between two attempts, in seconds (a Retry-After from the CA can be longer). */
+  retryMaxDelay: z.number().positive().default(86_400)
+}).refine((value) => value.retryMaxDelay >= value.retryDelay, {
+  path: ['retryMaxDelay'],
+  error: 'must be at least retryDelay: it caps the doubling delay between failed ACME orders'
 })
 
 /** Options of the `tls` plugin (the input a user passes; the resolved type is its output). */
@@ -72,7 +82,7 @@ export const tlsSchema = z.strictObject({
   if (value.mode === 'acme') {
     if (value.acme.domains.length === 0) ctx.addIssue({ code: 'custom', path: ['acme', 'domains'], message: 'is required with TLS_MODE=acme; list the names to certify, e.g. example.com,www.example.com' })
     if (value.acme.email === undefined) ctx.addIssue({ code: 'custom', path: ['acme', 'email'], message: 'is required with TLS_MODE=acme; give the contact address for the ACME account' })
-    if (!value.acme.agreeTos) ctx.addIssue({ code: 'custom', path: ['acme', 'agreeTos'], message: 'must be true with TLS_MODE=acme: the CA requires you to accept its terms of service; read them and set ACME_AGREE_TOS=true' })
+    if (!value.acme.agreeTos) ctx.addIssue({ code: 'custom', path: ['acme', 'agreeTos'], message: 'must be true with TLS_MODE=acme: the CA requires you to accept its terms of service (Let\'s Encrypt: https://letsencrypt.org/repository/); read them and set ACME_AGREE_TOS=true' })
   }
   if (value.production && (value.mode === 'self-signed' || value.mode === 'off')) {
     ctx.addIssue({
