@@ -1,0 +1,121 @@
+/**
+ * A real haproxy (Debian's 2.6) terminating TLS in front of an app on loopback, with an HTTPS and a
+ * plain HTTP front end. haproxy 2.6 has no `option forwarded` (2.7 added it), so the RFC 7239
+ * Forwarded header is written by hand, as docs/proxy-trust.md shows.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { generateSelfSigned } from '../../tls/self-signed.js'
+import { freePort, tempDir } from './app.js'
+import { stopProcess, waitForPort } from './proxy-process.js'
+
+/**
+ * The lines of each front end that decide what the app hears, exactly as docs/proxy-trust.md shows
+ * them (a test checks the page still contains each line). `PROTO` is https or http.
+ * Every forwarding header is replaced or removed, so nothing the client sent reaches the app.
+ */
+export const HAPROXY_FORWARDED_LINES = [
+  'option forwardfor',
+  'http-request del-header X-Forwarded-Proto',
+  'http-request del-header X-Forwarded-Host',
+  'http-request set-header Forwarded "for=%[src];proto=PROTO;host=\\"%[req.hdr(host)]\\""'
+] as const
+
+/** The same, for a proxy that also sets X-Forwarded-Proto (the app then works without TRUST_FORWARDED). */
+export const HAPROXY_X_FORWARDED_PROTO_LINE = 'http-request set-header X-Forwarded-Proto PROTO'
+
+export interface HaproxyOptions {
+  /** Port of the app haproxy proxies to, on 127.0.0.1. */
+  upstreamPort: number
+  /** Also set X-Forwarded-Proto (default false: Forwarded only). */
+  xForwardedProto?: boolean
+  /** Path of the haproxy binary (default: from PATH). */
+  bin?: string
+}
+
+export interface Haproxy {
+  /** https://localhost:PORT */
+  httpsUrl: string
+  /** http://localhost:PORT */
+  httpUrl: string
+  httpsPort: number
+  httpPort: number
+  /** The certificate haproxy serves (PEM), to trust in clients. */
+  ca: string
+  /** The configuration file haproxy runs with. */
+  config: string
+  /** Stops haproxy by its PID and removes its folder. */
+  stop (): Promise<void>
+}
+
+function frontEndLines (proto: 'https' | 'http', xForwardedProto: boolean): string {
+  const lines: string[] = [...HAPROXY_FORWARDED_LINES]
+  if (xForwardedProto) lines.push(HAPROXY_X_FORWARDED_PROTO_LINE)
+  return lines.map((line) => `  ${line.replace('PROTO', proto)}`).join('\n')
+}
+
+/** The haproxy.cfg the tests run. */
+export function haproxyConfig (dir: string, ports: { https: number, http: number, upstream: number }, xForwardedProto = false): string {
+  return `global
+  maxconn 256
+
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+  timeout http-keep-alive 5s
+
+frontend https
+  bind 127.0.0.1:${ports.https} ssl crt ${join(dir, 'haproxy.pem')} alpn h2,http/1.1
+${frontEndLines('https', xForwardedProto)}
+  default_backend app
+
+frontend http
+  bind 127.0.0.1:${ports.http}
+${frontEndLines('http', xForwardedProto)}
+  default_backend app
+
+backend app
+  server app 127.0.0.1:${ports.upstream}
+`
+}
+
+/** Starts haproxy in front of the app on free ports; resolves once both ports accept connections. */
+export async function startHaproxy (options: HaproxyOptions): Promise<Haproxy> {
+  const dir = tempDir('secure-https-haproxy-')
+  let child: ChildProcess | null = null
+  const stop = async (): Promise<void> => {
+    await stopProcess(child)
+    child = null
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const pair = await generateSelfSigned([])
+    writeFileSync(join(dir, 'haproxy.pem'), `${pair.cert}\n${pair.key}\n`, { mode: 0o600 })
+    const httpsPort = await freePort()
+    const httpPort = await freePort()
+    const config = haproxyConfig(dir, { https: httpsPort, http: httpPort, upstream: options.upstreamPort }, options.xForwardedProto ?? false)
+    writeFileSync(join(dir, 'haproxy.cfg'), config)
+    const started = spawn(options.bin ?? 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = started
+    let output = ''
+    started.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    started.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    await waitForPort(started, httpsPort, 'haproxy', () => output)
+    await waitForPort(started, httpPort, 'haproxy', () => output)
+    return {
+      httpsUrl: `https://localhost:${httpsPort}`,
+      httpUrl: `http://localhost:${httpPort}`,
+      httpsPort,
+      httpPort,
+      ca: pair.cert,
+      config,
+      stop
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Child processes for the proxy tests: waiting for a port, stopping by PID, and the demo app
+ * (`node dist/examples/demo/server.js`, so `npm run build` first) run with a given environment,
+ * its JSON log lines kept for assertions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { environmentVariables } from '../../schemas/env.js'
+import { freePort, tempDir } from './app.js'
+import { DEMO_SERVER, sessionKey } from './cluster.js'
+import type { LogLine } from './logs.js'
+
+function exited (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+/** Stops a child by its PID: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopProcess (child: ChildProcess | null, graceMs = 3000): Promise<void> {
+  if (child === null || child.exitCode !== null || child.signalCode !== null) return
+  const gone = exited(child)
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await gone
+  clearTimeout(timer)
+}
+
+function accepts (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Resolves once 127.0.0.1:port accepts a connection; rejects if the child exits first or after `timeoutMs`. */
+export async function waitForPort (child: ChildProcess, port: number, name: string, output: () => string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening on ${port}:\n${output()}`)
+    if (await accepts(port)) return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms:\n${output()}`)
+}
+
+export interface DemoProcess {
+  port: number
+  /** http://127.0.0.1:PORT: the app itself, plain HTTP, as the proxy reaches it. */
+  url: string
+  /** Every JSON log line written so far. */
+  lines: LogLine[]
+  /** Lines carrying the given security event. */
+  events (name: string): LogLine[]
+  /** Resolves when a matching line arrives (rejects after `timeoutMs`). */
+  waitFor (predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
+  stop (): Promise<void>
+}
+
+/**
+ * Starts the built demo with TLS_MODE=proxy, trusting 127.0.0.1, on a free port; `env` is added
+ * over those defaults (give PORT to choose the port, e.g. one a proxy was already pointed at).
+ * None of the suite's variables leak in from the test's own environment.
+ */
+export async function startDemo (env: Record<string, string>): Promise<DemoProcess> {
+  if (!existsSync(DEMO_SERVER)) throw new Error(`${DEMO_SERVER} is missing: run npm run build first`)
+  const port = env.PORT !== undefined ? Number(env.PORT) : await freePort()
+  const dir = tempDir('secure-https-demo-')
+  const inherited = { ...process.env }
+  for (const name of [...Object.keys(environmentVariables), 'NODE_ENV', 'LOG_LEVEL']) delete inherited[name]
+  const child = spawn(process.execPath, [DEMO_SERVER], {
+    cwd: dir,
+    env: {
+      ...inherited,
+      TLS_MODE: 'proxy',
+      TRUST_PROXY: '127.0.0.1',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      SESSION_KEYS: sessionKey(),
+      ALLOWED_HOSTS: 'localhost',
+      TLS_DIR: join(dir, 'tls'),
+      ...env
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const lines: LogLine[] = []
+  const waiters: Array<{ predicate: (line: LogLine) => boolean, resolve: (line: LogLine) => void }> = []
+  let text = ''
+  let partial = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n')
+    partial = parts.pop() ?? ''
+    for (const part of parts) {
+      text += `${part}\n`
+      let line: LogLine
+      try { line = JSON.parse(part) as LogLine } catch { continue }
+      lines.push(line)
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const waiter = waiters[i]
+        if (waiter !== undefined && waiter.predicate(line)) {
+          waiters.splice(i, 1)
+          waiter.resolve(line)
+        }
+      }
+    }
+  })
+  child.stderr?.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  const stop = async (): Promise<void> => {
+    await stopProcess(child)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    await waitForPort(child, port, 'the demo', () => text)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    lines,
+    events: (name) => lines.filter((line) => line.securityEvent === name),
+    waitFor (predicate, timeoutMs = 5000) {
+      const found = lines.find(predicate)
+      if (found !== undefined) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; the demo wrote:\n${text}`)), timeoutMs)
+        waiters.push({ predicate, resolve: (line) => { clearTimeout(timer); resolve(line) } })
+      })
+    },
+    stop
+  }
+}
