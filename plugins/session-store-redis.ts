@@ -5,8 +5,9 @@
  * Layout, under `prefix` (default `secure-https:`):
  * - `s:<id>`  hash `{ d: JSON data, u: owner }`, TTL = the session's remaining lifetime;
  * - `u:<owner>` set of the owner's session ids (for `revokeUser`), TTL = its longest session;
- * - `r:<id>`  tombstone of a destroyed or revoked session, TTL = what the session had left, so
- *   that a request still in flight when the session was revoked cannot write it back.
+ * - `r:<id>`  tombstone of a destroyed or revoked session, so that a request still in flight when
+ *   the session ended cannot write it back; it lives 10 minutes (or what the session had left, if
+ *   less): only a request that loaded the session before it ended can write to its id.
  *
  * Writes are Lua scripts (atomic), so the store needs a single Redis primary (with replicas or
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
@@ -80,10 +81,11 @@ end
 return 1
 `
 
-// KEYS: session, tombstone. ARGV: id, owner-set prefix.
+// KEYS: session, tombstone. ARGV: id, owner-set prefix, tombstone lifetime ms.
 const DESTROY_SCRIPT = `
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
+  ttl = math.min(ttl, tonumber(ARGV[3]))
   local u = redis.call('HGET', KEYS[1], 'u')
   if u and u ~= '' then redis.call('SREM', ARGV[2] .. u, ARGV[1]) end
   redis.call('SET', KEYS[2], '1', 'PX', ttl)
@@ -92,12 +94,13 @@ end
 return 1
 `
 
-// KEYS: owner set. ARGV: session prefix, tombstone prefix.
+// KEYS: owner set. ARGV: session prefix, tombstone prefix, tombstone lifetime ms.
 const REVOKE_SCRIPT = `
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local ttl = redis.call('PTTL', ARGV[1] .. id)
   if ttl > 0 then
+    ttl = math.min(ttl, tonumber(ARGV[3]))
     redis.call('SET', ARGV[2] .. id, '1', 'PX', ttl)
     redis.call('DEL', ARGV[1] .. id)
     n = n + 1
@@ -107,13 +110,16 @@ redis.call('DEL', KEYS[1])
 return n
 `
 
+/** How long an ended session's id stays refused: far longer than any request is in flight. */
+const TOMBSTONE_MS = 10 * 60 * 1000
+
 /** A user's set is swept of ended sessions once it holds more ids than this. */
 const PRUNE_THRESHOLD = 64
 
 type ScriptClient = Redis & {
   sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string, prune: number, sessionPrefix: string): Promise<number>
-  sessionDestroy (session: string, tombstone: string, id: string, ownerPrefix: string): Promise<number>
-  sessionRevoke (owners: string, sessionPrefix: string, tombstonePrefix: string): Promise<number>
+  sessionDestroy (session: string, tombstone: string, id: string, ownerPrefix: string, tombstoneMs: number): Promise<number>
+  sessionRevoke (owners: string, sessionPrefix: string, tombstonePrefix: string, tombstoneMs: number): Promise<number>
 }
 
 function where (client: Redis): string {
@@ -201,10 +207,10 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, PRUNE_THRESHOLD, `${prefix}s:`))
     },
     async destroy (id) {
-      await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`))
+      await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`, TOMBSTONE_MS))
     },
     async revokeUser (user) {
-      return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`))
+      return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`, TOMBSTONE_MS))
     },
     async ready () {
       if (client.status === 'ready') return
