@@ -64,6 +64,7 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   SESSION_MAX_AGE: { path: 'secureSession.maxAge', parse: integer, doc: 'seconds' },
   SESSION_IDLE_TIMEOUT: { path: 'secureSession.idleTimeout', parse: integer, doc: 'seconds, 0 for none' },
   SESSION_DOMAIN: { path: 'secureSession.domain', parse: text, doc: 'cookie Domain' },
+  SESSION_CSRF: { path: 'secureSession.csrf', parse: boolean, doc: 'CSRF tokens on unsafe methods' },
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
   ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' }

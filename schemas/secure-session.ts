@@ -2,6 +2,7 @@
  * Options of the `secureSession` plugin: encrypted cookie sessions on @fastify/secure-session.
  */
 import { z } from 'zod'
+import { isSessionStore, type SessionStore } from '../plugins/session-store.js'
 import { secondsSchema } from './common.js'
 
 /** Bytes in a session key (libsodium secretbox). */
@@ -50,6 +51,12 @@ export const secureSessionSchema = z.strictObject({
   sameSite: z.enum(['lax', 'strict', 'none']).default('lax'),
   /** Whether the cookie is marked Secure; false only when the app speaks plain HTTP (TLS_MODE=off). */
   secure: z.boolean().default(true),
+  /** CSRF tokens (@fastify/csrf-protection) bound to the session, checked on every unsafe method. */
+  csrf: z.boolean({ error: 'csrf must be true or false' }).default(false),
+  /** Server-side store: the cookie then holds only an encrypted opaque id. Default: data in the cookie. */
+  store: z.custom<SessionStore>(isSessionStore, { error: 'store must implement get(id), set(id, data, ttlSeconds) and destroy(id) (see SessionStore)' }).optional(),
+  /** Clock in milliseconds, for tests; default Date.now. */
+  now: z.custom<() => number>((value) => typeof value === 'function', { error: 'now must be a function returning milliseconds' }).optional(),
   production: z.boolean().default(false)
 }).superRefine((value, ctx) => {
   const seen = new Set<string>()
@@ -60,6 +67,9 @@ export const secureSessionSchema = z.strictObject({
   })
   if (value.production && value.keys.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['keys'], message: `is required in production: without it every restart logs everyone out and instances cannot read each other's cookies; ${MAKE_KEY}` })
+  }
+  if (value.idleTimeout > value.maxAge) {
+    ctx.addIssue({ code: 'custom', path: ['idleTimeout'], message: `idleTimeout (${value.idleTimeout}) is longer than maxAge (${value.maxAge}) and would never apply; set SESSION_IDLE_TIMEOUT below SESSION_MAX_AGE, or 0 for none` })
   }
   if (value.sameSite === 'none' && !value.secure) {
     ctx.addIssue({ code: 'custom', path: ['sameSite'], message: 'SameSite=None requires a Secure cookie, which plain HTTP cannot carry; use lax' })

@@ -4,10 +4,10 @@
  * POST /logout, GET /healthz.
  */
 import formbody from '@fastify/formbody'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import secureHttps, { serverOptions, type SecureHttpsConfig } from 'fastify-secure-https'
 
-declare module '@fastify/secure-session' {
+declare module 'fastify' {
   interface SessionData {
     user: string
   }
@@ -36,6 +36,9 @@ export async function buildDemo (config: SecureHttpsConfig, fastifyOptions: Fast
   const app = Fastify({ ...fastifyOptions, ...(await serverOptions(config)) }) as unknown as FastifyInstance
   await app.register(formbody)
   await app.register(secureHttps, config)
+  const csrf = config.secureSession !== false && config.secureSession.csrf
+  // With SESSION_CSRF=true every form carries the session's CSRF token; the plugin checks it on POST.
+  const csrfField = (reply: FastifyReply): string => csrf ? `<input type="hidden" name="_csrf" value="${escape(reply.generateCsrf())}">` : ''
 
   app.get('/', async (request, reply) => {
     const user = config.secureSession === false ? undefined : request.session.get('user')
@@ -43,11 +46,11 @@ export async function buildDemo (config: SecureHttpsConfig, fastifyOptions: Fast
       ? '<p id="status">Not logged in.</p>'
       : `<p id="status">Logged in as <strong id="user">${escape(user)}</strong>. <a href="/dashboard">Dashboard</a></p>`
     return reply.type('text/html; charset=utf-8').send(page('fastify-secure-https demo', `${status}
-<form method="post" action="/login">
+<form method="post" action="/login">${csrfField(reply)}
 <label>User <input id="login-user" name="user" autocomplete="username" required maxlength="64"></label>
 <button id="login" type="submit">Log in</button>
 </form>
-<form method="post" action="/logout"><button id="logout" type="submit">Log out</button></form>`))
+<form method="post" action="/logout">${csrfField(reply)}<button id="logout" type="submit">Log out</button></form>`))
   })
 
   app.post<{ Body: { user?: unknown } | undefined }>('/login', async (request, reply) => {
@@ -65,7 +68,7 @@ export async function buildDemo (config: SecureHttpsConfig, fastifyOptions: Fast
     const user = request.session.get('user')
     if (user === undefined) return reply.redirect('/', 303)
     return reply.type('text/html; charset=utf-8').send(page('Dashboard', `<p>Welcome, <strong id="user">${escape(user)}</strong>.</p>
-<form method="post" action="/logout"><button id="logout" type="submit">Log out</button></form>`))
+<form method="post" action="/logout">${csrfField(reply)}<button id="logout" type="submit">Log out</button></form>`))
   })
 
   app.get('/api/me', async (request) => ({ user: request.session.get('user') ?? null }))
