@@ -5,7 +5,7 @@
  * certificate reload. A server with Node's defaults is scanned first, to show the checks catch what
  * they look for.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -60,7 +60,7 @@ t.before(async () => {
 })
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-async function startWith (t: Tap, profile: 'intermediate' | 'modern', kind: 'ec' | 'rsa2048'): Promise<StartedApp & { certFile: string, keyFile: string }> {
+async function startWith (t: Test, profile: 'intermediate' | 'modern', kind: 'ec' | 'rsa2048'): Promise<StartedApp & { certFile: string, keyFile: string }> {
   const leaf = await pki.leaf({ kind })
   const certFile = join(dir, `${profile}-${kind}-cert.pem`)
   const keyFile = join(dir, `${profile}-${kind}-key.pem`)
@@ -70,8 +70,6 @@ async function startWith (t: Tap, profile: 'intermediate' | 'modern', kind: 'ec'
   t.teardown(() => s.close())
   return { ...s, certFile, keyFile }
 }
-
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 t.test('sslscan: the checks flag a server left with Node\'s defaults (control)', async (t) => {
   const bins = requirePrograms(t, ['sslscan'])
