@@ -112,7 +112,8 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    await waitForPort(child, port, 'the demo', () => text)
+    // Loading the suite takes a few seconds on a busy 2-core machine.
+    await waitForPort(child, port, 'the demo', () => text, 30_000)
   } catch (error) {
     await stop()
     throw error
