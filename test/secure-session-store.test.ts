@@ -1,0 +1,135 @@
+import type { FastifyInstance } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { cookieCodec } from '../plugins/secure-session.js'
+import { memorySessionStore, type SessionStore, type StoredSessionData } from '../plugins/session-store.js'
+import { secureSessionSchema } from '../schemas/secure-session.js'
+import { startApp } from './helpers/app.js'
+import { parseSetCookie, request, type Response } from './helpers/http.js'
+
+const NAME = '__Host-session'
+
+function routes (app: FastifyInstance): void {
+  app.get('/read', async (request) => ({ user: request.session.get('user') ?? null, note: request.session.get('note') ?? null, isNew: request.session.isNew }))
+  app.post<{ Querystring: { user?: string, note?: string } }>('/set', async (request) => {
+    if (request.query.user !== undefined) request.session.set('user', request.query.user)
+    if (request.query.note !== undefined) request.session.set('note', request.query.note)
+    return { ok: true }
+  })
+  app.post('/login', async (request) => {
+    request.session.regenerate()
+    request.session.set('user', 'alice')
+    return { ok: true }
+  })
+  app.post('/logout', async (request) => {
+    request.session.delete()
+    return { ok: true }
+  })
+}
+
+function cookieOf (response: Response): string | undefined {
+  const line = (response.headers['set-cookie'] ?? []).find((l) => l.startsWith(`${NAME}=`))
+  return line === undefined ? undefined : parseSetCookie(line).value
+}
+
+t.test('with a store the cookie holds only an encrypted id; data, revocation and logout live in the store', async (t) => {
+  let ms = Date.UTC(2026, 0, 1)
+  const now = (): number => ms
+  const store = memorySessionStore({ now })
+  const keyBytes = randomBytes(32)
+  const s = await startApp({ secureSession: { keys: [keyBytes.toString('base64')], store, idleTimeout: 600, maxAge: 3600, now } }, routes)
+  t.teardown(() => s.close())
+  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
+    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+
+  const big = 'x'.repeat(10_000)
+  const set = await send('POST', `/set?user=alice&note=${big}`)
+  const cookie = cookieOf(set)
+  t.ok(cookie)
+  t.ok((cookie ?? '').length < 200, `the cookie stays small (${(cookie ?? '').length} characters) whatever the session holds`)
+  t.equal(store.size, 1, 'the data is in the store')
+  const opened = cookieCodec([keyBytes]).open(cookie as string)
+  t.ok(opened.ok && typeof opened.payload.i === 'string' && opened.payload.d === undefined, 'the payload has an id and no data')
+
+  const read = await send('GET', '/read', cookie)
+  t.same(JSON.parse(read.body), { user: 'alice', note: big, isNew: false })
+  t.equal(read.headers['set-cookie'], undefined)
+
+  const changed = await send('POST', '/set?note=short', cookie)
+  t.equal(changed.headers['set-cookie'], undefined, 'a data change rewrites the store, not the cookie')
+  t.equal(JSON.parse((await send('GET', '/read', cookie)).body).note, 'short')
+
+  ms += 300_000
+  const renewed = await send('GET', '/read', cookie)
+  const renewedCookie = cookieOf(renewed)
+  t.ok(renewedCookie, 'idle renewal re-issues the cookie at half the window')
+
+  const login = await send('POST', '/login', renewedCookie)
+  const loggedIn = cookieOf(login)
+  t.ok(loggedIn)
+  t.equal(store.size, 1, 'regenerate destroyed the old stored session')
+  t.same(JSON.parse((await send('GET', '/read', renewedCookie)).body).isNew, true, 'the pre-login cookie no longer finds its session')
+  t.match(s.logs.events('session.expired').at(-1), { reason: 'not-in-store' })
+
+  const logout = await send('POST', '/logout', loggedIn)
+  t.match((logout.headers['set-cookie'] ?? [])[0], /Max-Age=0/)
+  t.equal(store.size, 0, 'logout destroyed it server-side: a copied cookie is worth nothing')
+  t.same(JSON.parse((await send('GET', '/read', loggedIn)).body).isNew, true)
+
+  const tampered = await send('GET', '/read', 'garbage!')
+  t.equal(tampered.status, 200)
+  t.equal(s.logs.events('session.tampered').at(-1)?.reason, 'malformed')
+})
+
+t.test('a store without touch() gets set() on renewal; a failing store fails the request instead of faking an empty session', async (t) => {
+  let ms = Date.UTC(2026, 0, 1)
+  const now = (): number => ms
+  const inner = memorySessionStore({ now })
+  const calls: string[] = []
+  let failing = false
+  const store: SessionStore = {
+    async get (id) { calls.push('get'); if (failing) throw new Error('store down'); return inner.get(id) },
+    async set (id, data: StoredSessionData, ttl) { calls.push(`set ${ttl}`); return inner.set(id, data, ttl) },
+    async destroy (id) { calls.push('destroy'); return inner.destroy(id) }
+  }
+  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store, idleTimeout: 600, maxAge: 3600, now } }, routes)
+  t.teardown(() => s.close())
+  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
+    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+  const cookie = cookieOf(await send('POST', '/set?user=alice'))
+  t.same(calls, ['set 600'], 'stored for the idle window')
+  ms += 400_000
+  await send('GET', '/read', cookie)
+  t.same(calls.slice(1), ['get', 'set 600'], 'renewal without touch() rewrites the data with a new TTL')
+  failing = true
+  const down = await send('GET', '/read', cookie)
+  t.ok(down.status >= 500 && down.status < 600, `the store being down is a server error (${down.status}), not a silent logout`)
+})
+
+t.test('the store option is checked at registration', async (t) => {
+  const result = secureSessionSchema.safeParse({ store: { get () {} } })
+  t.notOk(result.success)
+  t.match(result.error?.issues[0]?.message, /get\(id\), set\(id, data, ttlSeconds\) and destroy\(id\)/)
+})
+
+t.test('memorySessionStore expires entries, copies data, and sweeps', async (t) => {
+  let ms = 0
+  const store = memorySessionStore({ now: () => ms })
+  const data = { a: 1 }
+  await store.set('x', data, 10)
+  data.a = 2
+  t.same(await store.get('x'), { a: 1 }, 'a copy is stored')
+  await store.touch?.('x', 20)
+  ms = 15_000
+  t.same(await store.get('x'), { a: 1 }, 'touch extended it')
+  ms = 20_000
+  t.equal(await store.get('x'), null, 'expired')
+  t.equal(await store.get('missing'), null)
+  for (let i = 0; i < 1000; i++) await store.set(`k${i}`, {}, 1)
+  ms = 30_000
+  await store.set('last', {}, 1000)
+  for (let i = 0; i < 999; i++) await store.set(`k${i}`, {}, 1000)
+  t.ok(store.size <= 1000, 'expired entries are swept as writes go on')
+  await store.close?.()
+  t.equal(store.size, 0)
+})
