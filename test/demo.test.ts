@@ -1,0 +1,95 @@
+/**
+ * The demo as `npm start` runs it (the built dist/examples/demo/server.js in a child process), zero
+ * configuration apart from free ports and a temporary TLS_DIR.
+ */
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { freePort, tempDir } from './helpers/app.js'
+import { cookieHeader, parseSetCookie, request } from './helpers/http.js'
+import { startDemo } from './helpers/proxy-process.js'
+
+async function zeroConfigDemo (tlsDir: string) {
+  const httpPort = await freePort()
+  const demo = await startDemo({ TLS_MODE: 'self-signed', TRUST_PROXY: 'false', HTTP_PORT: String(httpPort), TLS_DIR: tlsDir, SESSION_KEYS: '' })
+  const cert = readFileSync(join(tlsDir, 'self-signed', 'cert.pem'), 'utf8')
+  return { demo, cert, https: `https://localhost:${demo.port}`, http: `http://localhost:${httpPort}` }
+}
+
+t.test('npm start: HTTPS with a generated certificate, HTTP redirecting, login and session', async (t) => {
+  const tlsDir = tempDir()
+  t.teardown(() => rmSync(tlsDir, { recursive: true, force: true }))
+  const { demo, cert, https, http } = await zeroConfigDemo(tlsDir)
+  t.teardown(() => demo.stop())
+
+  const redirect = await request(`${http}/any/path?q=1`)
+  t.equal(redirect.status, 301)
+  t.equal(redirect.headers.location, `${https}/any/path?q=1`, 'http://localhost:HTTP_PORT/any/path?q=1 goes to the same path over HTTPS')
+  const health = await request(`${http}/healthz`)
+  t.equal(health.status, 200, '/healthz answers over HTTP for load-balancer probes')
+  t.equal(health.body, 'ok')
+
+  const home = await request(`${https}/`, { ca: cert })
+  t.equal(home.status, 200)
+  t.equal(home.tls?.certificate.asn1Curve, 'prime256v1', 'served with the generated ECDSA certificate')
+  t.match(home.body, /Not logged in/)
+  t.match(String(home.headers['content-type']), /text\/html/)
+
+  const anonymous = await request(`${https}/api/me`, { ca: cert })
+  t.same(JSON.parse(anonymous.body), { user: null })
+
+  const login = await request(`${https}/login`, {
+    ca: cert,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'user=alice'
+  })
+  t.equal(login.status, 303)
+  t.equal(login.headers.location, '/dashboard')
+  const setCookie = (login.headers['set-cookie'] ?? []).map(parseSetCookie).find((c) => c.name === '__Host-session')
+  t.ok(setCookie, 'the session cookie is __Host-session')
+  t.equal(setCookie?.attributes.secure, true, 'Secure')
+  t.equal(setCookie?.attributes.httponly, true, 'HttpOnly')
+  t.equal(String(setCookie?.attributes.samesite).toLowerCase(), 'lax', 'SameSite=Lax')
+  t.equal(setCookie?.attributes.path, '/', 'Path=/')
+  t.notOk(setCookie?.attributes.domain, 'no Domain')
+  const cookie = cookieHeader(login)
+
+  const me = await request(`${https}/api/me`, { ca: cert, headers: { cookie } })
+  t.same(JSON.parse(me.body), { user: 'alice' }, 'the session set by POST /login is read back by GET /api/me')
+  const dashboard = await request(`${https}/dashboard`, { ca: cert, headers: { cookie } })
+  t.equal(dashboard.status, 200)
+  t.match(dashboard.body, /Welcome, <strong id="user">alice<\/strong>/)
+  const noSession = await request(`${https}/dashboard`, { ca: cert })
+  t.equal(noSession.status, 303, 'the dashboard sends a visitor without a session to /')
+
+  const json = await request(`${https}/login`, { ca: cert, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"bob"}' })
+  t.equal(json.status, 303, 'JSON logins work too')
+  const meBob = await request(`${https}/api/me`, { ca: cert, headers: { cookie: cookieHeader(json) } })
+  t.same(JSON.parse(meBob.body), { user: 'bob' })
+
+  const xss = await request(`${https}/login`, { ca: cert, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"<script>"}' })
+  t.equal(xss.status, 400, 'user names are validated')
+
+  const logout = await request(`${https}/logout`, { ca: cert, method: 'POST', headers: { cookie } })
+  t.equal(logout.status, 303)
+  t.equal(logout.headers.location, '/')
+  const cleared = (logout.headers['set-cookie'] ?? []).map(parseSetCookie).find((c) => c.name === '__Host-session')
+  t.ok(cleared, 'logout sets the cookie again')
+  t.ok(cleared?.value === '' || cleared?.attributes['max-age'] === '0', 'to nothing, expired')
+
+  t.ok(demo.lines.some((line) => /SESSION_KEYS is not set/.test(String(line.msg))), 'the ephemeral key is announced in the log')
+})
+
+t.test('npm start again: the same certificate', async (t) => {
+  const tlsDir = tempDir()
+  t.teardown(() => rmSync(tlsDir, { recursive: true, force: true }))
+  const first = await zeroConfigDemo(tlsDir)
+  const a = await request(`${first.https}/healthz`, { ca: first.cert })
+  await first.demo.stop()
+  const second = await zeroConfigDemo(tlsDir)
+  t.teardown(() => second.demo.stop())
+  const b = await request(`${second.https}/healthz`, { ca: first.cert })
+  t.equal(b.status, 200, 'the restarted demo is trusted with the first certificate')
+  t.equal(b.tls?.certificate.fingerprint256, a.tls?.certificate.fingerprint256, 'reused, not regenerated')
+})
