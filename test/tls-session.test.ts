@@ -3,7 +3,7 @@
  * other's sessions (what a load balancer needs), without them they do not; a certificate reload does
  * not throw resumption away.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -47,7 +47,7 @@ t.before(async () => {
 })
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-async function instance (t: Parameters<Parameters<typeof t.test>[1]>[0], ticketKeys?: string[]): Promise<StartedApp> {
+async function instance (t: Test, ticketKeys?: string[]): Promise<StartedApp> {
   const s = await startApp({ tls: { mode: 'files', ...files, ...(ticketKeys === undefined ? {} : { ticketKeys }) }, httpsRedirect: false })
   t.teardown(() => s.close())
   return s
