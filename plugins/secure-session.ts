@@ -23,6 +23,7 @@ import { parseOptions } from '../schemas/common.js'
 import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionConfig, type SecureSessionOptions } from '../schemas/secure-session.js'
 import { eventLimiter, securityEvent } from './events.js'
 import type { SessionStore, StoredSessionData } from './session-store.js'
+import { openSessionStore, sessionsControl } from './session-store-redis.js'
 
 declare module 'fastify' {
   /**
@@ -200,6 +201,8 @@ class RequestSession {
   /** The cookie must be rewritten (new id, rotation, idle renewal, touch). */
   reissue = false
   isDeleted = false
+  /** The store failed to load this session: touching it fails the request (503), nothing is written. */
+  unavailable: Error | null = null
 
   constructor (data: Record<string, unknown>, created: number, issued: number, expires: number, id: string | null, hadSession: boolean, hadCookie: boolean) {
     this.data_ = data
@@ -260,12 +263,11 @@ class RequestSession {
 type Clock = () => number
 
 /** Per-request costs and decisions, built once at register time. */
-function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, keys: readonly Buffer[], cookieName: string) {
+function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, keys: readonly Buffer[], cookieName: string, store: SessionStore | undefined) {
   const codec = cookieCodec(keys)
   const now: Clock = config.now ?? Date.now
   const maxAge = config.maxAge
   const idle = config.idleTimeout
-  const store: SessionStore | undefined = config.store
   const limitTampered = eventLimiter(60, now)
   const limitExpired = eventLimiter(60, now)
   const base = {
@@ -377,7 +379,16 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
     if (request.cookies[cookieName] === undefined) return
     const session = fromCookie(request)
     if (session.id !== null) {
-      const data = await (store as SessionStore).get(session.id)
+      let data
+      try {
+        data = await (store as SessionStore).get(session.id)
+      } catch (error) {
+        // Only the requests that use the session fail (503 from the store's error); /healthz and
+        // the like are still served while the store is down.
+        session.unavailable = error as Error
+        setState(request, session)
+        return
+      }
       if (data === null) {
         report(request, { event: 'session.expired', reason: 'not-in-store' }, {})
         setState(request, fresh(true))
@@ -390,8 +401,9 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
 
   async function onSendStore (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const session = stateOf(request)
-    if (session === null) return
+    if (session === null || session.unavailable !== null) return
     const s = store as SessionStore
+    // The store is written before the cookie: when it fails, the response carries no cookie at all.
     for (const id of session.staleIds) await s.destroy(id)
     if (session.isDeleted || (!session.hadSession && session.hadCookie && !session.dataChanged)) {
       if (session.hadCookie) reply.setCookie(cookieName, '', expired)
@@ -403,11 +415,13 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
       session.id = randomBytes(32).toString('base64url')
       session.reissue = true
     }
-    if (session.reissue) writeCookie(request, reply, session, t)
-    const ttl = Math.max(1, session.expires - t)
+    const created = session.created < 0 ? t : session.created
+    const end = session.reissue ? Math.min(created + maxAge, idle > 0 ? t + idle : Infinity) : session.expires
+    const ttl = Math.max(1, end - t)
     if (session.dataChanged) await s.set(session.id, session.data_ as StoredSessionData, ttl)
     else if (s.touch !== undefined) await s.touch(session.id, ttl)
     else await s.set(session.id, session.data_ as StoredSessionData, ttl)
+    if (session.reissue) writeCookie(request, reply, session, t)
   }
 
   return { fromCookie, fresh, onSendCookie, onRequestStore, onSendStore }
@@ -429,24 +443,26 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   }
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
 
-  const engine = sessionEngine(fastify, config, keys, cookieName)
+  const store = await openSessionStore(config, fastify.log)
+  const engine = sessionEngine(fastify, config, keys, cookieName, store)
+  if (!fastify.hasDecorator('sessions')) fastify.decorate('sessions', sessionsControl(store))
   fastify.decorateRequest(kState, null)
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest) {
       let session = stateOf(this)
       if (session === null) {
         // Without a store this is the only place a cookie is decrypted: on first access.
-        session = config.store === undefined ? engine.fromCookie(this) : engine.fresh(this.cookies[cookieName] !== undefined)
+        session = store === undefined ? engine.fromCookie(this) : engine.fresh(this.cookies[cookieName] !== undefined)
         setState(this, session)
       }
+      if (session.unavailable !== null) throw session.unavailable
       return session as unknown as import('fastify').SecureSession
     }
   })
 
-  if (config.store === undefined) {
+  if (store === undefined) {
     fastify.addHook('onSend', engine.onSendCookie)
   } else {
-    const store = config.store
     fastify.addHook('onRequest', engine.onRequestStore)
     fastify.addHook('onSend', engine.onSendStore)
     fastify.addHook('onClose', async () => { await store.close?.() })

@@ -15,6 +15,25 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { SessionStore, StoredSessionData } from './session-store.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Server-side session control (registered by `secureSession`). */
+    sessions: SessionsControl
+  }
+}
+
+/** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
+export interface SessionsControl {
+  /** The server-side store in use, or null with cookie sessions (SESSION_STORE=cookie). */
+  readonly store: SessionStore | null
+  /**
+   * Ends every session of `user` (the session's `user` value) on every instance; resolves with how
+   * many. Needs a store that indexes sessions by user (SESSION_STORE=redis); cookie sessions cannot
+   * be revoked, so it rejects there.
+   */
+  revokeUser (user: string): Promise<number>
+}
+
 /** Where the store reports outages and recoveries (a Fastify or pino logger fits). */
 export interface StoreLogger {
   error (fields: Record<string, unknown>, message: string): void
@@ -232,6 +251,47 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       // quit() lets queued replies arrive; when Redis is away there is nothing to wait for.
       if (client.status === 'ready') await client.quit().catch(() => {})
       client.disconnect()
+    }
+  }
+}
+
+/** The session options this module reads (a subset of `SecureSessionConfig`). @internal */
+export interface StoreChoice {
+  store?: 'cookie' | 'redis' | SessionStore
+  redisUrl?: string
+}
+
+/**
+ * The store `secureSession` uses: none for cookie sessions, a Redis store for SESSION_STORE=redis,
+ * or the caller's own. A Redis that is down at start is logged, not fatal: the instance serves what
+ * needs no session and picks Redis up when it comes. @internal
+ */
+export async function openSessionStore (choice: StoreChoice, log: StoreLogger): Promise<SessionStore | undefined> {
+  if (choice.store === undefined || choice.store === 'cookie') return undefined
+  if (choice.store !== 'redis') return choice.store
+  const store = redisSessionStore({ url: choice.redisUrl, log })
+  await store.ready().catch(() => {
+    // Already logged by the store, once, with the address and the reason.
+  })
+  return store
+}
+
+function canRevoke (store: SessionStore): store is SessionStore & Pick<RedisSessionStore, 'revokeUser'> {
+  return typeof (store as Partial<RedisSessionStore>).revokeUser === 'function'
+}
+
+/** The `fastify.sessions` decorator for a store (or none). @internal */
+export function sessionsControl (store: SessionStore | undefined): SessionsControl {
+  return {
+    store: store ?? null,
+    async revokeUser (user) {
+      if (store === undefined) {
+        throw new Error('fastify.sessions.revokeUser needs server-side sessions: cookie sessions cannot be revoked before they expire; set SESSION_STORE=redis and REDIS_URL (secureSession({ store: \'redis\', redisUrl }))')
+      }
+      if (!canRevoke(store)) {
+        throw new Error('fastify.sessions.revokeUser needs a store with revokeUser(user) (the Redis store has one); this store cannot find a user\'s sessions')
+      }
+      return await store.revokeUser(user)
     }
   }
 }

@@ -65,6 +65,8 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   SESSION_IDLE_TIMEOUT: { path: 'secureSession.idleTimeout', parse: integer, doc: 'seconds, 0 for none' },
   SESSION_DOMAIN: { path: 'secureSession.domain', parse: text, doc: 'cookie Domain' },
   SESSION_CSRF: { path: 'secureSession.csrf', parse: boolean, doc: 'CSRF tokens on unsafe methods' },
+  SESSION_STORE: { path: 'secureSession.store', parse: text, doc: 'cookie or redis' },
+  REDIS_URL: { path: 'secureSession.redisUrl', parse: text, doc: 'Redis for SESSION_STORE=redis' },
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
   ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' }

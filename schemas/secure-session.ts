@@ -54,7 +54,12 @@ export const secureSessionSchema = z.strictObject({
   /** CSRF tokens (@fastify/csrf-protection) bound to the session, checked on every unsafe method. */
   csrf: z.boolean({ error: 'csrf must be true or false' }).default(false),
   /** Server-side store: the cookie then holds only an encrypted opaque id. Default: data in the cookie. */
-  store: z.custom<SessionStore>(isSessionStore, { error: 'store must implement get(id), set(id, data, ttlSeconds) and destroy(id) (see SessionStore)' }).optional(),
+  store: z.union([
+    z.enum(['cookie', 'redis']),
+    z.custom<SessionStore>(isSessionStore)
+  ], { error: 'store must be \'cookie\', \'redis\' (SESSION_STORE) or an object implementing get(id), set(id, data, ttlSeconds) and destroy(id) (see SessionStore)' }).optional(),
+  /** Redis for `store: 'redis'`: redis://[:password@]host:port[/db], or rediss:// for TLS. */
+  redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' }).optional(),
   /** Clock in milliseconds, for tests; default Date.now. */
   now: z.custom<() => number>((value) => typeof value === 'function', { error: 'now must be a function returning milliseconds' }).optional(),
   production: z.boolean().default(false)
@@ -70,6 +75,9 @@ export const secureSessionSchema = z.strictObject({
   }
   if (value.idleTimeout > value.maxAge) {
     ctx.addIssue({ code: 'custom', path: ['idleTimeout'], message: `idleTimeout (${value.idleTimeout}) is longer than maxAge (${value.maxAge}) and would never apply; set SESSION_IDLE_TIMEOUT below SESSION_MAX_AGE, or 0 for none` })
+  }
+  if (value.store === 'redis' && value.redisUrl === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: 'is required with SESSION_STORE=redis; set REDIS_URL, e.g. redis://127.0.0.1:6379 (rediss:// for TLS)' })
   }
   if (value.sameSite === 'none' && !value.secure) {
     ctx.addIssue({ code: 'custom', path: ['sameSite'], message: 'SameSite=None requires a Secure cookie, which plain HTTP cannot carry; use lax' })

@@ -141,3 +141,57 @@ t.test('ready() rejects with a clear message when Redis is not there', async (t)
   await t.rejects(store.ready(), { code: 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE', message: /did not answer within 300 ms .*REDIS_URL/ })
   await t.rejects(store.get(id(1)), { code: 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE' })
 })
+
+t.test('secureSession with store: \'redis\' in one process: same routes, revocation, outage', async (t) => {
+  if (requirePrograms(t, ['redis-server', 'redis-cli']) === null) return
+  const { startApp } = await import('./helpers/app.js')
+  const { cookieHeader, request } = await import('./helpers/http.js')
+  const { resolveConfig } = await import('../schemas/config.js')
+  const redis = await startRedis()
+  t.teardown(() => redis.close())
+  const s = await startApp({ secureSession: { keys: [Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64')], store: 'redis', redisUrl: redis.url } }, (app) => {
+    app.get('/healthz', async () => 'ok')
+    app.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
+    app.post<{ Querystring: { user: string } }>('/login', async (request) => {
+      request.session.regenerate()
+      request.session.set('user', request.query.user)
+      return { ok: true }
+    })
+    app.post<{ Querystring: { user: string } }>('/revoke', async (request) => ({ revoked: await app.sessions.revokeUser(request.query.user) }))
+  })
+  t.teardown(() => s.close())
+  const get = (path: string, cookie?: string, method = 'GET') => request(`${s.url}${path}`, { method, ca: s.cert as string, headers: cookie === undefined ? {} : { cookie } })
+
+  t.not(s.app.sessions.store, null, 'fastify.sessions.store is the Redis store')
+  const login = await get('/login?user=judy', undefined, 'POST')
+  const cookie = cookieHeader(login)
+  t.same(JSON.parse((await get('/me', cookie)).body), { user: 'judy' })
+  t.same(JSON.parse((await get('/revoke?user=judy', undefined, 'POST')).body), { revoked: 1 }, 'fastify.sessions.revokeUser from an admin route')
+  t.same(JSON.parse((await get('/me', cookie)).body), { user: null }, 'the revoked session is gone')
+
+  const again = cookieHeader(await get('/login?user=judy', undefined, 'POST'))
+  await redis.stop()
+  const down = await get('/me', again)
+  t.equal(down.status, 503, 'a route that reads the session: 503')
+  t.notOk(down.headers['set-cookie'], 'no cookie written')
+  const loginDown = await get('/login?user=kim', undefined, 'POST')
+  t.equal(loginDown.status, 503, 'a route that writes the session: 503')
+  t.notOk(loginDown.headers['set-cookie'], 'and no session falls back into the cookie')
+  t.equal((await get('/healthz', again)).status, 200, 'a route that does not touch the session: 200, even with a session cookie')
+  t.ok(s.logs.lines.some((line) => /session store unavailable: Redis at 127\.0\.0\.1:\d+/.test(JSON.stringify(line))), 'the 503 is logged with the reason')
+  await redis.start()
+  await (s.app.sessions.store as ReturnType<typeof redisSessionStore>).ready()
+  t.equal((await get('/login?user=kim', undefined, 'POST')).status, 200, 'sessions work again once Redis is back')
+
+  t.throws(() => resolveConfig({ secureSession: { store: 'redis' } }), /REDIS_URL.*required with SESSION_STORE=redis|redisUrl.*required with SESSION_STORE=redis/)
+  t.throws(() => resolveConfig({ secureSession: { store: 'memcached' as 'redis', redisUrl: redis.url } }), /store must be 'cookie', 'redis'/)
+  t.throws(() => resolveConfig({ secureSession: { store: 'redis', redisUrl: 'http://x' } }), /redis:\/\/ or rediss:\/\/ URL/)
+})
+
+t.test('fastify.sessions.revokeUser with cookie sessions says why it cannot', async (t) => {
+  const { sessionsControl } = await import('../plugins/session-store-redis.js')
+  const { memorySessionStore } = await import('../plugins/session-store.js')
+  t.equal(sessionsControl(undefined).store, null)
+  await t.rejects(sessionsControl(undefined).revokeUser('a'), /cookie sessions cannot be revoked.*SESSION_STORE=redis/)
+  await t.rejects(sessionsControl(memorySessionStore()).revokeUser('a'), /needs a store with revokeUser/)
+})
