@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+/**
+ * The `fastify-secure-https` command: `doctor` (deploy audit of the environment), `check URL`
+ * (live audit of a site) and `keygen` (a session key). Exit codes: 0 no error, 1 errors found,
+ * 2 usage error.
+ */
+import { readFile } from 'node:fs/promises'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { checkSite, cookieLine, type SiteReport } from './check.js'
+import { doctor, readEnvFile, type DoctorReport } from './doctor.js'
+import { generateSessionKey } from './keygen.js'
+import { formatChecks, summaryLine } from './report.js'
+
+const NAME = 'fastify-secure-https'
+
+const HELP = {
+  main: `Usage: ${NAME} <command> [options]
+
+HTTPS checks for Fastify apps that use fastify-secure-https.
+
+Commands:
+  doctor          audit the environment before deploying: every production rule and
+                  the risky settings, each with an id and its fix
+  check <url>     audit a live https:// site: protocols, certificate, HSTS, redirect, cookies
+  keygen          print a new session key for SESSION_KEYS
+
+Options:
+  -h, --help      show this help; "${NAME} <command> --help" for a command's options
+  -v, --version   print the version
+
+Exit codes: 0 no error, 1 errors found, 2 usage error.
+`,
+  doctor: `Usage: ${NAME} doctor [options]
+
+Reads the environment as loadConfig(process.env) does, applies the production rules whatever
+NODE_ENV says, and runs the deploy checks (ids in docs/doctor.md): TLS mode and certificate
+files (key match, expiry, names, key file mode), TLS_DIR, session keys (set, random, not
+published, not shared), TRUST_PROXY, HSTS, the HTTP redirect, the error handler.
+
+Options:
+  --json                print the report as JSON
+  --env-file FILE       read the variables from FILE (KEY=value lines) instead of the
+                        process environment
+  --compare-env FILE    another environment's env file (e.g. staging.env): fail when it
+                        shares a session key with this one; repeatable
+  --strict              warnings count as errors for the exit code
+  -h, --help            show this help
+
+Exit codes: 0 no failed error check, 1 failed error checks, 2 usage error.
+
+Example:
+  NODE_ENV=production TLS_MODE=files TLS_CERT_FILE=/etc/letsencrypt/live/example.com/fullchain.pem \\
+    TLS_KEY_FILE=/etc/letsencrypt/live/example.com/privkey.pem ALLOWED_HOSTS=example.com \\
+    SESSION_KEYS="$(${NAME} keygen)" ${NAME} doctor
+`,
+  check: `Usage: ${NAME} check <https://host[:port][/path]> [options]
+
+Connects to a live site and reports: the TLS versions it offers (1.0, 1.1, 1.2, 1.3 each
+tried alone), the suite a current client gets, whether CBC suites are accepted, the
+certificate (trusted chain, valid for the host, days left, issuer, key type), HSTS and preload
+eligibility, whether http://host redirects to https on the same host with a permanent code,
+and the flags of every Set-Cookie on the page. Check ids are in docs/check.md.
+
+Options:
+  --json                print the report as JSON
+  --ca FILE             also trust the CA certificates in FILE (PEM), e.g. a private CA
+  --http-port N         port of the plain HTTP redirect to test (default 80)
+  --timeout MS          milliseconds for each connection and request (default 5000)
+  --connect-to IP       connect to this address instead of resolving the host; the host
+                        name is still sent as SNI and Host (a site not yet in DNS)
+  --strict              warnings count as errors for the exit code
+  -h, --help            show this help
+
+Exit codes: 0 no failed error check, 1 failed error checks or unreachable, 2 usage error.
+
+Example:
+  ${NAME} check https://example.com
+  ${NAME} check https://app.test:8443 --connect-to 127.0.0.1 --http-port 8080 --ca cert.pem
+`,
+  keygen: `Usage: ${NAME} keygen
+
+Prints a new random 32-byte session key in base64, for SESSION_KEYS. To rotate, put the new
+key first: SESSION_KEYS=new,old (cookies are written with the first key, read with any).
+
+Options:
+  -h, --help            show this help
+
+Example:
+  echo "SESSION_KEYS=$(${NAME} keygen)" >> .env
+`
+} as const
+
+/** A mistake in the command line: exit 2. */
+class UsageError extends Error {}
+
+interface Output {
+  out: (text: string) => void
+  err: (text: string) => void
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>> (args: string[], options: T, allowPositionals: boolean) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true })
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+}
+
+function positiveInteger (value: string | undefined, option: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new UsageError(`${option} must be a whole number from 1 to ${max} (got "${value}")`)
+  return Number(value)
+}
+
+async function readInput (path: string, option: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (error) {
+    throw new UsageError(`${option} ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`)
+  }
+}
+
+function exitCode (report: DoctorReport | SiteReport, strict: boolean): number {
+  return report.errors > 0 || (strict && report.warnings > 0) ? 1 : 0
+}
+
+async function runDoctor (args: string[], io: Output): Promise<number> {
+  const { values } = parse(args, {
+    json: { type: 'boolean' },
+    'env-file': { type: 'string' },
+    'compare-env': { type: 'string', multiple: true },
+    strict: { type: 'boolean' }
+  }, false)
+  if (values.help === true) {
+    io.out(HELP.doctor)
+    return 0
+  }
+  let env: Readonly<Record<string, string | undefined>> = process.env
+  if (values['env-file'] !== undefined) {
+    await readInput(values['env-file'], '--env-file')
+    env = (await readEnvFile(values['env-file'])).env
+  }
+  const compareEnvs = []
+  for (const file of values['compare-env'] ?? []) {
+    await readInput(file, '--compare-env')
+    compareEnvs.push(await readEnvFile(file))
+  }
+  const report = await doctor(env, { compareEnvs })
+  if (values.json === true) {
+    io.out(`${JSON.stringify(report, null, 2)}\n`)
+  } else {
+    const source = values['env-file'] === undefined ? 'the process environment' : values['env-file']
+    io.out(`${NAME} doctor: ${source}, NODE_ENV=${env.NODE_ENV ?? '(unset)'}, checked with the production rules\n\n`)
+    io.out(`${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
+  }
+  return exitCode(report, values.strict === true)
+}
+
+function versionName (version: string): string {
+  return version === 'TLSv1' ? 'TLS 1.0' : version.replace('TLSv', 'TLS ')
+}
+
+function siteDetails (report: SiteReport): string {
+  const lines = [`${NAME} check: ${report.url}${report.connectTo === null ? '' : ` (connected to ${report.connectTo})`}`, '']
+  for (const probe of report.protocols) {
+    const state = probe.offered === null ? (probe.note ?? 'not tested') : probe.offered ? `offered (${probe.cipher ?? ''})` : 'not offered'
+    lines.push(`  ${versionName(probe.version).padEnd(12)}${state}`)
+  }
+  if (report.negotiated !== null) {
+    lines.push(`  ${'negotiated'.padEnd(12)}${report.negotiated.protocol ?? '?'} ${report.negotiated.cipher}${report.negotiated.alpn === null ? '' : `, ALPN ${report.negotiated.alpn}`}`)
+  }
+  const cert = report.certificate
+  if (cert !== null) {
+    lines.push(`  ${'certificate'.padEnd(12)}${cert.subject}; ${cert.keyType}; ${cert.daysLeft} days left (${cert.notAfter}); ${cert.trusted ? 'trusted' : `NOT trusted (${cert.trustError ?? ''})`}`)
+    lines.push(`  ${'names'.padEnd(12)}${cert.sans.join(', ')}`)
+    cert.chain.forEach((link, i) => lines.push(`  ${(i === 0 ? 'chain' : '').padEnd(12)}${i + 1}. ${link.subject}  <-  ${link.issuer}`))
+  }
+  if (report.reachable && cert !== null) {
+    lines.push(`  ${'HSTS'.padEnd(12)}${report.hsts.header ?? '(none)'}`)
+    const redirect = report.redirect
+    lines.push(`  ${'HTTP'.padEnd(12)}${redirect.url} -> ${redirect.error ?? `${redirect.status ?? '?'}${redirect.location === null ? '' : ` ${redirect.location}`}`}`)
+    if (report.cookies.length === 0) lines.push(`  ${'cookies'.padEnd(12)}(none)`)
+    report.cookies.forEach((cookie, i) => lines.push(`  ${(i === 0 ? 'cookies' : '').padEnd(12)}${cookieLine(cookie)}`))
+  }
+  return lines.join('\n')
+}
+
+async function runCheck (args: string[], io: Output): Promise<number> {
+  const { values, positionals } = parse(args, {
+    json: { type: 'boolean' },
+    ca: { type: 'string' },
+    'http-port': { type: 'string' },
+    timeout: { type: 'string' },
+    'connect-to': { type: 'string' },
+    strict: { type: 'boolean' }
+  }, true)
+  if (values.help === true) {
+    io.out(HELP.check)
+    return 0
+  }
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'check needs the URL of the site, e.g. https://example.com' : `check takes one URL (got ${positionals.length})`)
+  const options: Parameters<typeof checkSite>[1] = {}
+  if (values.ca !== undefined) {
+    const ca = await readInput(values.ca, '--ca')
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${values.ca} holds no PEM certificate`)
+    options.ca = ca
+  }
+  const httpPort = positiveInteger(values['http-port'], '--http-port', 65535)
+  if (httpPort !== undefined) options.httpPort = httpPort
+  const timeout = positiveInteger(values.timeout, '--timeout')
+  if (timeout !== undefined) options.timeout = timeout
+  if (values['connect-to'] !== undefined) options.connectTo = values['connect-to']
+  let report: SiteReport
+  try {
+    report = await checkSite(positionals[0] as string, options)
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message)
+    throw error
+  }
+  if (values.json === true) {
+    io.out(`${JSON.stringify(report, null, 2)}\n`)
+  } else if (!report.reachable) {
+    io.err(`${NAME} check: ${report.checks[0]?.message ?? 'the site is unreachable'}\n`)
+  } else {
+    io.out(`${siteDetails(report)}\n\n${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
+  }
+  return exitCode(report, values.strict === true)
+}
+
+async function runKeygen (args: string[], io: Output): Promise<number> {
+  const { values } = parse(args, {}, false)
+  if (values.help === true) {
+    io.out(HELP.keygen)
+    return 0
+  }
+  io.out(`${generateSessionKey()}\n`)
+  return 0
+}
+
+async function version (): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  return pkg.version ?? 'unknown'
+}
+
+/** Runs the command line; resolves with the exit code. @internal */
+export async function main (argv: string[], io: Output): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'doctor': return await runDoctor(rest, io)
+      case 'check': return await runCheck(rest, io)
+      case 'keygen': return await runKeygen(rest, io)
+      case undefined:
+        io.err(HELP.main)
+        return 2
+      case '-h': case '--help': case 'help':
+        io.out(HELP.main)
+        return 0
+      case '-v': case '--version':
+        io.out(`${await version()}\n`)
+        return 0
+      default:
+        throw new UsageError(`unknown command "${command}"; the commands are doctor, check and keygen`)
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`${NAME}: ${error.message}\nRun "${NAME} ${command !== undefined && command in HELP ? `${command} ` : ''}--help" for usage.\n`)
+      return 2
+    }
+    // Not a usage mistake: a bug or an unexpected failure. One line, no stack unless asked for.
+    io.err(`${NAME}: ${(error as Error).message}${process.env.DEBUG === undefined ? '' : `\n${(error as Error).stack ?? ''}`}\n`)
+    return 1
+  }
+}
+
+main(process.argv.slice(2), {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text)
+}).then((code) => { process.exitCode = code }, (error: unknown) => {
+  process.stderr.write(`${NAME}: ${String(error)}\n`)
+  process.exitCode = 1
+})
