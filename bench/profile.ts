@@ -71,6 +71,11 @@ function place (frame: CallFrame, root: string): string {
   return url
 }
 
+/** Fastify's hook chain moving on to the next hook (or the handler, or the reply). */
+function isContinuation (frame: CallFrame): boolean {
+  return frame.url.endsWith('/node_modules/fastify/lib/hooks.js') && (frame.functionName === 'next' || frame.functionName === 'handleResolve')
+}
+
 function frameName (frame: CallFrame, root: string): string {
   const where = place(frame, root)
   const file = frame.url.slice(frame.url.lastIndexOf('/') + 1)
@@ -101,7 +106,9 @@ export function analyseProfile (profile: CpuProfile, variant: string, requests: 
   }
 
   // Inclusive time of watched functions: every sample below a frame counts once for it, even when
-  // the function recurses.
+  // the function recurses. A hook calls `done()` synchronously, so the rest of the request (the
+  // next hooks, the handler, the reply) runs below it on the stack: a sample is not counted for
+  // the frames above Fastify's hook continuation (`next` in fastify/lib/hooks.js).
   const inclusive = new Map<string, number>()
   const parents = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
@@ -110,6 +117,7 @@ export function analyseProfile (profile: CpuProfile, variant: string, requests: 
     for (let current: number | undefined = id; current !== undefined; current = parents.get(current)) {
       const frame = byId.get(current)?.callFrame
       if (frame === undefined) continue
+      if (isContinuation(frame)) break
       const where = place(frame, root)
       if (!where.startsWith(SUITE) && !WATCHED.has(where)) continue
       const name = frameName(frame, root)

@@ -66,7 +66,7 @@ const HELP = `npm run bench [-- options]
   (no option)        full run: every variant, 5 rounds of 3 s, each window bracketed by bare
                      Fastify; results written to docs/benchmarks.md (about 6 minutes)
   --quick            under a minute: the suite against the hand-wired plugins side by side,
-                     3 rounds of 1.5 s; prints ratios, writes nothing (add bare Fastify with
+                     3 rounds of 1.2 s; prints ratios, writes nothing (add bare Fastify with
                      --only bare,suite-anonymous,hand-anonymous,...)
   --profile          V8 CPU profile of bare and the suite's variants under load; prints what costs
                      what per request (with --out or in a full-run docs file: written there too)
@@ -116,7 +116,7 @@ function parseOptions (): Options {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${value})`)
     return n
   }
-  const defaults = { full: [5, 3, 2], quick: [3, 1.5, 0.5], profile: [1, 5, 2] }[mode]
+  const defaults = { full: [5, 3, 2], quick: [3, 1.2, 0.5], profile: [1, 5, 2] }[mode]
   const names = values.only?.split(',').map((name) => name.trim()).filter(Boolean) ??
     (mode === 'quick' ? QUICK_VARIANTS : mode === 'profile' ? PROFILE_VARIANTS : VARIANTS.map((v) => v.name))
   const unknown = names.filter((name) => !VARIANTS.some((v) => v.name === name))
