@@ -1,0 +1,112 @@
+/**
+ * The demo in a real browser: Debian's Chromium (headless, playwright-core) logs in through the
+ * HTML form over HTTPS, and the browser itself reports the session cookie's flags.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { freePort, tempDir } from './helpers/app.js'
+import { launchChromium, spkiHash } from './helpers/chromium.js'
+import { request } from './helpers/http.js'
+
+const SERVER = join(import.meta.dirname, '..', 'dist', 'examples', 'demo', 'server.js')
+
+interface Demo { url: string, cert: string, output: () => string }
+
+/** Runs `node dist/examples/demo/server.js` on free ports with its own TLS_DIR; stopped by PID in teardown. */
+async function startDemo (t: Test, env: Record<string, string>): Promise<Demo> {
+  if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run npm run build first`)
+  const [port, httpPort] = [await freePort(), await freePort()]
+  const dir = tempDir('secure-https-demo-')
+  let output = ''
+  const child: ChildProcess = spawn(process.execPath, [SERVER], {
+    env: { PATH: process.env.PATH, PORT: String(port), HTTP_PORT: String(httpPort), TLS_DIR: dir, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  t.teardown(async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      process.kill(child.pid as number, 'SIGTERM')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const url = `https://localhost:${port}`
+  const certFile = join(dir, 'self-signed', 'cert.pem')
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}):\n${output}`)
+    if (existsSync(certFile)) {
+      const cert = readFileSync(certFile, 'utf8')
+      const ok = await request(`${url}/healthz`, { ca: cert }).then((r) => r.status === 200, () => false)
+      if (ok) return { url, cert, output: () => output }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`the demo did not start:\n${output}`)
+}
+
+t.test('Chromium logs in through the demo\'s form over HTTPS; the cookie is Secure, HttpOnly, SameSite=Lax; reload keeps it; logout ends it', async (t) => {
+  const demo = await startDemo(t, { SESSION_KEYS: randomBytes(32).toString('base64'), SESSION_CSRF: 'true' })
+  const browser = await launchChromium(t, { args: [`--ignore-certificate-errors-spki-list=${spkiHash(demo.cert)}`] })
+  if (browser === null) return
+  const page = await browser.context.newPage()
+
+  const home = await page.goto(`${demo.url}/`)
+  t.equal(home?.status(), 200)
+  t.equal(await page.textContent('#status'), 'Not logged in.')
+  const token = await page.getAttribute('form[action="/login"] input[name="_csrf"]', 'value')
+  t.ok(token, 'with SESSION_CSRF=true the login form carries a CSRF token')
+
+  await page.fill('#login-user', 'alice')
+  await Promise.all([page.waitForURL(`${demo.url}/dashboard`), page.click('#login')])
+  t.equal(await page.textContent('#user'), 'alice', 'logged in through the HTML form')
+
+  const cookies = await browser.context.cookies(demo.url)
+  const session = cookies.find((c) => c.name === '__Host-session')
+  t.ok(session, 'the browser stored __Host-session (it refuses the prefix unless Secure, Path=/ and no Domain)')
+  t.match(session, { secure: true, httpOnly: true, sameSite: 'Lax', path: '/', domain: 'localhost' })
+  const lifetime = (session?.expires ?? 0) - Date.now() / 1000
+  t.ok(lifetime > 86_000 && lifetime <= 86_400, `expires with SESSION_MAX_AGE (in ${Math.round(lifetime)} s)`)
+  t.notMatch(await page.evaluate(() => document.cookie), /__Host-session/, 'HttpOnly: page scripts cannot read it')
+
+  await page.reload()
+  t.equal(await page.textContent('#user'), 'alice', 'the session survives a reload')
+  const me = await page.goto(`${demo.url}/api/me`)
+  t.same(await me?.json(), { user: 'alice' })
+
+  await page.goto(`${demo.url}/dashboard`)
+  await Promise.all([page.waitForURL(`${demo.url}/`), page.click('#logout')])
+  t.equal(await page.textContent('#status'), 'Not logged in.', 'logged out')
+  const after = (await browser.context.cookies(demo.url)).find((c) => c.name === '__Host-session')
+  t.not(after?.value, session?.value, 'the logged-in cookie is gone from the browser')
+  const meAfter = await page.goto(`${demo.url}/api/me`)
+  t.same(await meAfter?.json(), { user: null }, 'and the app no longer knows the user')
+  await page.goto(`${demo.url}/dashboard`)
+  t.equal(new URL(page.url()).pathname, '/', 'the dashboard sends the logged-out browser home')
+
+  // A form posted without the token (as another site's page would) is refused.
+  const forged = await page.evaluate(async () => (await fetch('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=mallory' })).status)
+  t.equal(forged, 403, 'a login POST without the CSRF token is refused')
+})
+
+t.test('without CSRF: logout removes the cookie from the browser altogether', async (t) => {
+  const demo = await startDemo(t, { SESSION_KEYS: randomBytes(32).toString('base64') })
+  const browser = await launchChromium(t, { args: [`--ignore-certificate-errors-spki-list=${spkiHash(demo.cert)}`] })
+  if (browser === null) return
+  const page = await browser.context.newPage()
+  await page.goto(`${demo.url}/`)
+  t.equal((await browser.context.cookies(demo.url)).length, 0, 'an anonymous page view sets no cookie')
+  await page.fill('#login-user', 'bob')
+  await Promise.all([page.waitForURL(`${demo.url}/dashboard`), page.click('#login')])
+  t.equal(await page.textContent('#user'), 'bob')
+  t.equal((await browser.context.cookies(demo.url)).filter((c) => c.name === '__Host-session').length, 1)
+  await page.reload()
+  t.equal(await page.textContent('#user'), 'bob', 'survives a reload')
+  await Promise.all([page.waitForURL(`${demo.url}/`), page.click('#logout')])
+  t.same((await browser.context.cookies(demo.url)).map((c) => c.name), [], 'no cookie left after logout')
+  t.equal(await page.textContent('#status'), 'Not logged in.')
+})
