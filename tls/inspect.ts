@@ -113,6 +113,9 @@ export function chainProblems (certPem: string | Buffer): string[] {
     }
   })
   if (problems.length > 0) return problems
+  if (certs.length > 1 && certs[0]?.ca === true) {
+    return [`certificate 1 in the file is a CA certificate (${certs[0].subject.replace(/\n/g, ', ')}), not the server's; order the file leaf first, then each issuer (certbot's fullchain.pem is in this order)`]
+  }
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i] as X509Certificate
     const parent = certs[i + 1] as X509Certificate

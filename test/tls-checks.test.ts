@@ -1,0 +1,185 @@
+/**
+ * Certificate checks at start and over time: chain order and completeness, names against
+ * ALLOWED_HOSTS, expiry warnings at 30 and 7 days, `fastify.tls.status()`, the self-signed source's
+ * renewal through the same reload path, and the files source's stat poll on its own.
+ */
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { resolveConfig, serverOptions, tls as tlsPlugin } from '../index.js'
+import { filesSource, readCertificateFiles } from '../tls/files-source.js'
+import { chainProblems, chainWarnings, inspectCertificate } from '../tls/inspect.js'
+import { generateSelfSigned, writePrivateFile } from '../tls/self-signed.js'
+import { selfSignedSource } from '../tls/self-signed-source.js'
+import type { CertificatePair } from '../tls/source.js'
+import { createPki, daysFromNow, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.js'
+import { startApp, tempDir } from './helpers/app.js'
+import { captureLogs } from './helpers/logs.js'
+
+let pki: TestPki
+let dir: string
+t.before(async () => {
+  pki = await createPki()
+  dir = tempDir()
+})
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+let counter = 0
+function files (leaf: Pick<Leaf, 'key'>, cert: string): { certFile: string, keyFile: string } {
+  counter++
+  const certFile = join(dir, `cert-${counter}.pem`)
+  const keyFile = join(dir, `key-${counter}.pem`)
+  writeFileSync(certFile, cert)
+  writeFileSync(keyFile, leaf.key)
+  return { certFile, keyFile }
+}
+
+t.test('a chain out of order is refused at start, naming the fix', async (t) => {
+  const leaf = await pki.leaf()
+  const reversed = `${pki.intermediate.cert}${leaf.cert}`
+  t.match(chainProblems(reversed)[0], /certificate 1 in the file is a CA certificate .*Intermediate.*order the file leaf first/)
+  await t.rejects(startApp({ tls: { mode: 'files', ...files(leaf, reversed) } }), { code: 'ERR_SECURE_HTTPS_CERTIFICATE', message: /TLS_CERT_FILE .*is a CA certificate/ })
+  const other = await pki.leaf()
+  t.match(chainProblems(`${leaf.cert}${other.cert}`)[0], /certificate 2 in the chain did not issue certificate 1; order the file leaf first/)
+  t.same(chainProblems(leaf.fullchain), [], 'fullchain order passes')
+  t.match(chainProblems(`${leaf.cert}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`)[0], /certificate 2 in the chain cannot be parsed/)
+})
+
+t.test('start-up checks: leaf-only file, names not covered, status()', async (t) => {
+  const leaf = await pki.leaf({ hosts: ['localhost', '127.0.0.1'] })
+  const paths = files(leaf, leaf.cert)
+  const s = await startApp({ allowedHosts: ['localhost', '127.0.0.1', 'www.example.com'], tls: { mode: 'files', ...paths } })
+  t.teardown(() => s.close())
+  const status = s.app.tls.status()
+  t.equal(status.mode, 'files')
+  t.equal(status.source, `files: ${paths.certFile}, ${paths.keyFile}`)
+  t.equal(status.subject, 'CN=localhost')
+  t.match(status.issuer, /Test Intermediate CA/)
+  t.same(status.sans, ['localhost', '127.0.0.1'])
+  t.equal(status.fingerprint, leaf.fingerprint)
+  t.ok(status.notBefore < new Date() && status.notAfter > daysFromNow(89), 'validity dates')
+  t.equal(status.keyType, 'ec P-256')
+  t.equal(status.selfSigned, false)
+  t.equal(status.lastReload, null)
+  t.equal(status.lastReloadError, null)
+  t.equal(status.profile, 'intermediate')
+  t.equal(status.warnings.length, 2)
+  t.match(status.warnings[0], /only the leaf certificate.*fullchain\.pem, not cert\.pem/, 'a leaf without intermediates is warned about')
+  t.match(status.warnings[1], /does not cover www\.example\.com from ALLOWED_HOSTS/, 'a name in ALLOWED_HOSTS the certificate lacks is warned about')
+  t.ok(s.logs.lines.some((l) => l.level === 40 && /only the leaf certificate/.test(String(l.msg))), 'and logged at warn')
+
+  // Served anyway: the checks warn, they do not refuse. A client with the intermediate cached
+  // connects; one with only the root cannot, which is what the warning is about.
+  t.equal((await served(s.port, { ca: `${pki.root.cert}${pki.intermediate.cert}` })).fingerprint, leaf.fingerprint)
+  await t.rejects(served(s.port, { ca: pki.root.cert }), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' })
+})
+
+t.test('no warning for a full chain or a self-signed certificate', async (t) => {
+  const leaf = await pki.leaf()
+  t.same(chainWarnings(leaf.fullchain), [])
+  const self = await generateSelfSigned([])
+  t.same(chainWarnings(self.cert), [], 'a self-signed leaf has no intermediates to miss')
+})
+
+t.test('tls.expiring at 30 and 7 days, once each, again after a reload', async (t) => {
+  const leaf = await pki.leaf({ days: 20 })
+  const paths = files(leaf, leaf.fullchain)
+  const s = await startApp({ tls: { mode: 'files', ...paths } })
+  t.teardown(() => s.close())
+  const first = await s.logs.waitFor((l) => l.securityEvent === 'tls.expiring', 2000)
+  t.equal(first.daysLeft, 19, 'a certificate with 20 days left warns at start (30-day threshold)')
+  t.equal(first.fingerprint, leaf.fingerprint)
+  t.match(first.msg, /expires in 19 days/)
+
+  const soon = await pki.leaf({ days: 5 })
+  writeFileSync(paths.certFile, soon.fullchain)
+  writeFileSync(paths.keyFile, soon.key)
+  await s.app.tls.reload()
+  const events = s.logs.events('tls.expiring')
+  t.equal(events.length, 2, 'one more event for the new certificate')
+  t.equal(events[1]?.daysLeft, 4, '5 days left crosses the 7-day threshold')
+  await s.app.tls.reload()
+  t.equal(s.logs.events('tls.expiring').length, 2, 'not repeated while nothing changes')
+
+  const fresh = await pki.leaf({ days: 60 })
+  const quiet = await startApp({ tls: { mode: 'files', ...files(fresh, fresh.fullchain) } })
+  t.teardown(() => quiet.close())
+  t.equal(quiet.logs.events('tls.expiring').length, 0, 'no event with 60 days left')
+})
+
+t.test('the self-signed source renews through the same reload path', async (t) => {
+  const tlsDir = tempDir()
+  t.teardown(() => rmSync(tlsDir, { recursive: true, force: true }))
+  const config = resolveConfig({ tls: { dir: tlsDir }, httpsRedirect: false })
+  const logs = captureLogs('info')
+  const app = Fastify({ logger: logs.logger, ...(await serverOptions(config)) }) as unknown as FastifyInstance
+  t.teardown(() => app.close())
+  if (config.tls === false) throw new Error('tls expected')
+  await app.register(tlsPlugin, { ...config.tls, source: selfSignedSource(config.tls, 100) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const before = app.tls.status()
+  t.equal(before.source, 'self-signed: provided source')
+  t.equal((await served(port)).fingerprint, before.fingerprint)
+
+  // The cached certificate is found near its end (here: replaced by one with 10 days left).
+  const old = await generateSelfSigned([], 10)
+  await writePrivateFile(join(tlsDir, 'self-signed', 'key.pem'), old.key)
+  await writePrivateFile(join(tlsDir, 'self-signed', 'cert.pem'), old.cert)
+  const renewed = await logs.waitFor((l) => l.msg === 'TLS certificate reloaded', 3000)
+  t.equal(renewed.reason, 'self-signed certificate renewed')
+  const after = app.tls.status()
+  t.not(after.fingerprint, before.fingerprint, 'a new certificate')
+  t.ok(after.notAfter > daysFromNow(80), 'with a full lifetime')
+  t.not(after.fingerprint, inspectCertificate(old.cert).fingerprint, 'not the stale one')
+  await waitForServed(port, after.fingerprint)
+  t.equal(logs.events('tls.expiring').length, 0, 'no expiry warning for a dev certificate that renews itself')
+})
+
+t.test('the stat poll catches what no watcher sees: a swapped parent-directory symlink', async (t) => {
+  const base = tempDir()
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
+  const a = await pki.leaf()
+  const b = await pki.leaf()
+  for (const [name, leaf] of [['v1', a], ['v2', b]] as const) {
+    mkdirSync(join(base, name))
+    writeFileSync(join(base, name, 'cert.pem'), leaf.fullchain)
+    writeFileSync(join(base, name, 'key.pem'), leaf.key)
+  }
+  symlinkSync('v1', join(base, 'current'))
+  const config = { certFile: join(base, 'current', 'cert.pem'), keyFile: join(base, 'current', 'key.pem') }
+  const source = filesSource(config, { settle: 50, poll: 200 })
+  t.teardown(() => source.stop())
+  t.equal((await source.load()).info.fingerprint, a.fingerprint)
+  const updates: CertificatePair[] = []
+  const errors: Error[] = []
+  source.start({ update: (pair) => updates.push(pair), error: (error) => errors.push(error) })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  symlinkSync('v2', join(base, 'next'))
+  renameSync(join(base, 'next'), join(base, 'current'))
+  const started = Date.now()
+  while (updates.length === 0 && Date.now() - started < 3000) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(updates[0]?.info.fingerprint, b.fingerprint, `picked up after ${Date.now() - started} ms`)
+  t.same(errors, [])
+  await source.stop()
+  symlinkSync('v1', join(base, 'next'))
+  renameSync(join(base, 'next'), join(base, 'current'))
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  t.equal(updates.length, 1, 'nothing is reported after stop()')
+})
+
+t.test('readCertificateFiles explains what is wrong', async (t) => {
+  const leaf = await pki.leaf()
+  await t.rejects(readCertificateFiles({ certFile: join(dir, 'missing.pem'), keyFile: join(dir, 'missing-key.pem') }), /TLS_CERT_FILE .*missing\.pem does not exist/)
+  await t.rejects(readCertificateFiles({}), /TLS_CERT_FILE and TLS_KEY_FILE are required/)
+  const paths = files(leaf, leaf.fullchain)
+  writeFileSync(paths.keyFile, leaf.cert)
+  await t.rejects(readCertificateFiles(paths), /private key cannot be parsed/, 'a certificate where the key should be')
+  const future = await pki.leaf({ notBefore: daysFromNow(2), notAfter: daysFromNow(90) })
+  await t.rejects(readCertificateFiles(files(future, future.fullchain)), /not valid before .*check the system clock/)
+  const withCa = { ...files(leaf, leaf.fullchain), caFile: join(dir, 'ca.pem') }
+  writeFileSync(withCa.caFile, pki.root.cert)
+  const pair = await readCertificateFiles({ ...withCa, passphrase: undefined })
+  t.equal(pair.ca, pki.root.cert, 'TLS_CA_FILE is read along')
+})
