@@ -71,7 +71,7 @@ t.test('Chromium logs in through the demo\'s form over HTTPS; the cookie is Secu
   t.match(session, { secure: true, httpOnly: true, sameSite: 'Lax', path: '/', domain: 'localhost' })
   const lifetime = (session?.expires ?? 0) - Date.now() / 1000
   t.ok(lifetime > 86_000 && lifetime <= 86_400, `expires with SESSION_MAX_AGE (in ${Math.round(lifetime)} s)`)
-  t.notMatch(await page.evaluate(() => document.cookie), /__Host-session/, 'HttpOnly: page scripts cannot read it')
+  t.notMatch(await page.evaluate<string>('document.cookie'), /__Host-session/, 'HttpOnly: page scripts cannot read it')
 
   await page.reload()
   t.equal(await page.textContent('#user'), 'alice', 'the session survives a reload')
