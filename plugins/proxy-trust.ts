@@ -105,6 +105,34 @@ export function describeTrust (value: unknown): string {
 
 const FORWARDING_HEADERS = ['x-forwarded-proto', 'x-forwarded-for', 'x-forwarded-host', 'forwarded'] as const
 
+const kSecure = Symbol('fastify-secure-https.secure')
+const kForwarded = Symbol('fastify-secure-https.forwarded')
+interface Memo { [kSecure]: boolean | null, [kForwarded]: ForwardedElement | null }
+
+/** Most peer addresses whose trust is remembered; a proxy is one or a few addresses. */
+const TRUST_CACHE_SIZE = 1024
+
+/**
+ * The trust test for one address. proxy-addr parses the address on every call (microseconds);
+ * the few addresses a proxy connects from are remembered, and the memory is bounded so that a
+ * stream of clients from new addresses cannot grow it. @internal
+ */
+export function compileTrust (trust: boolean | string[]): (address: string) => boolean {
+  if (trust === true) return () => true
+  if (trust === false) return () => false
+  const compiled = proxyAddr.compile(trust)
+  const cache = new Map<string, boolean>()
+  return (address) => {
+    let result = cache.get(address)
+    if (result === undefined) {
+      result = compiled(address, 0)
+      if (cache.size >= TRUST_CACHE_SIZE) cache.clear()
+      cache.set(address, result)
+    }
+    return result
+  }
+}
+
 const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function proxyTrustPlugin (fastify: FastifyInstance, options) {
   const config = parseOptions(proxyTrustSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'proxyTrust')
   const trustValue = trustProxyValue(config.trust)
@@ -126,11 +154,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     fastify.log.warn('TRUST_PROXY=true trusts every peer: any client can claim HTTPS or another IP. Development only; list the proxies\' addresses in production')
   }
 
-  const trusted: (address: string) => boolean = trustValue === true
-    ? () => true
-    : trustValue === false
-      ? () => false
-      : (() => { const compiled = proxyAddr.compile(trustValue); return (address: string) => compiled(address, 0) })()
+  const trusted = compileTrust(trustValue)
   const useForwarded = config.forwarded
 
   function isTrustedPeer (request: FastifyRequest): boolean {
@@ -138,29 +162,49 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     return peer !== undefined && trusted(peer)
   }
 
+  // Worked out once per request, on first use: the redirect, HSTS, the session and the route may
+  // all ask, and parsing Forwarded costs more than a property read.
+  function evaluate (request: FastifyRequest & Memo): void {
+    request[kForwarded] = null
+    if ((request.raw.socket as { encrypted?: boolean }).encrypted === true) {
+      request[kSecure] = true
+      return
+    }
+    if (!isTrustedPeer(request)) {
+      request[kSecure] = false
+      return
+    }
+    const headers = request.headers
+    const xfp = headers['x-forwarded-proto']
+    const fromXfp = typeof xfp === 'string' ? lastEntry(xfp) : undefined
+    if (!useForwarded) {
+      request[kSecure] = fromXfp === 'https'
+      return
+    }
+    const forwarded = headers.forwarded
+    const element = typeof forwarded === 'string' ? lastForwardedElement(forwarded) : null
+    request[kForwarded] = element
+    const fromForwarded = element?.proto
+    // Two proxies (or a proxy and a client it let through) telling different stories: believe neither.
+    request[kSecure] = fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded
+      ? false
+      : (fromForwarded ?? fromXfp) === 'https'
+  }
+
+  fastify.decorateRequest(kSecure, null)
+  fastify.decorateRequest(kForwarded, null)
   fastify.decorateRequest('secure', {
     getter (this: FastifyRequest): boolean {
-      const socket = this.raw.socket
-      if ((socket as { encrypted?: boolean }).encrypted === true) return true
-      if (!isTrustedPeer(this)) return false
-      const headers = this.headers
-      const xfp = headers['x-forwarded-proto']
-      const fromXfp = typeof xfp === 'string' ? lastEntry(xfp) : undefined
-      if (!useForwarded) return fromXfp === 'https'
-      const forwarded = headers.forwarded
-      const fromForwarded = typeof forwarded === 'string' ? lastForwardedElement(forwarded)?.proto : undefined
-      // Two proxies (or a proxy and a client it let through) telling different stories: believe neither.
-      if (fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded) return false
-      return (fromForwarded ?? fromXfp) === 'https'
+      const request = this as FastifyRequest & Memo
+      if (request[kSecure] === null) evaluate(request)
+      return request[kSecure] as boolean
     }
   })
-
   fastify.decorateRequest('forwarded', {
     getter (this: FastifyRequest): ForwardedElement | null {
-      if (!useForwarded) return null
-      const forwarded = this.headers.forwarded
-      if (typeof forwarded !== 'string' || !isTrustedPeer(this)) return null
-      return lastForwardedElement(forwarded)
+      const request = this as FastifyRequest & Memo
+      if (request[kSecure] === null) evaluate(request)
+      return request[kForwarded]
     }
   })
 
@@ -185,7 +229,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
       })
     } else if (useForwarded && typeof xfp === 'string' && typeof forwarded === 'string') {
       const a = lastEntry(xfp)
-      const b = lastForwardedElement(forwarded)?.proto
+      const b = request.forwarded?.proto
       if (b !== undefined && a !== b) {
         report(request, 'proxy.conflicting-forwarded', 'X-Forwarded-Proto and Forwarded disagree; treating the request as not secure. Make the proxy set (not pass through) both headers, or remove one', { xForwardedProto: a, forwardedProto: b })
       }

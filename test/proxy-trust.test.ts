@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { ConfigError, ERR_INSTANCE_MISMATCH, lastForwardedElement, loadConfig, proxyTrust, proxyTrustSchema, serverOptions } from '../index.js'
 import { eventLimiter } from '../plugins/events.js'
-import { describeTrust, lastEntry } from '../plugins/proxy-trust.js'
+import { compileTrust, describeTrust, lastEntry } from '../plugins/proxy-trust.js'
 import { trustProxyValue } from '../schemas/proxy-trust.js'
 import { startApp, type StartedApp } from './helpers/app.js'
 import { request } from './helpers/http.js'
@@ -151,6 +151,15 @@ t.test('X-Forwarded-Proto: believed from the trusted peer only, last entry wins 
   t.match(await probe(s, TRUSTED, { forwarded: 'proto=https' }), { secure: false, forwarded: null }, 'Forwarded is ignored unless TRUST_FORWARDED is on')
 })
 
+t.test('TLS on the socket itself is secure, whatever the headers say', async (t) => {
+  const s = await startApp({ proxyTrust: { trust: [TRUSTED], forwarded: true } }, (app) => {
+    app.get('/probe', async (request) => ({ secure: request.secure, forwarded: request.forwarded }))
+  })
+  t.teardown(() => s.close())
+  const res = await request(`${s.url}/probe`, { ca: s.cert as string, headers: { 'x-forwarded-proto': 'http', forwarded: 'proto=http' } })
+  t.same(JSON.parse(res.body), { secure: true, forwarded: null })
+})
+
 t.test('Forwarded (RFC 7239), opt-in', async (t) => {
   const s = await probeApp(t, { forwarded: true })
   t.match(await probe(s, TRUSTED, { forwarded: 'for=192.0.2.60;proto=https;by=203.0.113.43' }), { secure: true, protocol: 'http', forwarded: { for: '192.0.2.60', proto: 'https', by: '203.0.113.43' } }, 'Forwarded alone: secure (Fastify\'s request.protocol does not read it)')
@@ -201,6 +210,13 @@ t.test('IPv4-mapped peers and IPv6 trust (inject: the address family is the logi
 })
 
 t.test('parsers', async (t) => {
+  const trusted = compileTrust(['10.0.0.0/8'])
+  t.equal(trusted('10.1.2.3'), true)
+  for (let i = 0; i < 1100; i++) trusted(`192.0.2.${i % 256}.${i}`.slice(0, 15))
+  t.equal(trusted('10.1.2.3'), true, 'still right once the bounded cache of addresses has been cleared')
+  t.equal(trusted('11.1.2.3'), false)
+  t.equal(compileTrust(true)('1.2.3.4'), true)
+  t.equal(compileTrust(false)('127.0.0.1'), false)
   t.equal(lastEntry('http, HTTPS '), 'https')
   t.equal(lastEntry('https'), 'https')
   t.same(lastForwardedElement('for=a;proto=https,'), { for: 'a', proto: 'https' }, 'a trailing comma is skipped')
