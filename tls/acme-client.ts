@@ -117,8 +117,8 @@ function asProblem (value: unknown): AcmeProblem | null {
   return null
 }
 
-/** The problem inside an ACME object that turned invalid (order, authorization or challenge). */
-function problemIn (data: unknown): AcmeProblem | null {
+/** The problem document in a response: itself, or inside an invalid order, authorization or challenge. @internal */
+export function problemIn (data: unknown): AcmeProblem | null {
   const direct = asProblem(data)
   if (direct !== null) return direct
   if (data === null || typeof data !== 'object') return null
@@ -135,7 +135,8 @@ function problemIn (data: unknown): AcmeProblem | null {
   return null
 }
 
-function parseRetryAfter (header: string | undefined, now = Date.now()): number | null {
+/** Seconds to wait from a Retry-After header (seconds or an HTTP date), or null. @internal */
+export function parseRetryAfter (header: string | undefined, now = Date.now()): number | null {
   if (header === undefined) return null
   const seconds = Number(header)
   if (Number.isFinite(seconds) && seconds >= 0) return seconds
@@ -154,7 +155,7 @@ export async function orderCertificate (options: OrderOptions): Promise<IssuedPa
     accountKey: options.accountKey,
     // Pebble and Let's Encrypt validate within a second or two; poll briskly, then back off.
     backoffAttempts: 12,
-    backoffMin: options.pollMin ?? 1000,
+    backoffMin: options.pollMin ?? 500,
     backoffMax: options.pollMax ?? 5000
   })
   const agent = new Agent({ keepAlive: true, ca: options.ca === undefined ? undefined : [...rootCertificates, options.ca] })

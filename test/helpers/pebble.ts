@@ -4,11 +4,15 @@
  * certificate for pebble's own API from a CA made here with openssl.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { request } from './http.js'
+import { connect } from 'node:tls'
+import type { SecureHttpsOptions } from '../../index.js'
 import { freePort } from './app.js'
+import { request } from './http.js'
+import type { LogLine } from './logs.js'
 
 export interface PebbleOptions {
   /** Lifetime of the certificates pebble issues, in seconds (pebble's default: about five years). */
@@ -153,3 +157,37 @@ export async function startPebble (options: PebbleOptions = {}): Promise<Pebble>
     }
   }
 }
+
+/** The certificate chain a server presents for a name, without judging it. */
+export function presented (port: number, servername: string): Promise<X509Certificate[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      const chain: X509Certificate[] = []
+      let peer = socket.getPeerCertificate(true)
+      const seen = new Set<string>()
+      while (peer?.raw !== undefined && !seen.has(peer.fingerprint256)) {
+        seen.add(peer.fingerprint256)
+        chain.push(new X509Certificate(peer.raw))
+        peer = peer.issuerCertificate
+      }
+      socket.end()
+      resolve(chain)
+    })
+    socket.once('error', reject)
+  })
+}
+
+/** Options for an app in TLS_MODE=acme against this pebble. */
+export function acmeOptions (pebble: Pebble, dir: string, domains: string[], httpPort: number, extra: Record<string, unknown> = {}): SecureHttpsOptions {
+  return {
+    allowedHosts: [...domains, 'localhost', '127.0.0.1'],
+    tls: {
+      mode: 'acme',
+      dir,
+      acme: { domains, email: 'ops@example.com', directory: pebble.directory, caFile: pebble.caFile, agreeTos: true, retryDelay: 0.2, ...extra }
+    },
+    httpsRedirect: { port: httpPort }
+  }
+}
+
+export const reloaded = (line: LogLine): boolean => line.msg === 'TLS certificate reloaded'
