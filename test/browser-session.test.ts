@@ -37,7 +37,7 @@ async function startDemo (t: Test, env: Record<string, string>): Promise<Demo> {
   })
   const url = `https://localhost:${port}`
   const certFile = join(dir, 'self-signed', 'cert.pem')
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}):\n${output}`)
     if (existsSync(certFile)) {
       const cert = readFileSync(certFile, 'utf8')
