@@ -88,7 +88,7 @@ function session (port: number, ca: string, resume?: Buffer): Promise<{ reused: 
 t.test('demo process: SIGHUP reloads the certificate; sessions resume across processes', async (t) => {
   if (!existsSync(server)) {
     if (process.env.CI === 'true') throw new Error(`${server} is missing; npm test builds it first`)
-    t.skip('needs the build: npm run build')
+    t.skip('needs the build: npm run build', () => {})
     return
   }
   const pki = await createPki()
