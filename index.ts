@@ -8,6 +8,7 @@ export { proxyTrust, lastForwardedElement, type ForwardedElement } from './plugi
 export { hsts } from './plugins/hsts.js'
 export { securityHeaders } from './plugins/security-headers.js'
 export { secureSession } from './plugins/secure-session.js'
+export { memorySessionStore, type MemorySessionStore, type MemorySessionStoreOptions, type SessionStore, type StoredSessionData } from './plugins/session-store.js'
 export { errorHandler } from './plugins/error-handler.js'
 export { securityEvents, type SecurityEventName } from './plugins/events.js'
 export { serverOptions, type FastifyServerOptionsFromConfig } from './server-options.js'
