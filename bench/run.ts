@@ -32,7 +32,7 @@ const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 
-type ServerName = 'bare' | 'suite' | 'hand-wired' | 'express'
+type ServerName = 'bare' | 'helmet' | 'suite-headers' | 'suite' | 'hand-wired' | 'express'
 type Kind = 'anonymous' | 'read' | 'write'
 
 interface Variant {
@@ -44,6 +44,8 @@ interface Variant {
 
 const VARIANTS: Variant[] = [
   { name: 'bare', server: 'bare', kind: 'anonymous', description: 'bare Fastify over TLS' },
+  { name: 'helmet', server: 'helmet', kind: 'anonymous', description: 'bare Fastify + @fastify/helmet defaults (headers only)' },
+  { name: 'suite-headers', server: 'suite-headers', kind: 'anonymous', description: 'suite without the session: TLS, redirect, proxy trust, HSTS, security headers' },
   { name: 'suite-anonymous', server: 'suite', kind: 'anonymous', description: 'suite, everything on, request without a session cookie' },
   { name: 'suite-read', server: 'suite', kind: 'read', description: 'suite, reads the session (valid cookie)' },
   { name: 'suite-write', server: 'suite', kind: 'write', description: 'suite, reads and writes the session (new Set-Cookie)' },
@@ -63,8 +65,8 @@ const PROFILE_VARIANTS = ['bare', 'suite-anonymous', 'suite-read', 'suite-write'
 
 const HELP = `npm run bench [-- options]
 
-  (no option)        full run: every variant, 5 rounds of 3 s, each window bracketed by bare
-                     Fastify; results written to docs/benchmarks.md (about 6 minutes)
+  (no option)        full run: every variant, 5 rounds of 3 s, bare Fastify every two windows;
+                     results written to docs/benchmarks.md (about 6 minutes)
   --quick            under a minute: the suite against the hand-wired plugins side by side,
                      3 rounds of 1.2 s; prints ratios, writes nothing (add bare Fastify with
                      --only bare,suite-anonymous,hand-anonymous,...)
@@ -397,48 +399,39 @@ interface Measurement {
 }
 
 /**
- * The CPU per request of the bare Fastify measurements next to this one in the same round (the mean
- * of the one before and the one after): the schedule of a full run brackets every variant with bare
- * Fastify, so that a ratio compares windows a few seconds apart on a shared machine.
+ * The bare Fastify CPU per request a window is divided by: the median of the bare windows of the
+ * same round. A full run puts bare Fastify every two windows, so a round's bare windows are spread
+ * over the same minute as the variants they are compared with; the median, unlike the nearest
+ * neighbours, survives the one window in which another process took the core.
  */
-function adjacentBare (all: Measurement[], m: Measurement): number | null {
-  const bare = all.filter((x) => x.name === 'bare' && x.round === m.round)
-  const before = bare.filter((x) => x.sequence < m.sequence).at(-1)
-  const after = bare.find((x) => x.sequence > m.sequence)
-  const values = [before, after].filter((x): x is Measurement => x !== undefined).map((x) => x.sample.cpuPerRequest)
-  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length
+function roundBare (all: Measurement[], round: number): number | null {
+  const bare = all.filter((x) => x.name === 'bare' && x.round === round).map((x) => x.sample.cpuPerRequest)
+  return bare.length === 0 ? null : spread(bare).median
 }
 
-/** Ratios of `name`'s CPU per request to the adjacent bare Fastify windows, one per round. */
+/** Ratios of `name`'s CPU per request to bare Fastify's in the same round, one per round. */
 function ratiosToBare (all: Measurement[], name: string): Spread | null {
   const values = all.filter((m) => m.name === name).map((m) => {
-    const bare = adjacentBare(all, m)
+    const bare = roundBare(all, m.round)
     return bare === null ? null : m.sample.cpuPerRequest / bare
   }).filter((x): x is number => x !== null)
   return values.length === 0 ? null : spread(values)
 }
 
-/**
- * Ratios of `name` to `base` round by round. With bare Fastify in the schedule each side is first
- * divided by its adjacent bare windows, which removes the drift between the two windows.
- */
+/** Ratios of `name`'s CPU per request to `base`'s, round by round. */
 function ratiosBetween (all: Measurement[], name: string, base: string): Spread | null {
   const values: number[] = []
   for (const m of all.filter((x) => x.name === name)) {
     const b = all.find((x) => x.name === base && x.round === m.round)
-    if (b === undefined) continue
-    const bareM = adjacentBare(all, m)
-    const bareB = adjacentBare(all, b)
-    values.push(bareM !== null && bareB !== null
-      ? (m.sample.cpuPerRequest / bareM) / (b.sample.cpuPerRequest / bareB)
-      : m.sample.cpuPerRequest / b.sample.cpuPerRequest)
+    if (b !== undefined) values.push(m.sample.cpuPerRequest / b.sample.cpuPerRequest)
   }
   return values.length === 0 ? null : spread(values)
 }
 
 /**
- * The order of the windows in each round. Full run: every variant bracketed by bare Fastify
- * (bare A bare B bare ...), the variants' order reversed every other round. Quick run: bare, then
+ * The order of the windows in each round. Full run: bare Fastify every two variants
+ * (bare A B bare C D bare ...), so that bare Fastify is measured all through the round; the
+ * variants' order reversed every other round. Quick run: bare, then
  * each kind's suite and hand-wired windows side by side (A B A B ...), the pair's order swapped
  * every other round.
  */
@@ -457,7 +450,9 @@ function schedule (mode: Options['mode'], servers: Server[], round: number): Ser
   }
   const ordered = flip ? [...others].reverse() : others
   if (bare === undefined) return ordered
-  return [bare, ...ordered.flatMap((s) => [s, bare])]
+  const windows: Server[] = [bare]
+  for (let i = 0; i < ordered.length; i += 2) windows.push(...ordered.slice(i, i + 2), bare)
+  return windows
 }
 
 function packageVersion (name: string): string {
@@ -491,8 +486,8 @@ function environmentLines (options: Options, machine: Machine, loadAfter: number
     `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
     `- Node ${process.version}; ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
     `- Code measured: commit ${commit === '' ? 'unknown' : commit}${dirty === '' ? ' (sources clean)' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}; plugins/secure-session.ts as of ${sessionCommit === '' ? 'unknown' : sessionCommit}.`,
-    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'every window bracketed by bare Fastify windows (bare A bare B bare ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
-    '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the adjacent bare Fastify windows. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
+    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'bare Fastify every two windows (bare A B bare C D bare ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
+    '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the median of the bare Fastify windows of the same round. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
   ]
 }
 
@@ -519,6 +514,8 @@ function resultsTable (variants: Variant[], all: Measurement[], servers: Server[
 
 function comparisonLines (all: Measurement[]): string[] {
   const lines: string[] = []
+  const headers = ratiosBetween(all, 'suite-headers', 'helmet')
+  if (headers !== null) lines.push(`- headers: the suite without its session costs ${show(headers, 2, '×')} the server CPU per request of @fastify/helmet alone.`)
   for (const kind of ['anonymous', 'read', 'write'] as const) {
     const ratio = ratiosBetween(all, `suite-${kind}`, `hand-${kind}`)
     if (ratio !== null) lines.push(`- ${kind}: the suite costs ${show(ratio, 2, '×')} the server CPU per request of @fastify/helmet + @fastify/secure-session wired by hand.`)
