@@ -6,12 +6,14 @@
  *
  *   npm run build && node dist/bench/soak.js [--duration 60] [--store cookie|redis]
  *     [--instances 2] [--users 8] [--rate 200] [--json out.json]
+ *   node dist/bench/soak.js --cost [--seconds 5] [--rounds 3]   (what a Redis store costs per request)
  *
  * Timeline: warm-up; at 10% of the run, a plain rolling restart of instance a1; then rotation
  * phase 1 (every instance restarted with `K1,K2`: the new key readable everywhere) and phase 2
  * (`K2,K1`: the new key writes). After the last restart the fleet runs untouched for at least 40%
  * of the duration; memory growth is measured over that window, on processes that live through it.
  */
+import autocannon from 'autocannon'
 import { Agent } from 'node:https'
 import { writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
@@ -270,6 +272,70 @@ export async function runSoak (options: SoakOptions = {}): Promise<SoakReport> {
   }
 }
 
+/** Per-request cost of one session store, as autocannon saw it on one instance. */
+export interface CostFigures {
+  store: 'cookie' | 'redis'
+  /** GET /api/me with a session cookie: the session is read. */
+  read: { rps: number, p50: number, p99: number }
+  /** POST /login: a new session is written (and, with Redis, stored). */
+  write: { rps: number, p50: number, p99: number }
+}
+
+/**
+ * Measures reads and writes of the session on one instance per store (plain HTTP straight to the
+ * instance, so TLS and haproxy are out of the figures), interleaving the stores round by round
+ * and keeping the median, so that noise on a shared machine hits both alike.
+ */
+export async function measureCost (options: { seconds?: number, rounds?: number, connections?: number } = {}): Promise<CostFigures[]> {
+  const seconds = options.seconds ?? 5
+  const rounds = options.rounds ?? 3
+  const connections = options.connections ?? 10
+  const stores = ['cookie', 'redis'] as const
+  const clusters = new Map<'cookie' | 'redis', Cluster>()
+  try {
+    for (const store of stores) {
+      clusters.set(store, await startCluster({ instances: 1, redis: store === 'redis', env: store === 'redis' ? { SESSION_STORE: 'redis' } : {} }))
+    }
+    const samples = new Map<string, Array<{ rps: number, p50: number, p99: number }>>()
+    const headers = { host: 'localhost', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' }
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of ['read', 'write'] as const) {
+        for (const store of stores) {
+          const instance = (clusters.get(store) as Cluster).instances[0]
+          if (instance === undefined) throw new Error('no instance')
+          let cookie = ''
+          if (kind === 'read') {
+            const login = await request(`${instance.url}/login`, { method: 'POST', body: 'user=bench', headers: { ...headers, ...FORM } })
+            cookie = cookieHeader(login)
+          }
+          const result = await autocannon({
+            url: `${instance.url}${kind === 'read' ? '/api/me' : '/login'}`,
+            connections,
+            duration: seconds,
+            method: kind === 'read' ? 'GET' : 'POST',
+            headers: kind === 'read' ? { ...headers, cookie } : { ...headers, ...FORM },
+            body: kind === 'read' ? undefined : 'user=bench'
+          })
+          const expected = kind === 'read' ? result['2xx'] : result['3xx']
+          if (result.errors > 0 || result.non2xx !== (kind === 'read' ? 0 : expected)) {
+            throw new Error(`${store} ${kind}: ${result.errors} errors, ${result.non2xx} non-2xx answers`)
+          }
+          const key = `${store}:${kind}`
+          samples.set(key, [...(samples.get(key) ?? []), { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 }])
+        }
+      }
+    }
+    const median = (key: string): { rps: number, p50: number, p99: number } => {
+      const list = samples.get(key) ?? []
+      const pick = (f: (x: { rps: number, p50: number, p99: number }) => number): number => list.map(f).sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? 0
+      return { rps: Math.round(pick((x) => x.rps)), p50: pick((x) => x.p50), p99: pick((x) => x.p99) }
+    }
+    return stores.map((store) => ({ store, read: median(`${store}:read`), write: median(`${store}:write`) }))
+  } finally {
+    for (const cluster of clusters.values()) await cluster.close()
+  }
+}
+
 const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`
 
 /** The report as the plain text the CLI prints. */
@@ -297,9 +363,21 @@ async function main (): Promise<void> {
       instances: { type: 'string', default: '2' },
       users: { type: 'string', default: '8' },
       rate: { type: 'string', default: '200' },
-      json: { type: 'string' }
+      json: { type: 'string' },
+      cost: { type: 'boolean', default: false },
+      seconds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '3' }
     }
   })
+  if (values.cost) {
+    const figures = await measureCost({ seconds: Number(values.seconds), rounds: Number(values.rounds) })
+    for (const f of figures) {
+      process.stdout.write(`${f.store.padEnd(6)} read  ${f.read.rps} req/s  p50 ${f.read.p50} ms  p99 ${f.read.p99} ms\n`)
+      process.stdout.write(`${f.store.padEnd(6)} write ${f.write.rps} req/s  p50 ${f.write.p50} ms  p99 ${f.write.p99} ms\n`)
+    }
+    if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(figures, null, 2)}\n`)
+    return
+  }
   if (values.store !== 'cookie' && values.store !== 'redis') throw new Error(`--store must be cookie or redis (got ${values.store})`)
   const report = await runSoak({
     duration: Number(values.duration),

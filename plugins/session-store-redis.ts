@@ -4,7 +4,8 @@
  *
  * Layout, under `prefix` (default `secure-https:`):
  * - `s:<id>`  hash `{ d: JSON data, u: owner }`, TTL = the session's remaining lifetime;
- * - `u:<owner>` set of the owner's session ids (for `revokeUser`), TTL = its longest session;
+ * - `u:<owner>` the owner's session ids (for `revokeUser`), a sorted set scored by expiry so that
+ *   ended ones are dropped cheaply however many sessions one user has; TTL = its longest session;
  * - `r:<id>`  tombstone of a destroyed or revoked session, so that a request still in flight when
  *   the session ended cannot write it back; it lives 10 minutes (or what the session had left, if
  *   less): only a request that loaded the session before it ended can write to its id.
@@ -81,21 +82,20 @@ export class SessionStoreUnavailableError extends Error {
   }
 }
 
-// KEYS: session, tombstone, owner set. ARGV: data JSON, ttl s, id, owner ('' = none), owner-set prefix, prune threshold, session prefix.
+// KEYS: session, tombstone, owner index. ARGV: data JSON, ttl s, id, owner ('' = none), owner-index prefix.
+// The owner index is a sorted set scored by expiry: ended entries are dropped by score, O(log n).
 const SET_SCRIPT = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local old = redis.call('HGET', KEYS[1], 'u')
-if old and old ~= '' and old ~= ARGV[4] then redis.call('SREM', ARGV[5] .. old, ARGV[3]) end
+if old and old ~= '' and old ~= ARGV[4] then redis.call('ZREM', ARGV[5] .. old, ARGV[3]) end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] ~= '' then
-  redis.call('SADD', KEYS[3], ARGV[3])
-  if redis.call('TTL', KEYS[3]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-  if redis.call('SCARD', KEYS[3]) > tonumber(ARGV[6]) then
-    for _, sid in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-      if redis.call('EXISTS', ARGV[7] .. sid) == 0 then redis.call('SREM', KEYS[3], sid) end
-    end
-  end
+  local now = tonumber(redis.call('TIME')[1])
+  local ttl = tonumber(ARGV[2])
+  redis.call('ZADD', KEYS[3], now + ttl, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('TTL', KEYS[3]) < ttl then redis.call('EXPIRE', KEYS[3], ttl) end
 end
 return 1
 `
@@ -106,7 +106,7 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   ttl = math.min(ttl, tonumber(ARGV[3]))
   local u = redis.call('HGET', KEYS[1], 'u')
-  if u and u ~= '' then redis.call('SREM', ARGV[2] .. u, ARGV[1]) end
+  if u and u ~= '' then redis.call('ZREM', ARGV[2] .. u, ARGV[1]) end
   redis.call('SET', KEYS[2], '1', 'PX', ttl)
   redis.call('DEL', KEYS[1])
 end
@@ -116,7 +116,7 @@ return 1
 // KEYS: owner set. ARGV: session prefix, tombstone prefix, tombstone lifetime ms.
 const REVOKE_SCRIPT = `
 local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local ttl = redis.call('PTTL', ARGV[1] .. id)
   if ttl > 0 then
     ttl = math.min(ttl, tonumber(ARGV[3]))
@@ -132,11 +132,8 @@ return n
 /** How long an ended session's id stays refused: far longer than any request is in flight. */
 const TOMBSTONE_MS = 10 * 60 * 1000
 
-/** A user's set is swept of ended sessions once it holds more ids than this. */
-const PRUNE_THRESHOLD = 64
-
 type ScriptClient = Redis & {
-  sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string, prune: number, sessionPrefix: string): Promise<number>
+  sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string): Promise<number>
   sessionDestroy (session: string, tombstone: string, id: string, ownerPrefix: string, tombstoneMs: number): Promise<number>
   sessionRevoke (owners: string, sessionPrefix: string, tombstonePrefix: string, tombstoneMs: number): Promise<number>
 }
@@ -223,7 +220,7 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
     async set (id, data, ttlSeconds) {
       const owner = ownerOf(data)
       const ttl = Math.max(1, Math.ceil(ttlSeconds))
-      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, PRUNE_THRESHOLD, `${prefix}s:`))
+      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`))
     },
     async destroy (id) {
       await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`, TOMBSTONE_MS))
