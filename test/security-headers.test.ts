@@ -43,15 +43,15 @@ t.test('helmet options pass through and are validated', async (t) => {
 
   const bad = Fastify()
   bad.register(securityHeaders, { hsts: { maxAge: 1 }, xContentTypeOptions: 'yes', crossOriginOpenerPolicy: 3 } as never)
-  await t.rejects(bad.ready(), /securityHeaders configuration \(3 problems\)[\s\S]*hsts: HSTS belongs to the hsts plugin/)
+  await t.rejects(Promise.resolve(bad.ready()), /securityHeaders configuration \(3 problems\)[\s\S]*hsts: HSTS belongs to the hsts plugin/)
 
   const typo = Fastify()
   typo.register(securityHeaders, { contentSecurityPolicyy: true } as never)
-  await t.rejects(typo.ready(), /unknown option "contentSecurityPolicyy"/)
+  await t.rejects(Promise.resolve(typo.ready()), /unknown option "contentSecurityPolicyy"/)
 
   const helmetRefuses = Fastify()
   helmetRefuses.register(securityHeaders, { contentSecurityPolicy: { directives: { 'script-src': ["'self'", 'unquoted-keyword;'] } } })
-  await t.rejects(helmetRefuses.ready(), /securityHeaders: helmet refused the options/)
+  await t.rejects(Promise.resolve(helmetRefuses.ready()), /securityHeaders: helmet refused the options/)
 })
 
 t.test('the static set is computed once: the same values as helmet per request', async (t) => {

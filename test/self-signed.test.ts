@@ -68,25 +68,25 @@ t.test('each plugin checks the instance it is given and says what to pass to Fas
   const dir = tempDir()
   const plain = Fastify()
   plain.register(tlsPlugin, { dir })
-  await t.rejects(plain.ready(), { code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message: /TLS_MODE=self-signed needs an HTTPS server[\s\S]*serverOptions\(config\)/ })
+  await t.rejects(Promise.resolve(plain.ready()), { code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message: /TLS_MODE=self-signed needs an HTTPS server[\s\S]*serverOptions\(config\)/ })
 
   const https = Fastify({ ...(await serverOptions({ tls: { dir } })) })
   https.register(tlsPlugin, { mode: 'proxy' })
-  await t.rejects(https.ready(), /TLS_MODE=proxy means no TLS in this process, but the instance is an HTTPS server/)
+  await t.rejects(Promise.resolve(https.ready()), /TLS_MODE=proxy means no TLS in this process, but the instance is an HTTPS server/)
   await https.close()
 
   const h2 = Fastify({ ...(await serverOptions({ tls: { dir } })) })
   h2.register(tlsPlugin, { dir, http2: true })
-  await t.rejects(h2.ready(), /HTTP2=true but the instance is HTTP\/1.1/)
+  await t.rejects(Promise.resolve(h2.ready()), /HTTP2=true but the instance is HTTP\/1.1/)
   await h2.close()
 
   const untrusting = Fastify()
   untrusting.register(proxyTrust, { trust: ['127.0.0.1'] })
-  await t.rejects(untrusting.ready(), /built with trustProxy false but proxyTrust/)
+  await t.rejects(Promise.resolve(untrusting.ready()), /built with trustProxy false but proxyTrust/)
 
   const aggregate = Fastify()
   aggregate.register(secureHttps, { tls: { dir }, httpsRedirect: false })
-  await t.rejects(aggregate.ready(), /needs an HTTPS server/)
+  await t.rejects(Promise.resolve(aggregate.ready()), /needs an HTTPS server/)
 })
 
 t.test('serverOptions: HTTPS with the profile, trustProxy from the same list', async (t) => {
