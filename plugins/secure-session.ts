@@ -12,7 +12,7 @@
  * payload is `{ v: 1, c: created, t: issued, x: cookie expiry, d: data }` (seconds since the
  * epoch), or `{ ..., i: id }` with a store instead of `d`.
  */
-/// <reference types="@fastify/csrf-protection" />
+/// <reference types="@fastify/csrf-protection" preserve="true" />
 import fastifyCookie from '@fastify/cookie'
 import fastifyCsrfProtection from '@fastify/csrf-protection'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
