@@ -73,13 +73,15 @@ async function startServer (variant: Variant, dir: string, pin: boolean): Promis
     ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const next = <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => new Promise((resolve, reject) => {
+    const onExit = (code: number | null): void => reject(new Error(`${variant} server exited with ${String(code)}`))
     const onMessage = (message: ServerMessage): void => {
       if (message.type !== type) return
       child.off('message', onMessage)
+      child.off('exit', onExit)
       resolve(message as Extract<ServerMessage, { type: T }>)
     }
     child.on('message', onMessage)
-    child.once('exit', (code) => reject(new Error(`${variant} server exited with ${String(code)}`)))
+    child.once('exit', onExit)
   })
   const { port } = await next('ready')
   return {
