@@ -15,7 +15,7 @@
  */
 import autocannon from 'autocannon'
 import { Agent } from 'node:https'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { startCluster, sessionKey, type Cluster } from '../test/helpers/cluster.js'
@@ -272,13 +272,35 @@ export async function runSoak (options: SoakOptions = {}): Promise<SoakReport> {
   }
 }
 
-/** Per-request cost of one session store, as autocannon saw it on one instance. */
+/** One measurement: throughput and latency as autocannon saw them, CPU as the kernel counted it. */
+export interface CostSample {
+  rps: number
+  p50: number
+  p99: number
+  /** CPU time of the app process per request, microseconds (robust to a busy machine). */
+  appCpuUs: number
+  /** CPU time of redis-server per request, microseconds (0 with cookie sessions). */
+  redisCpuUs: number
+}
+
+/** Per-request cost of one session store on one instance. */
 export interface CostFigures {
   store: 'cookie' | 'redis'
   /** GET /api/me with a session cookie: the session is read. */
-  read: { rps: number, p50: number, p99: number }
+  read: CostSample
   /** POST /login: a new session is written (and, with Redis, stored). */
-  write: { rps: number, p50: number, p99: number }
+  write: CostSample
+}
+
+/** user + system CPU of a process, milliseconds, from /proc (Linux; clock ticks of 10 ms). */
+function cpuMs (pid: number | null): number {
+  if (pid === null) return 0
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return 0
+  }
 }
 
 /**
@@ -296,7 +318,7 @@ export async function measureCost (options: { seconds?: number, rounds?: number,
     for (const store of stores) {
       clusters.set(store, await startCluster({ instances: 1, redis: store === 'redis', env: store === 'redis' ? { SESSION_STORE: 'redis' } : {} }))
     }
-    const samples = new Map<string, Array<{ rps: number, p50: number, p99: number }>>()
+    const samples = new Map<string, CostSample[]>()
     const headers = { host: 'localhost', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' }
     for (let round = 0; round < rounds; round++) {
       for (const kind of ['read', 'write'] as const) {
@@ -308,6 +330,9 @@ export async function measureCost (options: { seconds?: number, rounds?: number,
             const login = await request(`${instance.url}/login`, { method: 'POST', body: 'user=bench', headers: { ...headers, ...FORM } })
             cookie = cookieHeader(login)
           }
+          const redisPid = (clusters.get(store) as Cluster).redis?.pid() ?? null
+          const appBefore = cpuMs(instance.pid())
+          const redisBefore = cpuMs(redisPid)
           const result = await autocannon({
             url: `${instance.url}${kind === 'read' ? '/api/me' : '/login'}`,
             connections,
@@ -321,14 +346,27 @@ export async function measureCost (options: { seconds?: number, rounds?: number,
             throw new Error(`${store} ${kind}: ${result.errors} errors, ${result.non2xx} non-2xx answers`)
           }
           const key = `${store}:${kind}`
-          samples.set(key, [...(samples.get(key) ?? []), { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 }])
+          const total = result.requests.total
+          samples.set(key, [...(samples.get(key) ?? []), {
+            rps: result.requests.average,
+            p50: result.latency.p50,
+            p99: result.latency.p99,
+            appCpuUs: ((cpuMs(instance.pid()) - appBefore) * 1000) / total,
+            redisCpuUs: ((cpuMs(redisPid) - redisBefore) * 1000) / total
+          }])
         }
       }
     }
-    const median = (key: string): { rps: number, p50: number, p99: number } => {
+    const median = (key: string): CostSample => {
       const list = samples.get(key) ?? []
-      const pick = (f: (x: { rps: number, p50: number, p99: number }) => number): number => list.map(f).sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? 0
-      return { rps: Math.round(pick((x) => x.rps)), p50: pick((x) => x.p50), p99: pick((x) => x.p99) }
+      const pick = (f: (x: CostSample) => number): number => list.map(f).sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? 0
+      return {
+        rps: Math.round(pick((x) => x.rps)),
+        p50: pick((x) => x.p50),
+        p99: pick((x) => x.p99),
+        appCpuUs: Math.round(pick((x) => x.appCpuUs)),
+        redisCpuUs: Math.round(pick((x) => x.redisCpuUs))
+      }
     }
     return stores.map((store) => ({ store, read: median(`${store}:read`), write: median(`${store}:write`) }))
   } finally {
@@ -372,8 +410,10 @@ async function main (): Promise<void> {
   if (values.cost) {
     const figures = await measureCost({ seconds: Number(values.seconds), rounds: Number(values.rounds) })
     for (const f of figures) {
-      process.stdout.write(`${f.store.padEnd(6)} read  ${f.read.rps} req/s  p50 ${f.read.p50} ms  p99 ${f.read.p99} ms\n`)
-      process.stdout.write(`${f.store.padEnd(6)} write ${f.write.rps} req/s  p50 ${f.write.p50} ms  p99 ${f.write.p99} ms\n`)
+      for (const kind of ['read', 'write'] as const) {
+        const x = f[kind]
+        process.stdout.write(`${f.store.padEnd(6)} ${kind.padEnd(5)} ${x.rps} req/s  p50 ${x.p50} ms  p99 ${x.p99} ms  app CPU ${x.appCpuUs} us/req  redis CPU ${x.redisCpuUs} us/req\n`)
+      }
     }
     if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(figures, null, 2)}\n`)
     return
