@@ -190,9 +190,7 @@ let nextId = 1
 
 function startServer (variant: Variant, context: Context): Promise<Server> {
   const script = join(SERVERS, `${variant.server}.js`)
-  const command = context.pinning.server === null ? process.execPath : 'taskset'
-  const args = context.pinning.server === null ? [script] : ['-c', context.pinning.server, process.execPath, script]
-  const child = spawn(command, args, {
+  const child = spawn(process.execPath, [script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: {
       ...process.env,
@@ -232,6 +230,11 @@ function startServer (variant: Variant, context: Context): Promise<Server> {
         reject(new Error(`${variant.name}: the server failed to start: ${message.message}`))
       } else if (message.type === 'ready') {
         clearTimeout(timer)
+        // Pinned once started rather than started pinned: loading and compiling the modules of
+        // several servers at once then uses every core, which keeps quick mode quick.
+        if (context.pinning.server !== null && child.pid !== undefined) {
+          execFileSync('taskset', ['-a', '-c', '-p', context.pinning.server, String(child.pid)], { stdio: 'ignore' })
+        }
         resolve({
           variant,
           child,
@@ -342,6 +345,9 @@ function load (server: Server, seconds: number, connections: number): Promise<au
     connections,
     pipelining: 1,
     duration: seconds,
+    // autocannon notices the end of the duration at its next sample: 1 s by default, which would
+    // stretch a 1.2 s window to 2 s.
+    sampleInt: 100,
     servername: HOST,
     headers: { host: HOST, ...(server.cookie === null ? {} : { cookie: server.cookie }) }
   })
@@ -600,6 +606,7 @@ async function main (): Promise<void> {
 
     const all: Measurement[] = []
     let sequence = 0
+    const measuring = Date.now()
     for (let round = 0; round < options.rounds; round++) {
       for (const server of schedule(options.mode, servers, round)) {
         const sample = await measure(server, options.duration, options.connections)
@@ -608,6 +615,7 @@ async function main (): Promise<void> {
       }
     }
 
+    log(`${all.length} windows in ${((Date.now() - measuring) / 1000).toFixed(0)} s (${(all.length * options.duration).toFixed(0)} s of load)`)
     const variants = servers.map((s) => s.variant)
     const lines = [
       `### ${options.mode === 'quick' ? 'Quick run' : 'Run'} of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${Math.round((Date.now() - began) / 1000)} s)`,
