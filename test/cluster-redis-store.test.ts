@@ -207,6 +207,29 @@ t.test('secureSession with store: \'redis\' in one process: same routes, revocat
   t.throws(() => resolveConfig({ secureSession: { store: 'redis', redisUrl: 'http://x' } }), /redis:\/\/ or rediss:\/\/ URL/)
 })
 
+t.test('an app whose Redis is down at start still starts, and picks Redis up when it comes', async (t) => {
+  if (requirePrograms(t, ['redis-server', 'redis-cli']) === null) return
+  const { startApp } = await import('./helpers/app.js')
+  const { request } = await import('./helpers/http.js')
+  const redis = await startRedis('redis-server', { start: false })
+  t.teardown(() => redis.close())
+  const s = await startApp({ secureSession: { keys: [Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64')], store: 'redis', redisUrl: redis.url } }, (app) => {
+    app.get('/healthz', async () => 'ok')
+    app.post('/login', async (request) => {
+      request.session.set('user', 'liam')
+      return { ok: true }
+    })
+  })
+  t.teardown(() => s.close())
+  const post = () => request(`${s.url}/login`, { method: 'POST', ca: s.cert as string })
+  t.equal((await request(`${s.url}/healthz`, { ca: s.cert as string })).status, 200, 'serves what needs no session')
+  t.equal((await post()).status, 503, 'and 503 for what does')
+  t.ok(s.logs.lines.some((line) => /is unreachable .*reconnecting/.test(String(line.msg))), 'the outage at start is logged')
+  await redis.start()
+  await (s.app.sessions.store as ReturnType<typeof redisSessionStore>).ready()
+  t.equal((await post()).status, 200, 'sessions work once Redis is up')
+})
+
 t.test('fastify.sessions.revokeUser with cookie sessions says why it cannot', async (t) => {
   const { sessionsControl } = await import('../plugins/session-store-redis.js')
   const { memorySessionStore } = await import('../plugins/session-store.js')

@@ -48,9 +48,9 @@ function exited (child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()))
 }
 
-/** Starts `redis-server` on a free loopback port. */
-export async function startRedis (bin = 'redis-server'): Promise<RedisServer> {
-  const port = await freePort()
+/** Starts `redis-server` on a free loopback port (or `port`); `start: false` only reserves it. */
+export async function startRedis (bin = 'redis-server', options: { port?: number, start?: boolean } = {}): Promise<RedisServer> {
+  const port = options.port ?? await freePort()
   const dir = tempDir('secure-https-redis-')
   let child: ChildProcess | null = null
   let output = ''
@@ -92,7 +92,7 @@ export async function startRedis (bin = 'redis-server'): Promise<RedisServer> {
     child = null
   }
 
-  await start()
+  if (options.start !== false) await start()
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
