@@ -5,14 +5,15 @@
  */
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { createPrivateKey } from 'node:crypto'
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveConfig, serverOptions, tls as tlsPlugin } from '../index.js'
 import { filesSource, readCertificateFiles } from '../tls/files-source.js'
-import { chainProblems, chainWarnings, inspectCertificate } from '../tls/inspect.js'
+import { chainProblems, chainWarnings, inspectCertificate, uncoveredHosts } from '../tls/inspect.js'
 import { generateSelfSigned, writePrivateFile } from '../tls/self-signed.js'
 import { selfSignedSource } from '../tls/self-signed-source.js'
-import type { CertificatePair } from '../tls/source.js'
+import type { CertificatePair, CertificateSource, SourceEvents } from '../tls/source.js'
 import { createPki, daysFromNow, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.js'
 import { startApp, tempDir } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
@@ -182,4 +183,83 @@ t.test('readCertificateFiles explains what is wrong', async (t) => {
   writeFileSync(withCa.caFile, pki.root.cert)
   const pair = await readCertificateFiles({ ...withCa, passphrase: undefined })
   t.equal(pair.ca, pki.root.cert, 'TLS_CA_FILE is read along')
+})
+
+t.test('an encrypted key with TLS_KEY_PASSPHRASE, a CA file, and an RSA key are served', async (t) => {
+  const leaf = await pki.leaf({ kind: 'rsa2048' })
+  const encrypted = createPrivateKey(leaf.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'correct horse' }) as string
+  const paths = files({ key: encrypted }, leaf.fullchain)
+  await t.rejects(readCertificateFiles(paths), /encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE/)
+  const caFile = join(dir, 'client-ca.pem')
+  writeFileSync(caFile, pki.root.cert)
+  const s = await startApp({ tls: { mode: 'files', ...paths, caFile, passphrase: 'correct horse' } })
+  t.teardown(() => s.close())
+  t.equal((await served(s.port, { ca: pki.root.cert })).fingerprint, leaf.fingerprint)
+  t.equal(s.app.tls.status().keyType, 'rsa 2048')
+  t.equal(s.app.tls.status().source, `files: ${paths.certFile}, ${paths.keyFile}, ${caFile}`)
+  const next = await pki.leaf({ kind: 'rsa2048' })
+  writeFileSync(paths.certFile, next.fullchain)
+  writeFileSync(paths.keyFile, createPrivateKey(next.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'correct horse' }) as string)
+  await s.app.tls.reload()
+  t.equal((await served(s.port, { ca: pki.root.cert })).fingerprint, next.fingerprint, 'a reload keeps the passphrase')
+})
+
+t.test('names: wildcards cover one label, IPv6 in short form', async (t) => {
+  t.same(uncoveredHosts(['*.example.com', '::1'], ['www.example.com', 'example.com', 'a.b.example.com', '::1']), ['example.com', 'a.b.example.com'])
+})
+
+t.test('a pair Node refuses when applying it is reported, and the old one keeps serving', async (t) => {
+  const leaf = await pki.leaf()
+  let events: SourceEvents | undefined
+  const good = await readCertificateFiles(files(leaf, leaf.fullchain))
+  let next: CertificatePair = good
+  const source: CertificateSource = {
+    mode: 'files',
+    load: async () => next,
+    start: (e) => { events = e },
+    stop: async () => { events = undefined }
+  }
+  const config = resolveConfig({ tls: { mode: 'files', certFile: 'unused', keyFile: 'unused' }, httpsRedirect: false })
+  if (config.tls === false) throw new Error('tls expected')
+  const logs = captureLogs('info')
+  const app = Fastify({ logger: logs.logger, https: { key: leaf.key, cert: leaf.fullchain } }) as unknown as FastifyInstance
+  t.teardown(() => app.close())
+  await app.register(tlsPlugin, { ...config.tls, source })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  // Passes the source's checks on paper, but the key is not one OpenSSL can load.
+  const broken: CertificatePair = { ...good, key: good.key.replace(/^(-----BEGIN PRIVATE KEY-----\n)(.)/, '$1A'), info: { ...good.info, fingerprint: 'changed' } }
+  events?.update(broken, 'test')
+  t.equal(logs.events('tls.reload-failed').length, 1, 'reported as tls.reload-failed')
+  t.equal((await served(port, { ca: pki.root.cert })).fingerprint, leaf.fingerprint, 'the previous context stays')
+  next = broken
+  await t.rejects(app.tls.reload(), 'reload() rejects too')
+  t.equal(app.tls.status().fingerprint, leaf.fingerprint)
+  events?.error(new Error('from the source'))
+  t.equal(app.tls.status().lastReloadError, 'from the source')
+})
+
+t.test('the instance must match the config', async (t) => {
+  const leaf = await pki.leaf()
+  const paths = files(leaf, leaf.fullchain)
+  const plain = Fastify()
+  t.teardown(() => plain.close())
+  void plain.register(tlsPlugin, { mode: 'files', ...paths })
+  await t.rejects(async () => { await plain.ready() }, /TLS_MODE=files needs an HTTPS server.*serverOptions/)
+
+  const https = Fastify({ https: { key: leaf.key, cert: leaf.fullchain } })
+  t.teardown(() => https.close())
+  void https.register(tlsPlugin, { mode: 'proxy' })
+  await t.rejects(async () => { await https.ready() }, /TLS_MODE=proxy means no TLS in this process, but the instance is an HTTPS server/)
+
+  const h1 = Fastify({ https: { key: leaf.key, cert: leaf.fullchain } })
+  t.teardown(() => h1.close())
+  void h1.register(tlsPlugin, { mode: 'files', ...paths, http2: true })
+  await t.rejects(async () => { await h1.ready() }, /HTTP2=true but the instance is HTTP\/1\.1/)
+
+  const off = Fastify()
+  t.teardown(() => off.close())
+  void off.register(tlsPlugin, { mode: 'off' })
+  await t.resolves(async () => { await off.ready() }, 'mode off on a plain instance is fine')
+  t.equal(off.hasDecorator('tls'), false, 'and adds no fastify.tls')
 })

@@ -77,6 +77,9 @@ export function parseCertificate (pem: string | Buffer, label = 'certificate'): 
 
 /** Loads a private key, with an error that says what is wrong. */
 export function parsePrivateKey (pem: string | Buffer, passphrase?: string, label = 'private key'): KeyObject {
+  if (passphrase === undefined && /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(String(pem))) {
+    throw new ERR_CERTIFICATE(`${label} is encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE to its passphrase`)
+  }
   try {
     return createPrivateKey(passphrase === undefined ? { key: pem } : { key: pem, passphrase })
   } catch (error) {
