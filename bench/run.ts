@@ -76,6 +76,8 @@ const HELP = `npm run bench [-- options]
   --duration S       measured seconds per variant per round
   --warmup S         seconds of unmeasured load per variant before the first round
   --connections N    keep-alive connections (default 10)
+  --rate N           a fixed rate of N requests/s over all connections instead of as many as the
+                     server answers: every variant then runs at the same load
   --only A,B         only these variants (${VARIANTS.map((v) => v.name).join(', ')})
   --out FILE         write the results block into FILE (default docs/benchmarks.md for a full run)
   --no-write         print only
@@ -87,6 +89,8 @@ interface Options {
   duration: number
   warmup: number
   connections: number
+  /** Requests per second over all connections, or null for as many as the server answers. */
+  rate: number | null
   variants: Variant[]
   out: string | null
 }
@@ -100,6 +104,7 @@ function parseOptions (): Options {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
+      rate: { type: 'string' },
       only: { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
@@ -134,6 +139,7 @@ function parseOptions (): Options {
     duration: number('duration', values.duration, defaults[1] as number, 0.5),
     warmup: number('warmup', values.warmup, defaults[2] as number, 0),
     connections: number('connections', values.connections, 10, 1),
+    rate: values.rate === undefined ? null : number('rate', values.rate, 0, 1),
     variants,
     out
   }
@@ -339,10 +345,11 @@ async function cpuOf (server: Server): Promise<{ user: number, system: number }>
   return server.call<Extract<ServerMessage, { type: 'cpu' }>>({ type: 'cpu', id: nextId++ }, 'cpu')
 }
 
-function load (server: Server, seconds: number, connections: number): Promise<autocannon.Result> {
+function load (server: Server, seconds: number, connections: number, rate: number | null): Promise<autocannon.Result> {
   return autocannon({
     url: `https://127.0.0.1:${server.port}${PATHS[server.variant.kind]}`,
     connections,
+    ...(rate === null ? {} : { overallRate: rate }),
     pipelining: 1,
     duration: seconds,
     // autocannon notices the end of the duration at its next sample: 1 s by default, which would
@@ -353,11 +360,11 @@ function load (server: Server, seconds: number, connections: number): Promise<au
   })
 }
 
-async function measure (server: Server, seconds: number, connections: number, during?: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Sample> {
+async function measure (server: Server, seconds: number, connections: number, rate: number | null, during?: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Sample> {
   await during?.before()
   const before = await cpuOf(server)
   const started = process.hrtime.bigint()
-  const result = await load(server, seconds, connections)
+  const result = await load(server, seconds, connections, rate)
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9
   const after = await cpuOf(server)
   await during?.after()
@@ -492,7 +499,7 @@ function environmentLines (options: Options, machine: Machine, loadAfter: number
     `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
     `- Node ${process.version}; ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
     `- Code measured: commit ${commit === '' ? 'unknown' : commit}${dirty === '' ? ' (sources clean)' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}; plugins/secure-session.ts as of ${sessionCommit === '' ? 'unknown' : sessionCommit}.`,
-    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'bare Fastify every two windows (bare A B bare C D bare ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
+    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'bare Fastify every two windows (bare A B bare C D bare ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'as many requests as the server answers' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
     '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the median of the bare Fastify windows of the same round. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
   ]
 }
@@ -596,7 +603,7 @@ async function main (): Promise<void> {
     for (const server of servers) await prime(server, pair.cert)
     if (options.warmup > 0) {
       log(`servers up in ${((Date.now() - began) / 1000).toFixed(1)} s; warm-up: ${options.warmup} s per variant`)
-      for (const server of servers) await load(server, options.warmup, options.connections)
+      for (const server of servers) await load(server, options.warmup, options.connections, options.rate)
     }
 
     if (options.mode === 'profile') {
@@ -609,7 +616,7 @@ async function main (): Promise<void> {
     const measuring = Date.now()
     for (let round = 0; round < options.rounds; round++) {
       for (const server of schedule(options.mode, servers, round)) {
-        const sample = await measure(server, options.duration, options.connections)
+        const sample = await measure(server, options.duration, options.connections, options.rate)
         all.push({ name: server.variant.name, round, sequence: sequence++, sample })
         log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  p99 ${fmt(sample.p99, 0).padStart(3)} ms  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  busy ${fmt(sample.busy * 100, 0)}%`)
       }
@@ -642,7 +649,7 @@ async function profileRun (options: Options, servers: Server[], machine: Machine
   const reports: ProfileReport[] = []
   for (const server of servers) {
     const file = join(folder, `${server.variant.name}.cpuprofile`)
-    const sample = await measure(server, options.duration, options.connections, {
+    const sample = await measure(server, options.duration, options.connections, options.rate, {
       before: async () => { await server.call({ type: 'profile-start', id: nextId++, interval: 100 }, 'done') },
       after: async () => { await server.call({ type: 'profile-stop', id: nextId++, file }, 'done', 60_000) }
     })
