@@ -40,6 +40,12 @@ function routes (app: FastifyInstance): void {
     request.session.delete()
     return { ok: true }
   })
+  app.post('/relogin', async (request) => {
+    const before = request.session.data()
+    request.session.delete()
+    request.session.set('user', 'bob')
+    return { before, after: request.session.data() }
+  })
   app.post('/touch', async (request) => {
     request.session.touch()
     return { ok: true }
@@ -270,4 +276,27 @@ t.test('a second session plugin is refused at register time', async (t) => {
   app.decorateRequest('session', null as never)
   app.register(secureSession, { keys: [key()] })
   await t.rejects(async () => { await app.ready() }, /request\.session already exists/)
+})
+
+t.test('set() after delete() starts a new session instead of resurrecting the old one; data() is a copy', async (t) => {
+  const s = await start(t)
+  const cookie = sessionCookie(await send(s, 'POST', '/set?user=alice&note=old'))?.value
+  const response = await send(s, 'POST', '/relogin', cookie)
+  t.same(JSON.parse(response.body), { before: { user: 'alice', note: 'old' }, after: { user: 'bob' } })
+  const next = sessionCookie(response)
+  t.ok(next?.value, 'a new cookie, not an expiry')
+  t.not(next?.attributes['max-age'], '0')
+  t.same(JSON.parse((await send(s, 'GET', '/read', next?.value)).body), { user: 'bob', note: null, isNew: false })
+})
+
+t.test('behind a TLS proxy that the app does not see as HTTPS, the Secure cookie is still sent and the log says why browsers drop it', async (t) => {
+  const s = await start(t, {}, { tls: { mode: 'proxy' }, proxyTrust: { trust: ['127.0.0.1'] }, httpsRedirect: false, hsts: false })
+  t.match(s.url, /^http:/)
+  const viaProxy = await request(`${s.url}/set?user=alice`, { method: 'POST', headers: { 'x-forwarded-proto': 'https' } })
+  t.match(sessionCookie(viaProxy)?.attributes, { secure: true })
+  t.notOk(s.logs.lines.some((line) => /came over plain HTTP/.test(line.msg ?? '')), 'no warning when the proxy says https')
+
+  const plain = await request(`${s.url}/set?user=alice`, { method: 'POST' })
+  t.match(sessionCookie(plain)?.attributes, { secure: true }, 'never silently dropped')
+  t.ok(s.logs.lines.some((line) => line.level === 40 && /Secure but this request came over plain HTTP.*TRUST_PROXY/.test(line.msg ?? '')), 'a warning names the cause')
 })
