@@ -517,8 +517,8 @@ export async function checkSite (url: string | URL, options: CheckSiteOptions = 
     const probe = byVersion.get(version) as ProtocolProbe
     const name = version.replace('TLSv', 'TLS ').replace(/^TLS 1$/, 'TLS 1.0')
     if (probe.offered === null) set(id, 'skip', `${name}: ${probe.note ?? 'not tested'}`)
-    else if (probe.offered) set(id, bad ? 'fail' : 'pass', `${name} is offered (${probe.cipher ?? ''})`)
-    else set(id, bad ? 'pass' : 'fail', `${name} is not offered`)
+    else if (probe.offered) set(id, bad ? 'fail' : 'pass', `a ${name} handshake succeeds (${probe.cipher ?? ''})`)
+    else set(id, bad ? 'pass' : 'fail', `the server refuses a ${name} handshake (${probe.note ?? 'refused'})`)
   }
   versionCheck('SH-LIVE-002', 'TLSv1', true)
   versionCheck('SH-LIVE-003', 'TLSv1.1', true)

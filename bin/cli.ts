@@ -4,10 +4,13 @@
  * (live audit of a site) and `keygen` (a session key). Exit codes: 0 no error, 1 errors found,
  * 2 usage error.
  */
+import { realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { checkSite, cookieLine, type SiteReport } from './check.js'
-import { doctor, readEnvFile, type DoctorReport } from './doctor.js'
+import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from './doctor.js'
 import { generateSessionKey } from './keygen.js'
 import { formatChecks, summaryLine } from './report.js'
 
@@ -39,8 +42,8 @@ published, not shared), TRUST_PROXY, HSTS, the HTTP redirect, the error handler.
 
 Options:
   --json                print the report as JSON
-  --env-file FILE       read the variables from FILE (KEY=value lines) instead of the
-                        process environment
+  --env FILE            read the variables from FILE (KEY=value lines, as in a .env file)
+                        instead of the process environment
   --compare-env FILE    another environment's env file (e.g. staging.env): fail when it
                         shares a session key with this one; repeatable
   --strict              warnings count as errors for the exit code
@@ -93,7 +96,8 @@ Example:
 /** A mistake in the command line: exit 2. */
 class UsageError extends Error {}
 
-interface Output {
+/** Where the command writes. @internal */
+export interface Output {
   out: (text: string) => void
   err: (text: string) => void
 }
@@ -127,7 +131,7 @@ function exitCode (report: DoctorReport | SiteReport, strict: boolean): number {
 async function runDoctor (args: string[], io: Output): Promise<number> {
   const { values } = parse(args, {
     json: { type: 'boolean' },
-    'env-file': { type: 'string' },
+    env: { type: 'string' },
     'compare-env': { type: 'string', multiple: true },
     strict: { type: 'boolean' }
   }, false)
@@ -136,9 +140,9 @@ async function runDoctor (args: string[], io: Output): Promise<number> {
     return 0
   }
   let env: Readonly<Record<string, string | undefined>> = process.env
-  if (values['env-file'] !== undefined) {
-    await readInput(values['env-file'], '--env-file')
-    env = (await readEnvFile(values['env-file'])).env
+  if (values.env !== undefined) {
+    await readInput(values.env, '--env')
+    env = (await readEnvFile(values.env)).env
   }
   const compareEnvs = []
   for (const file of values['compare-env'] ?? []) {
@@ -149,7 +153,7 @@ async function runDoctor (args: string[], io: Output): Promise<number> {
   if (values.json === true) {
     io.out(`${JSON.stringify(report, null, 2)}\n`)
   } else {
-    const source = values['env-file'] === undefined ? 'the process environment' : values['env-file']
+    const source = values.env === undefined ? 'the process environment' : values.env
     io.out(`${NAME} doctor: ${source}, NODE_ENV=${env.NODE_ENV ?? '(unset)'}, checked with the production rules\n\n`)
     io.out(`${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
   }
@@ -238,7 +242,9 @@ async function runKeygen (args: string[], io: Output): Promise<number> {
 }
 
 async function version (): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  const root = await findPackageRoot()
+  if (root === null) return 'unknown'
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version?: string }
   return pkg.version ?? 'unknown'
 }
 
@@ -273,10 +279,23 @@ export async function main (argv: string[], io: Output): Promise<number> {
   }
 }
 
-main(process.argv.slice(2), {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text)
-}).then((code) => { process.exitCode = code }, (error: unknown) => {
-  process.stderr.write(`${NAME}: ${String(error)}\n`)
-  process.exitCode = 1
-})
+/** True when this file is the program (run directly or through the npm bin link), not imported. */
+function isEntry (): boolean {
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url)
+  } catch {
+    return false
+  }
+}
+
+if (isEntry()) {
+  main(process.argv.slice(2), {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text)
+  }).then((code) => { process.exitCode = code }, (error: unknown) => {
+    process.stderr.write(`${NAME}: ${String(error)}\n`)
+    process.exitCode = 1
+  })
+}

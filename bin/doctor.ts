@@ -183,7 +183,8 @@ export function publishedKeyFingerprints (): Promise<Map<string, string>> {
   return published
 }
 
-async function findPackageRoot (): Promise<string | null> {
+/** The folder of this package's package.json, from the source or the build. @internal */
+export async function findPackageRoot (): Promise<string | null> {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 4; i++) {
     try {

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { doctorConfig } from '../bin/doctor.js'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
 import { errorHandler } from './error-handler.js'
 import { hsts } from './hsts.js'
@@ -22,6 +23,23 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
   if (config.secureSession !== false) await fastify.register(secureSession, config.secureSession)
   if (config.errorHandler !== false) await fastify.register(errorHandler, config.errorHandler)
+
+  // The doctor's deploy checks on this very config, summed up once: a warning in production, where
+  // each one matters, and a debug line in development, where most fail by design.
+  fastify.addHook('onReady', async function doctorSummary () {
+    try {
+      const report = await doctorConfig(config)
+      const failed = report.checks.filter((check) => check.status === 'fail' && check.severity !== 'info')
+      if (failed.length === 0) return
+      const doctor = failed.map(({ id, severity, message }) => ({ id, severity, message }))
+      const message = `fastify-secure-https doctor: ${failed.length} check${failed.length === 1 ? '' : 's'} failed (${failed.map((check) => check.id).join(', ')}); ` +
+        'run `npx fastify-secure-https doctor` with the same environment for the fixes'
+      if (config.production) fastify.log.warn({ doctor }, message)
+      else fastify.log.debug({ doctor }, message)
+    } catch (error) {
+      fastify.log.debug({ err: error }, 'fastify-secure-https doctor: the checks could not run')
+    }
+  })
 }
 
 /**
