@@ -13,6 +13,13 @@ import { request } from './helpers/http.js'
 import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
 
+/** A TLS_DIR removed in the test's teardown. */
+function scratch (t: { teardown (fn: () => void): void }): string {
+  const dir = tempDir()
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
 t.test('TLS_MODE=acme against pebble', async (t) => {
   if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return
   const pebble = await startPebble({ blocklist: ['blocked.test'] })
@@ -95,90 +102,83 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
     const [after] = await presented(s.port, 'new.app.test')
     t.match(after?.subjectAltName, /DNS:new\.app\.test/)
   })
-})
 
-t.test('failed orders against pebble: logged with the problem document, retried later, never leaving the server without a certificate', async (t) => {
-  if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return
-  const pebble = await startPebble({ blocklist: ['blocked.test'] })
-  t.teardown(() => pebble.close())
+  t.test('failed orders against pebble: logged with the problem document, retried later, never leaving the server without a certificate', async (t) => {
+    t.test('a refused order: rejectedIdentifier, doubling delays, the temporary certificate keeps serving', async (t) => {
+      const s = await startApp(acmeOptions(pebble, scratch(t), ['blocked.test'], 0))
+      t.teardown(() => s.close())
+      await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed' && line.attempt === 3, 10_000)
+      const failures = s.logs.events('acme.order-failed')
+      const problem = failures[0]?.problem as { type?: string, detail?: string } | undefined
+      t.equal(problem?.type, 'urn:ietf:params:acme:error:rejectedIdentifier', 'the ACME problem document is logged')
+      t.match(problem?.detail, /blocked\.test/)
+      t.equal(failures[0]?.level, 40, 'at warn')
+      t.same(failures.map((line) => line.domains), [['blocked.test'], ['blocked.test'], ['blocked.test']])
+      const delays = failures.map((line) => Date.parse(String(line.retryAt)) - Number(line.time))
+      t.ok(delays.every((delay, i) => i === 0 || delay > (delays[i - 1] as number) * 1.5), `each delay doubles: ${delays.join(', ')} ms`)
+      t.equal(s.app.tls.status().selfSigned, true, 'the temporary certificate is still served')
+      const [served] = await presented(s.port, 'blocked.test')
+      t.equal(served?.issuer, served?.subject)
+    })
 
-  t.test('a refused order: rejectedIdentifier, doubling delays, the temporary certificate keeps serving', async (t) => {
-    const s = await startApp(acmeOptions(pebble, tempDir(), ['blocked.test'], 0))
-    t.teardown(() => s.close())
-    await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed' && line.attempt === 3, 10_000)
-    const failures = s.logs.events('acme.order-failed')
-    const problem = failures[0]?.problem as { type?: string, detail?: string } | undefined
-    t.equal(problem?.type, 'urn:ietf:params:acme:error:rejectedIdentifier', 'the ACME problem document is logged')
-    t.match(problem?.detail, /blocked\.test/)
-    t.equal(failures[0]?.level, 40, 'at warn')
-    t.same(failures.map((line) => line.domains), [['blocked.test'], ['blocked.test'], ['blocked.test']])
-    const delays = failures.map((line) => Date.parse(String(line.retryAt)) - Number(line.time))
-    t.ok(delays.every((delay, i) => i === 0 || delay > (delays[i - 1] as number) * 1.5), `each delay doubles: ${delays.join(', ')} ms`)
-    t.equal(s.app.tls.status().selfSigned, true, 'the temporary certificate is still served')
-    const [served] = await presented(s.port, 'blocked.test')
-    t.equal(served?.issuer, served?.subject)
+    t.test('a failed HTTP-01 validation: the challenge\'s problem document', async (t) => {
+      // Nothing answers on the port pebble validates: the redirect listener is elsewhere.
+      const s = await startApp(acmeOptions(pebble, scratch(t), ['unreachable.test'], 0))
+      t.teardown(() => s.close())
+      const failure = await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed', 15_000)
+      const problem = failure.problem as { type?: string, detail?: string } | undefined
+      t.equal(problem?.type, 'urn:ietf:params:acme:error:connection', 'pebble could not connect to HTTP_PORT')
+      t.match(failure.error, /refused|connect/i)
+      t.equal(s.app.tls.status().selfSigned, true)
+    })
+
+    t.test('without ACME_CA_FILE, pebble\'s private CA is not trusted, and the message says what to set', async (t) => {
+      const s = await startApp(acmeOptions(pebble, scratch(t), ['noca.test'], 0, { caFile: undefined }))
+      t.teardown(() => s.close())
+      const failure = await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed', 10_000)
+      t.match(failure.error, /ACME_CA_FILE/)
+      t.equal(failure.problem, null, 'no problem document: the server was never reached')
+    })
+
+    t.test('an unreadable ACME_CA_FILE stops the start with a message naming it', async (t) => {
+      await t.rejects(startApp(acmeOptions(pebble, scratch(t), ['x.test'], 0, { caFile: '/nonexistent/ca.pem' })),
+        { code: 'ERR_SECURE_HTTPS_CERTIFICATE', message: /ACME_CA_FILE: cannot read \/nonexistent\/ca\.pem \(ENOENT\)/ })
+    })
   })
 
-  t.test('a failed HTTP-01 validation: the challenge\'s problem document', async (t) => {
-    // Nothing answers on the port pebble validates: the redirect listener is elsewhere.
-    const s = await startApp(acmeOptions(pebble, tempDir(), ['unreachable.test'], 0))
-    t.teardown(() => s.close())
-    const failure = await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed', 15_000)
-    const problem = failure.problem as { type?: string, detail?: string } | undefined
-    t.equal(problem?.type, 'urn:ietf:params:acme:error:connection', 'pebble could not connect to HTTP_PORT')
-    t.match(failure.error, /refused|connect/i)
-    t.equal(s.app.tls.status().selfSigned, true)
+  t.test('two instances sharing TLS_DIR: one orders, the other picks the certificate up', async (t) => {
+    const dir = tempDir()
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    // Only the first listens where pebble validates; if the second wins the lock, the first answers
+    // the challenge from TLS_DIR.
+    const [a, b] = await Promise.all([
+      startApp(acmeOptions(pebble, dir, ['shared.test'], pebble.httpPort)),
+      startApp(acmeOptions(pebble, dir, ['shared.test'], 0))
+    ])
+    t.teardown(() => a.close())
+    t.teardown(() => b.close())
+    const [updateA, updateB] = await Promise.all([a.logs.waitFor(reloaded, 30_000), b.logs.waitFor(reloaded, 30_000)])
+    const orders = [a, b].map((s) => s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering')).length)
+    t.same(orders.sort(), [0, 1], 'exactly one instance ordered')
+    t.same([updateA.reason, updateB.reason].sort(), ['ACME certificate issued', 'ACME certificate picked up from TLS_DIR (ordered by another instance)'])
+    const waited = [a, b].some((s) => s.logs.lines.some((line) => String(line.msg).startsWith('ACME: another instance')))
+    t.ok(waited, 'the other saw the lock and waited')
+    t.equal(a.app.tls.status().fingerprint, b.app.tls.status().fingerprint, 'both serve the same certificate')
+    const [leafA] = await presented(a.port, 'shared.test')
+    const [leafB] = await presented(b.port, 'shared.test')
+    t.equal(leafA?.fingerprint256, leafB?.fingerprint256)
+    const { intermediate } = await pebble.issuers()
+    t.ok(leafA?.checkIssued(new X509Certificate(intermediate)), 'issued by pebble')
+
+    // Whichever instance the CA reaches answers a challenge the other one published.
+    const store = new AcmeStore(dir, pebble.directory)
+    await store.putChallenge('published-by-a', 'published-by-a.thumbprint')
+    const answer = await request(`${b.redirectUrl as string}/.well-known/acme-challenge/published-by-a`, { headers: { host: 'shared.test' } })
+    t.equal(answer.status, 200, 'an instance answers a challenge published in TLS_DIR by another')
+    t.equal(answer.body, 'published-by-a.thumbprint')
+    t.equal(answer.headers['content-type'], 'application/octet-stream')
+    await store.removeChallenge('published-by-a')
+    const gone = await request(`${b.redirectUrl as string}/.well-known/acme-challenge/published-by-a`, { headers: { host: 'shared.test' } })
+    t.equal(gone.status, 404, 'and forgets it once withdrawn')
   })
-
-  t.test('without ACME_CA_FILE, pebble\'s private CA is not trusted, and the message says what to set', async (t) => {
-    const s = await startApp(acmeOptions(pebble, tempDir(), ['noca.test'], 0, { caFile: undefined }))
-    t.teardown(() => s.close())
-    const failure = await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed', 10_000)
-    t.match(failure.error, /ACME_CA_FILE/)
-    t.equal(failure.problem, null, 'no problem document: the server was never reached')
-  })
-
-  t.test('an unreadable ACME_CA_FILE stops the start with a message naming it', async (t) => {
-    await t.rejects(startApp(acmeOptions(pebble, tempDir(), ['x.test'], 0, { caFile: '/nonexistent/ca.pem' })),
-      { code: 'ERR_SECURE_HTTPS_CERTIFICATE', message: /ACME_CA_FILE: cannot read \/nonexistent\/ca\.pem \(ENOENT\)/ })
-  })
-})
-
-t.test('two instances sharing TLS_DIR: one orders, the other picks the certificate up', async (t) => {
-  if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return
-  const pebble = await startPebble()
-  t.teardown(() => pebble.close())
-  const dir = tempDir()
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  // Only the first listens where pebble validates; if the second wins the lock, the first answers
-  // the challenge from TLS_DIR.
-  const [a, b] = await Promise.all([
-    startApp(acmeOptions(pebble, dir, ['shared.test'], pebble.httpPort)),
-    startApp(acmeOptions(pebble, dir, ['shared.test'], 0))
-  ])
-  t.teardown(() => a.close())
-  t.teardown(() => b.close())
-  const [updateA, updateB] = await Promise.all([a.logs.waitFor(reloaded, 30_000), b.logs.waitFor(reloaded, 30_000)])
-  const orders = [a, b].map((s) => s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering')).length)
-  t.same(orders.sort(), [0, 1], 'exactly one instance ordered')
-  t.same([updateA.reason, updateB.reason].sort(), ['ACME certificate issued', 'ACME certificate picked up from TLS_DIR (ordered by another instance)'])
-  const waited = [a, b].some((s) => s.logs.lines.some((line) => String(line.msg).startsWith('ACME: another instance')))
-  t.ok(waited, 'the other saw the lock and waited')
-  t.equal(a.app.tls.status().fingerprint, b.app.tls.status().fingerprint, 'both serve the same certificate')
-  const [leafA] = await presented(a.port, 'shared.test')
-  const [leafB] = await presented(b.port, 'shared.test')
-  t.equal(leafA?.fingerprint256, leafB?.fingerprint256)
-  const { intermediate } = await pebble.issuers()
-  t.ok(leafA?.checkIssued(new X509Certificate(intermediate)), 'issued by pebble')
-
-  // Whichever instance the CA reaches answers a challenge the other one published.
-  const store = new AcmeStore(dir, pebble.directory)
-  await store.putChallenge('published-by-a', 'published-by-a.thumbprint')
-  const answer = await request(`${b.redirectUrl as string}/.well-known/acme-challenge/published-by-a`, { headers: { host: 'shared.test' } })
-  t.equal(answer.status, 200, 'an instance answers a challenge published in TLS_DIR by another')
-  t.equal(answer.body, 'published-by-a.thumbprint')
-  t.equal(answer.headers['content-type'], 'application/octet-stream')
-  await store.removeChallenge('published-by-a')
-  const gone = await request(`${b.redirectUrl as string}/.well-known/acme-challenge/published-by-a`, { headers: { host: 'shared.test' } })
-  t.equal(gone.status, 404, 'and forgets it once withdrawn')
 })
