@@ -41,6 +41,8 @@ t.test('a corpus of malformed cookies: each gives a fresh session, a session.tam
     ['empty', '', 'empty'],
     ['huge (5000 characters)', 'A'.repeat(5000), 'oversized'],
     ['bad base64', 'not*base64!', 'malformed'],
+    ['broken percent-encoding', '%E0%A4%A', 'malformed'],
+    ['a quoted value', `"${good}"`, 'malformed'],
     ['standard base64 with padding', `${raw.toString('base64')}==`, 'malformed'],
     ['wrong length: 10 bytes', randomBytes(10).toString('base64url'), 'truncated'],
     ['truncated to half', good.slice(0, 40), 'truncated'],
