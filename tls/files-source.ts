@@ -62,11 +62,15 @@ export async function readCertificateFiles (config: FilesConfig, now = Date.now(
   if (config.certFile === undefined || config.keyFile === undefined) {
     throw new ERR_CERTIFICATE('TLS_CERT_FILE and TLS_KEY_FILE are required with TLS_MODE=files')
   }
-  const [cert, key, ca] = await Promise.all([
+  const results = await Promise.allSettled([
     readLabelled(config.certFile, 'TLS_CERT_FILE'),
     readLabelled(config.keyFile, 'TLS_KEY_FILE'),
     config.caFile === undefined ? Promise.resolve(undefined) : readLabelled(config.caFile, 'TLS_CA_FILE')
   ])
+  // Every unreadable file in one message, in a stable order.
+  const failed = results.flatMap((result) => result.status === 'rejected' ? [(result.reason as Error).message] : [])
+  if (failed.length > 0) throw new ERR_CERTIFICATE(failed.join('; '))
+  const [cert, key, ca] = results.map((result) => result.status === 'fulfilled' ? result.value : undefined) as [string, string, string | undefined]
   // Order first: with the chain reversed, the key would seem not to match, which misleads.
   const problems = chainProblems(cert)
   if (problems.length > 0) throw new ERR_CERTIFICATE(`TLS_CERT_FILE ${config.certFile}: ${problems.join('; ')}`)
