@@ -69,7 +69,7 @@ export interface SoakReport {
   /** RSS per instance slot at the start (after warm-up) and at the end of the run, bytes. */
   memory: Array<{ instance: string, before: number, after: number }>
   /** Over the window after the last restart: RSS growth per process, bytes. */
-  steadyWindow: { from: number, to: number, growth: Array<{ instance: string, pid: number, from: number, to: number }> }
+  steadyWindow: { from: number, to: number, growth: Array<{ instance: string, pid: number, from: number, mid: number, to: number }> }
   redis?: { keysBefore: number, keysAfter: number, usedMemoryBefore: number, usedMemoryAfter: number }
 }
 
@@ -104,7 +104,9 @@ export async function runSoak (options: SoakOptions = {}): Promise<SoakReport> {
     redis: store === 'redis',
     env: { SESSION_KEYS: k1, ...(store === 'redis' ? { SESSION_STORE: 'redis' } : {}) }
   })
-  const agent = new Agent({ keepAlive: true, maxSockets: users, ca: cluster.ca })
+  // Idle connections are dropped by the client before haproxy drops them (timeout http-keep-alive
+  // 10s): otherwise a request can leave on a connection the proxy is closing, and be reset.
+  const agent = new Agent({ keepAlive: true, maxSockets: users, ca: cluster.ca, timeout: 4000 })
   const start = performance.now()
   const now = (): number => (performance.now() - start) / 1000
   const latencies: number[] = []
@@ -225,12 +227,15 @@ export async function runSoak (options: SoakOptions = {}): Promise<SoakReport> {
     }
     const end = Math.max(duration / 1000, windowFrom + (duration / 1000) * 0.4)
     progress(`${windowFrom.toFixed(1)}s last restart done; steady until ${end.toFixed(1)}s`)
+    // A sample half way, to tell a curve that flattens (heap settling) from one that keeps rising.
+    await sleep(Math.max(0, ((end - now()) / 2) * 1000))
+    const atMiddle = new Map<string, number>(cluster.instances.map((instance) => [instance.name, instance.rss() ?? 0]))
     await sleep(Math.max(0, (end - now()) * 1000))
     sample()
     const windowTo = now()
     const growth = cluster.instances.map((instance) => {
       const pid = instance.pid() ?? 0
-      return { instance: instance.name, pid, from: atWindow.get(pid) ?? 0, to: instance.rss() ?? 0 }
+      return { instance: instance.name, pid, from: atWindow.get(pid) ?? 0, mid: atMiddle.get(instance.name) ?? 0, to: instance.rss() ?? 0 }
     })
     run.stopping = true
     await Promise.all(workers)
@@ -386,7 +391,7 @@ export function formatReport (r: SoakReport): string {
     ...r.restarts.map((x) => `  ${x.startedAt.toFixed(1)}s ${x.instance} ${x.reason}: ${x.seconds.toFixed(1)} s`),
     ...r.memory.map((m) => `memory ${m.instance}: RSS ${mb(m.before)} at start, ${mb(m.after)} at end (new process after restarts)`),
     `steady window ${r.steadyWindow.from}s to ${r.steadyWindow.to}s:`,
-    ...r.steadyWindow.growth.map((g) => `  ${g.instance} (pid ${g.pid}) RSS ${mb(g.from)} -> ${mb(g.to)} (${g.to >= g.from ? '+' : ''}${mb(g.to - g.from)})`)
+    ...r.steadyWindow.growth.map((g) => `  ${g.instance} (pid ${g.pid}) RSS ${mb(g.from)} -> ${mb(g.mid)} half way -> ${mb(g.to)} (${g.to >= g.from ? '+' : ''}${mb(g.to - g.from)})`)
   ]
   if (r.redis !== undefined) lines.push(`redis: keys ${r.redis.keysBefore} -> ${r.redis.keysAfter}, used_memory ${mb(r.redis.usedMemoryBefore)} -> ${mb(r.redis.usedMemoryAfter)}`)
   if (r.errorSamples.length > 0) lines.push('first errors:', ...r.errorSamples.map((e) => `  ${e}`))

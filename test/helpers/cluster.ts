@@ -88,7 +88,7 @@ export function sessionKey (): string {
   return Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64')
 }
 
-async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return
