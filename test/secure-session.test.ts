@@ -40,6 +40,14 @@ function routes (app: FastifyInstance): void {
     request.session.delete()
     return { ok: true }
   })
+  app.get('/typed', async (request) => {
+    // Compile-time checks of the SessionData augmentation above (tsc --noEmit runs over tests).
+    const user: string | undefined = request.session.get('user')
+    const other: unknown = request.session.get('anything-else')
+    // @ts-expect-error: user is declared a string
+    if (user === 'never') request.session.set('user', 42)
+    return { user: user ?? null, other: other ?? null }
+  })
   app.post('/relogin', async (request) => {
     const before = request.session.data()
     request.session.delete()
@@ -86,6 +94,7 @@ t.test('the cookie: __Host-session, Secure, HttpOnly, SameSite=Lax, Path=/, no D
 
   const read = await send(s, 'GET', '/read', cookie.value)
   t.same(JSON.parse(read.body), { user: 'alice', note: null, isNew: false }, 'the session comes back')
+  t.same(JSON.parse((await send(s, 'GET', '/typed', cookie.value)).body), { user: 'alice', other: null })
   t.equal(read.headers['set-cookie'], undefined, 'reading sends no Set-Cookie')
 })
 
