@@ -409,10 +409,12 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   // Production rules, for a config that resolved without them (the aggregate's own config in development).
   if (mode === undefined) set('SH-TLS-001', 'skip', 'TLS_MODE is not set')
   else set('SH-TLS-001', 'pass', `TLS_MODE=${mode}`)
+  const files = mode === 'files' && facts.certFile !== undefined && facts.keyFile !== undefined
+  const certificate = files ? await readCertificateFiles(facts, now) : null
   if (mode === 'self-signed') set('SH-TLS-002', 'fail', 'TLS_MODE=self-signed: browsers reject self-signed certificates')
+  if (certificate?.info?.selfSigned === true) set('SH-TLS-002', 'fail', `TLS_CERT_FILE ${facts.certFile ?? ''} holds a self-signed certificate (${certificate.info.subject}): browsers reject it`)
   if (mode === 'off') set('SH-TLS-003', 'fail', 'TLS_MODE=off: the app speaks plain HTTP')
   for (const id of ['SH-TLS-002', 'SH-TLS-003'] as const) set(id, mode === undefined ? 'skip' : 'pass', mode === undefined ? 'TLS_MODE is not set' : `TLS_MODE=${mode}`)
-  const files = mode === 'files' && facts.certFile !== undefined && facts.keyFile !== undefined
   if (mode === 'files') set('SH-TLS-004', 'pass', `TLS_CERT_FILE=${facts.certFile ?? ''} TLS_KEY_FILE=${facts.keyFile ?? ''}`)
   else set('SH-TLS-004', 'skip', `TLS_MODE=${mode ?? '(unset)'} uses no certificate files`)
   if (mode === 'acme') set('SH-ACME-001', 'pass', `ACME_DOMAINS=${facts.acmeDomains.join(',')}`)
@@ -444,8 +446,7 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   }
 
   // Certificate files: what the tls plugin would load.
-  if (files) {
-    const certificate = await readCertificateFiles(facts, now)
+  if (files && certificate !== null) {
     if (certificate.problems.length > 0) set('SH-TLS-005', 'fail', certificate.problems.join('; '))
     const { info } = certificate
     if (info !== null) {

@@ -8,6 +8,7 @@ import { main } from '../bin/cli.js'
 import { checkIdOfIssue, keysInText, wideRangesOf, type DoctorReport } from '../bin/doctor.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
 import { tempDir } from './helpers/app.js'
+import { createPki } from './helpers/certs.js'
 
 const CLI = fileURLToPath(new URL('../dist/bin/cli.js', import.meta.url))
 /** Printed in docs/doctor.md as the example of a published key. */
@@ -35,19 +36,22 @@ t.before(() => {
 const dir = tempDir('secure-https-doctor-')
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-const good = await generateSelfSigned(['app.example.com', 'www.example.com'])
-const other = await generateSelfSigned(['app.example.com'])
-const expiring = await generateSelfSigned(['app.example.com'], 10)
+// Certificates from a CA, as in production: root, intermediate, leaf (fullchain in TLS_CERT_FILE).
+const pki = await createPki()
+const good = await pki.leaf({ hosts: ['app.example.com', 'www.example.com'] })
+const other = await pki.leaf({ hosts: ['app.example.com'] })
+const expiring = await pki.leaf({ hosts: ['app.example.com'], days: 10 })
+const selfSigned = await generateSelfSigned(['app.example.com', 'www.example.com'])
 const file = (name: string, content: string, mode = 0o600): string => {
   const path = join(dir, name)
   writeFileSync(path, content)
   chmodSync(path, mode)
   return path
 }
-const certFile = file('cert.pem', good.cert, 0o644)
+const certFile = file('cert.pem', good.fullchain, 0o644)
 const keyFile = file('key.pem', good.key)
 const otherKeyFile = file('other-key.pem', other.key)
-const expiringCert = file('expiring-cert.pem', expiring.cert, 0o644)
+const expiringCert = file('expiring-cert.pem', expiring.fullchain, 0o644)
 const notADir = file('plain-file', 'not a directory')
 mkdirSync(join(dir, 'tls'))
 const sessionKey = generateSessionKey()
@@ -89,6 +93,7 @@ t.test('a good production environment passes: exit 0, no failed error or warning
 const cases: Array<{ name: string, env: Record<string, string>, id: string }> = [
   { name: 'TLS_MODE unset', env: without('TLS_MODE', 'TLS_CERT_FILE', 'TLS_KEY_FILE'), id: 'SH-TLS-001' },
   { name: 'TLS_MODE=self-signed', env: { ...without('TLS_CERT_FILE', 'TLS_KEY_FILE'), TLS_MODE: 'self-signed' }, id: 'SH-TLS-002' },
+  { name: 'a self-signed certificate in TLS_CERT_FILE', env: { ...goodEnv, TLS_CERT_FILE: file('self-signed.pem', selfSigned.cert, 0o644), TLS_KEY_FILE: file('self-signed-key.pem', selfSigned.key) }, id: 'SH-TLS-002' },
   { name: 'TLS_MODE=off', env: { ...without('TLS_CERT_FILE', 'TLS_KEY_FILE'), TLS_MODE: 'off' }, id: 'SH-TLS-003' },
   { name: 'TLS_MODE=files without TLS_CERT_FILE', env: without('TLS_CERT_FILE'), id: 'SH-TLS-004' },
   { name: 'a key that does not match the certificate', env: { ...goodEnv, TLS_KEY_FILE: otherKeyFile }, id: 'SH-TLS-005' },

@@ -2,8 +2,8 @@ import t from 'tap'
 import { chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateSessionKey } from '../index.js'
-import { generateSelfSigned } from '../tls/self-signed.js'
 import { startApp, tempDir } from './helpers/app.js'
+import { createPki } from './helpers/certs.js'
 
 interface DoctorLine { level: number, msg?: string, doctor?: Array<{ id: string, severity: string, message: string }> }
 
@@ -12,10 +12,10 @@ const doctorLines = (lines: readonly unknown[]): DoctorLine[] => (lines as Docto
 t.test('in production, secureHttps logs the failed doctor checks once at ready, as a warning', async (t) => {
   const dir = tempDir('secure-https-summary-')
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const pair = await generateSelfSigned(['localhost'])
+  const pair = await (await createPki()).leaf()
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
-  writeFileSync(certFile, pair.cert)
+  writeFileSync(certFile, pair.fullchain)
   writeFileSync(keyFile, pair.key)
   chmodSync(keyFile, 0o644)
   const s = await startApp({
@@ -46,10 +46,10 @@ t.test('in development the summary is a debug line, and a clean production confi
 
   const dir = tempDir('secure-https-summary-')
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const pair = await generateSelfSigned(['localhost'])
+  const pair = await (await createPki()).leaf()
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
-  writeFileSync(certFile, pair.cert)
+  writeFileSync(certFile, pair.fullchain)
   writeFileSync(keyFile, pair.key, { mode: 0o600 })
   const clean = await startApp({ production: true, allowedHosts: ['localhost'], tls: { mode: 'files', certFile, keyFile }, secureSession: { keys: [generateSessionKey()] } })
   t.teardown(() => clean.close())
