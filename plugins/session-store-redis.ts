@@ -70,6 +70,8 @@ export interface RedisSessionStore extends SessionStore {
   ready (): Promise<void>
   /** The ioredis client (for health checks and metrics). */
   readonly client: Redis
+  /** Stops listening to the client and closes it (unless it was given in `client`). */
+  close (): Promise<void>
 }
 
 /** The store could not answer; the request that needed the session gets 503. */
