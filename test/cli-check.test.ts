@@ -18,9 +18,9 @@ const DEMO = join(ROOT, 'dist/examples/demo/server.js')
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
-function cli (args: string[]): Promise<Run> {
+function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 90_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr })
     })
   })
@@ -165,6 +165,16 @@ t.test('a deliberately bad server: each problem is reported', async (t) => {
   t.match(table.stdout, /FAIL\s+error\s+SH-LIVE-030[\s\S]*answers 200 without a redirect: the page is served in plain text/)
   t.match(table.stdout, /FAIL\s+warning\s+SH-LIVE-007[\s\S]*CBC-mode suite/)
   t.match(table.stdout, /cookies\s+sid: no Secure no HttpOnly no SameSite Path=\//)
+
+  // A local OpenSSL that cannot speak TLS 1.0/1.1 (here: forbidden by its config file) must say
+  // so, rather than call the versions "not offered".
+  const opensslConf = join(dir, 'no-legacy-openssl.cnf')
+  writeFileSync(opensslConf, 'nodejs_conf = nodejs_init\n[nodejs_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\nProtocol = -TLSv1, -TLSv1.1\n')
+  const limited = await cli(['check', url, '--connect-to', '127.0.0.1', '--http-port', String(httpPort), '--ca', caFile], { OPENSSL_CONF: opensslConf })
+  t.equal(limited.code, 1, 'the other problems still fail the run')
+  t.match(limited.stdout, /TLS 1\.0\s+not tested: this machine's OpenSSL cannot speak TLSv1 \(ERR_SSL_NO_PROTOCOLS_AVAILABLE/)
+  t.match(limited.stdout, /skip\s+error\s+SH-LIVE-002\s+TLS 1\.0 is not offered: TLS 1\.0: not tested/)
+  t.match(limited.stdout, /skip\s+error\s+SH-LIVE-003\s+TLS 1\.1 is not offered: TLS 1\.1: not tested/)
 })
 
 t.test('an unreachable port: one clear line, exit 1', async (t) => {
