@@ -54,11 +54,19 @@ export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPE
   '%s'
 )
 
+/** The server-side session store (Redis) could not answer; the request that needed the session gets 503. */
+export const ERR_SESSION_STORE_UNAVAILABLE = createError<'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE', [string]>(
+  'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
+  '%s',
+  503
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
   'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
   'ERR_SECURE_HTTPS_CERTIFICATE',
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
-  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY'
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
+  'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE'
 ] as const

@@ -14,6 +14,7 @@
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
  */
 import { Redis, type RedisOptions } from 'ioredis'
+import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import type { SessionStore, StoredSessionData } from './session-store.js'
 
 declare module 'fastify' {
@@ -74,14 +75,13 @@ export interface RedisSessionStore extends SessionStore {
   close (): Promise<void>
 }
 
-/** The store could not answer; the request that needed the session gets 503. */
-export class SessionStoreUnavailableError extends Error {
-  readonly code = 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE'
-  readonly statusCode = 503
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'SessionStoreUnavailableError'
-  }
+/** The store could not answer; the request that needed the session gets 503 (`ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE`). */
+export const SessionStoreUnavailableError = ERR_SESSION_STORE_UNAVAILABLE
+
+function unavailable (message: string, cause: unknown): Error {
+  const error = new SessionStoreUnavailableError(message)
+  error.cause = cause
+  return error
 }
 
 // KEYS: session, tombstone, owner index. ARGV: data JSON, ttl s, id, owner ('' = none), owner-index prefix.
@@ -204,7 +204,7 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
     try {
       return await command()
     } catch (error) {
-      throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} failed during ${what} (${(error as Error).message}); the request gets 503. Check that Redis is up and that REDIS_URL points to it`, { cause: error })
+      throw unavailable(`session store unavailable: Redis at ${address} failed during ${what} (${(error as Error).message}); the request gets 503. Check that Redis is up and that REDIS_URL points to it`, error)
     }
   }
 

@@ -113,13 +113,25 @@ t.test('redisSessionStore', async (t) => {
     t.equal(await store.revokeUser('heavy'), 200, 'fillers are not sessions and are not counted')
   })
 
+  t.test('a Redis that hangs costs commandTimeout, then a 503 error', async (t) => {
+    await store.set(id(50), { user: 'mia' }, 300)
+    await redis.cli('client', 'pause', '1500', 'ALL')
+    const started = Date.now()
+    await t.rejects(store.get(id(50)), { code: 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE', message: /failed during get \(Command timed out\).*REDIS_URL/ })
+    const waited = Date.now() - started
+    t.ok(waited >= 900 && waited < 1500, `gave up after the 1000 ms commandTimeout (${waited} ms)`)
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    await store.ready()
+    t.same(await store.get(id(50)), { user: 'mia' }, 'and works again when Redis answers')
+  })
+
   t.test('while Redis is down every call fails at once with a 503 error, then recovers by itself', async (t) => {
     await store.set(id(30), { user: 'heidi' }, 300)
     await redis.stop()
     const started = Date.now()
     const error = await store.get(id(30)).then(() => null, (e: unknown) => e)
     t.type(error, SessionStoreUnavailableError)
-    t.equal((error as SessionStoreUnavailableError).statusCode, 503)
+    t.equal((error as InstanceType<typeof SessionStoreUnavailableError>).statusCode, 503)
     t.match((error as Error).message, /Redis at 127\.0\.0\.1:\d+ .*503.*REDIS_URL/)
     t.ok(Date.now() - started < 1500, 'it fails fast instead of queueing')
     await t.rejects(store.set(id(31), { user: 'heidi' }, 300), { code: 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE' })
