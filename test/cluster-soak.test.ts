@@ -3,7 +3,7 @@
  * and logouts under load while an instance restarts and SESSION_KEYS rotates in two phases.
  */
 import t from 'tap'
-import { formatReport, runSoak } from '../bench/soak.js'
+import { formatReport, measureCost, runSoak } from '../bench/soak.js'
 import { requirePrograms } from './helpers/external.js'
 
 /** RSS an instance may gain over the steady window of a short run (JIT and heap still settling). */
@@ -24,4 +24,17 @@ t.test('soak: no error and bounded memory through a restart and a key rotation',
     t.ok(to - from < GROWTH_BOUND, `${instance} (pid ${pid}) grew ${((to - from) / 1048576).toFixed(1)} MB over the steady window (bound ${GROWTH_BOUND / 1048576} MB)`)
   }
   t.ok(report.redis !== undefined && report.redis.keysAfter < report.logins * 2 + 10, 'Redis holds no more keys than the sessions made (no leak of ids)')
+})
+
+t.test('soak --cost measures both stores, reads and writes', async (t) => {
+  if (requirePrograms(t, ['redis-server', 'redis-cli', 'haproxy']) === null) return
+  const figures = await measureCost({ seconds: 1, rounds: 1, connections: 4 })
+  t.same(figures.map((f) => f.store), ['cookie', 'redis'])
+  for (const f of figures) {
+    for (const kind of ['read', 'write'] as const) {
+      t.ok(f[kind].rps > 0 && f[kind].appCpuUs > 0, `${f.store} ${kind}: ${f[kind].rps} req/s, ${f[kind].appCpuUs} us app CPU per request`)
+    }
+  }
+  t.ok((figures[1]?.write.redisCpuUs ?? 0) > 0, 'Redis does work for Redis sessions')
+  t.equal(figures[0]?.write.redisCpuUs, 0, 'and none for cookie sessions')
 })
