@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { checkSite, cookieLine, type SiteReport } from './check.js'
+import type { CheckSiteOptions, SiteCookie, SiteReport } from './check.js'
 import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from './doctor.js'
 import { generateSessionKey } from './keygen.js'
 import { formatChecks, summaryLine } from './report.js'
@@ -164,7 +164,7 @@ function versionName (version: string): string {
   return version === 'TLSv1' ? 'TLS 1.0' : version.replace('TLSv', 'TLS ')
 }
 
-function siteDetails (report: SiteReport): string {
+function siteDetails (report: SiteReport, cookieLine: (cookie: SiteCookie) => string): string {
   const lines = [`${NAME} check: ${report.url}${report.connectTo === null ? '' : ` (connected to ${report.connectTo})`}`, '']
   for (const probe of report.protocols) {
     const state = probe.offered === null ? (probe.note ?? 'not tested') : probe.offered ? `offered (${probe.cipher ?? ''})` : 'not offered'
@@ -203,7 +203,9 @@ async function runCheck (args: string[], io: Output): Promise<number> {
     return 0
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'check needs the URL of the site, e.g. https://example.com' : `check takes one URL (got ${positionals.length})`)
-  const options: Parameters<typeof checkSite>[1] = {}
+  // Loaded here so that doctor and keygen start without the TLS probing code.
+  const { checkSite, cookieLine } = await import('./check.js')
+  const options: CheckSiteOptions = {}
   if (values.ca !== undefined) {
     const ca = await readInput(values.ca, '--ca')
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${values.ca} holds no PEM certificate`)
@@ -226,7 +228,7 @@ async function runCheck (args: string[], io: Output): Promise<number> {
   } else if (!report.reachable) {
     io.err(`${NAME} check: ${report.checks[0]?.message ?? 'the site is unreachable'}\n`)
   } else {
-    io.out(`${siteDetails(report)}\n\n${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
+    io.out(`${siteDetails(report, cookieLine)}\n\n${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
   }
   return exitCode(report, values.strict === true)
 }
