@@ -65,8 +65,8 @@ const PROFILE_VARIANTS = ['bare', 'suite-anonymous', 'suite-read', 'suite-write'
 
 const HELP = `npm run bench [-- options]
 
-  (no option)        full run: every variant, 5 rounds of 3 s, bare Fastify every two windows;
-                     results written to docs/benchmarks.md (about 6 minutes)
+  (no option)        full run: every variant, 6 rounds of 2 s, each window paired with a bare
+                     Fastify window; results written to docs/benchmarks.md (about 6 minutes)
   --quick            under a minute: the suite against the hand-wired plugins side by side,
                      3 rounds of 1.2 s; prints ratios, writes nothing (add bare Fastify with
                      --only bare,suite-anonymous,hand-anonymous,...)
@@ -123,7 +123,7 @@ function parseOptions (): Options {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${value})`)
     return n
   }
-  const defaults = { full: [5, 3, 2], quick: [3, 1.2, 0.5], profile: [1, 5, 2] }[mode]
+  const defaults = { full: [6, 2, 2], quick: [3, 1.2, 0.5], profile: [1, 5, 2] }[mode]
   const names = values.only?.split(',').map((name) => name.trim()).filter(Boolean) ??
     (mode === 'quick' ? QUICK_VARIANTS : mode === 'profile' ? PROFILE_VARIANTS : VARIANTS.map((v) => v.name))
   const unknown = names.filter((name) => !VARIANTS.some((v) => v.name === name))
@@ -403,69 +403,80 @@ function show (s: Spread, digits: number, suffix = ''): string {
   return `${fmt(s.median, digits)}${suffix} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
 }
 
-/** One measured window, in the order it ran. */
+/** One measured window. Windows of the same `group` ran back to back. */
 interface Measurement {
   name: string
   round: number
-  sequence: number
+  group: number
   sample: Sample
 }
 
 /**
- * The bare Fastify CPU per request a window is divided by: the median of the bare windows of the
- * same round. A full run puts bare Fastify every two windows, so a round's bare windows are spread
- * over the same minute as the variants they are compared with; the median, unlike the nearest
- * neighbours, survives the one window in which another process took the core.
+ * The bare Fastify CPU per request a window is divided by: the bare window of its own pair (the
+ * one measured just before or just after it), else the median of the round's bare windows.
+ * Interference on a shared machine comes in bursts of seconds (a compiler, a test file); two
+ * windows a second apart mostly share the same conditions, two windows a minute apart often do
+ * not.
  */
-function roundBare (all: Measurement[], round: number): number | null {
-  const bare = all.filter((x) => x.name === 'bare' && x.round === round).map((x) => x.sample.cpuPerRequest)
+function bareFor (all: Measurement[], m: Measurement): number | null {
+  const partner = all.find((x) => x.name === 'bare' && x.group === m.group && x !== m)
+  if (partner !== undefined) return partner.sample.cpuPerRequest
+  const bare = all.filter((x) => x.name === 'bare' && x.round === m.round).map((x) => x.sample.cpuPerRequest)
   return bare.length === 0 ? null : spread(bare).median
 }
 
-/** Ratios of `name`'s CPU per request to bare Fastify's in the same round, one per round. */
+/** Ratios of `name`'s CPU per request to bare Fastify's, one per round. */
 function ratiosToBare (all: Measurement[], name: string): Spread | null {
   const values = all.filter((m) => m.name === name).map((m) => {
-    const bare = roundBare(all, m.round)
+    const bare = bareFor(all, m)
     return bare === null ? null : m.sample.cpuPerRequest / bare
   }).filter((x): x is number => x !== null)
   return values.length === 0 ? null : spread(values)
 }
 
-/** Ratios of `name`'s CPU per request to `base`'s, round by round. */
+/**
+ * Ratios of `name`'s CPU per request to `base`'s, one per round: directly when the two ran side by
+ * side (quick mode), else each divided first by the bare window of its own pair (full run).
+ */
 function ratiosBetween (all: Measurement[], name: string, base: string): Spread | null {
   const values: number[] = []
   for (const m of all.filter((x) => x.name === name)) {
-    const b = all.find((x) => x.name === base && x.round === m.round)
-    if (b !== undefined) values.push(m.sample.cpuPerRequest / b.sample.cpuPerRequest)
+    const b = all.find((x) => x.name === base && x.group === m.group) ?? all.find((x) => x.name === base && x.round === m.round)
+    if (b === undefined) continue
+    const bareM = b.group === m.group ? null : bareFor(all, m)
+    const bareB = b.group === m.group ? null : bareFor(all, b)
+    values.push(bareM !== null && bareB !== null
+      ? (m.sample.cpuPerRequest / bareM) / (b.sample.cpuPerRequest / bareB)
+      : m.sample.cpuPerRequest / b.sample.cpuPerRequest)
   }
   return values.length === 0 ? null : spread(values)
 }
 
 /**
- * The order of the windows in each round. Full run: bare Fastify every two variants
- * (bare A B bare C D bare ...), so that bare Fastify is measured all through the round; the
- * variants' order reversed every other round. Quick run: bare, then
- * each kind's suite and hand-wired windows side by side (A B A B ...), the pair's order swapped
- * every other round.
+ * The windows of one round, in groups measured back to back. Full run: each variant paired with a
+ * bare Fastify window (bare A, B bare, bare C, ...: the pair's order alternates, and the variants'
+ * order is reversed every other round). Quick run: each kind's suite and hand-wired windows side by
+ * side (A B, then B A in the next round); bare Fastify, when asked for, alone at the start.
  */
-function schedule (mode: Options['mode'], servers: Server[], round: number): Server[] {
+function schedule (mode: Options['mode'], servers: Server[], round: number): Server[][] {
   const bare = servers.find((s) => s.variant.name === 'bare')
   const others = servers.filter((s) => s !== bare)
   const flip = round % 2 === 1
   if (mode === 'quick') {
-    const ordered: Server[] = []
+    const groups: Server[][] = bare === undefined ? [] : [[bare]]
+    const paired: Server[] = []
     for (const kind of ['anonymous', 'read', 'write'] as const) {
       const pair = others.filter((s) => s.variant.kind === kind)
-      ordered.push(...(flip ? pair.reverse() : pair))
+      paired.push(...pair)
+      if (pair.length > 0) groups.push(flip ? pair.reverse() : pair)
     }
-    const rest = others.filter((s) => !ordered.includes(s))
-    return [...(bare === undefined ? [] : [bare]), ...ordered, ...rest]
+    for (const rest of others.filter((s) => !paired.includes(s))) groups.push([rest])
+    return groups
   }
   const ordered = flip ? [...others].reverse() : others
-  if (bare === undefined) return ordered
-  const windows: Server[] = [bare]
-  for (let i = 0; i < ordered.length; i += 2) windows.push(...ordered.slice(i, i + 2), bare)
-  return windows
+  if (bare === undefined) return ordered.map((s) => [s])
+  if (ordered.length === 0) return [[bare]]
+  return ordered.map((s, i) => (i % 2 === 0) !== flip ? [bare, s] : [s, bare])
 }
 
 function packageVersion (name: string): string {
@@ -499,8 +510,8 @@ function environmentLines (options: Options, machine: Machine, loadAfter: number
     `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
     `- Node ${process.version}; ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
     `- Code measured: commit ${commit === '' ? 'unknown' : commit}${dirty === '' ? ' (sources clean)' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}; plugins/secure-session.ts as of ${sessionCommit === '' ? 'unknown' : sessionCommit}.`,
-    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'bare Fastify every two windows (bare A B bare C D bare ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'as many requests as the server answers' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
-    '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the median of the bare Fastify windows of the same round. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
+    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'each variant\'s window paired with a bare Fastify window measured just before or after it (bare A, B bare, bare C, ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'as many requests as the server answers' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
+    '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the bare Fastify window of the same pair. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
   ]
 }
 
@@ -612,13 +623,16 @@ async function main (): Promise<void> {
     }
 
     const all: Measurement[] = []
-    let sequence = 0
+    let group = 0
     const measuring = Date.now()
     for (let round = 0; round < options.rounds; round++) {
-      for (const server of schedule(options.mode, servers, round)) {
-        const sample = await measure(server, options.duration, options.connections, options.rate)
-        all.push({ name: server.variant.name, round, sequence: sequence++, sample })
-        log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  p99 ${fmt(sample.p99, 0).padStart(3)} ms  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  busy ${fmt(sample.busy * 100, 0)}%`)
+      for (const windows of schedule(options.mode, servers, round)) {
+        for (const server of windows) {
+          const sample = await measure(server, options.duration, options.connections, options.rate)
+          all.push({ name: server.variant.name, round, group, sample })
+          log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  p99 ${fmt(sample.p99, 0).padStart(3)} ms  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  busy ${fmt(sample.busy * 100, 0)}%`)
+        }
+        group++
       }
     }
 
