@@ -9,10 +9,10 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { CheckSiteOptions, SiteCookie, SiteReport } from './check.js'
-import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from './doctor.js'
-import { generateSessionKey } from './keygen.js'
-import { formatChecks, summaryLine } from './report.js'
+import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.js'
+import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.js'
+import { generateSessionKey } from '../audit/keygen.js'
+import { formatChecks, summaryLine } from '../audit/report.js'
 
 const NAME = 'fastify-secure-https'
 
@@ -204,7 +204,7 @@ async function runCheck (args: string[], io: Output): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'check needs the URL of the site, e.g. https://example.com' : `check takes one URL (got ${positionals.length})`)
   // Loaded here so that doctor and keygen start without the TLS probing code.
-  const { checkSite, cookieLine } = await import('./check.js')
+  const { checkSite, cookieLine } = await import('../audit/check.js')
   const options: CheckSiteOptions = {}
   if (values.ca !== undefined) {
     const ca = await readInput(values.ca, '--ca')

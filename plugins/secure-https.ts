@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { doctorConfig } from '../bin/doctor.js'
+import { doctorConfig } from '../audit/doctor.js'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
 import { errorHandler } from './error-handler.js'
 import { hsts } from './hsts.js'

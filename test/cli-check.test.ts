@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { checkSite, generateSessionKey, type SiteReport } from '../index.js'
 import { main } from '../bin/cli.js'
-import { localVersionSupport, parseCookieFlags, parseHsts } from '../bin/check.js'
+import { localVersionSupport, parseCookieFlags, parseHsts } from '../audit/check.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
 import { freePort, startApp, tempDir } from './helpers/app.js'
 
