@@ -10,7 +10,7 @@ import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.js'
 import { pairDigest } from '../tls/files-source.js'
-import { chainWarnings, uncoveredHosts } from '../tls/inspect.js'
+import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
 import { profileOptions, sessionResumptionOptions } from '../tls/profiles.js'
 import { SELF_SIGNED_RENEW_DAYS } from '../tls/self-signed.js'
 import type { CertificatePair, CertificateSource } from '../tls/source.js'
@@ -19,22 +19,13 @@ import { acmeChallenges } from './acme-challenge.js'
 import { securityEvent } from './events.js'
 import { constructionOptions, isTlsServer } from './instance.js'
 
-/** What `fastify.tls.status()` reports. */
-export interface TlsStatus {
+/** What `fastify.tls.status()` reports: the certificate being served, and the history of reloads. */
+export interface TlsStatus extends CertificateInfo {
   mode: TlsMode
   /** Where the certificate comes from: the files, the cache directory, or the ACME directory. */
   source: string
   profile: TlsProfile
   http2: boolean
-  subject: string
-  issuer: string
-  sans: string[]
-  notBefore: Date
-  notAfter: Date
-  /** SHA-256 fingerprint of the certificate being served. */
-  fingerprint: string
-  keyType: string
-  selfSigned: boolean
   /** When the certificate being served was applied. */
   loadedAt: Date
   /** Last successful reload after start, or null. */
@@ -197,14 +188,8 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
         source: injected === undefined ? sourceDescription : `${source.mode}: provided source`,
         profile: config.profile,
         http2: config.http2,
-        subject: info.subject,
-        issuer: info.issuer,
+        ...info,
         sans: info.sans.slice(),
-        notBefore: info.notBefore,
-        notAfter: info.notAfter,
-        fingerprint: info.fingerprint,
-        keyType: info.keyType,
-        selfSigned: info.selfSigned,
         loadedAt,
         lastReload,
         lastReloadError,

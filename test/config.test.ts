@@ -1,18 +1,11 @@
 import t from 'tap'
-import { ConfigError, configSchema, loadConfig, resolveConfig } from '../index.js'
+import { configSchema, loadConfig, resolveConfig } from '../index.js'
+import { configErrorOf } from './helpers/config.js'
 
 const KEY_A = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff)).toString('base64')
 const KEY_B = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 53 + 7) & 0xff)).toString('base64')
 
-function issuesOf (fn: () => unknown): ConfigError {
-  try {
-    fn()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error('expected a ConfigError')
-}
+const issuesOf = configErrorOf
 
 t.test('zero configuration is a working development setup', async (t) => {
   const config = loadConfig({})

@@ -13,19 +13,12 @@ import { trustProxyValue } from '../schemas/proxy-trust.js'
 import { startApp, type StartedApp } from './helpers/app.js'
 import { request } from './helpers/http.js'
 import { captureLogs } from './helpers/logs.js'
+import { configErrorOf } from './helpers/config.js'
 
 const TRUSTED = '127.0.0.1'
 const UNTRUSTED = '127.0.0.2'
 
-function configError (fn: () => unknown): ConfigError {
-  try {
-    fn()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error('expected a ConfigError')
-}
+const configError = configErrorOf
 
 t.test('TRUST_PROXY: addresses only', async (t) => {
   const hop = configError(() => loadConfig({ TLS_MODE: 'proxy', TRUST_PROXY: '1' }))

@@ -1,21 +1,15 @@
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { ConfigError } from '../errors.js'
 import { loadConfig, secureSession } from '../index.js'
 import { effectiveCookieName, secureSessionSchema } from '../schemas/secure-session.js'
+import { configErrorOf } from './helpers/config.js'
 
 const good = (): string => randomBytes(32).toString('base64')
 const MAKE = /make one with: openssl rand -base64 32 \(or npx fastify-secure-https keygen\)/
 
 function messageOf (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message
-    throw error
-  }
-  throw new Error('expected a ConfigError')
+  return configErrorOf(fn).message
 }
 
 t.test('SESSION_KEYS: each bad key is refused with a message naming the variable and how to make a key, never echoing the key', async (t) => {

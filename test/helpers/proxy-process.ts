@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { environmentVariables } from '../../schemas/env.js'
 import { freePort, tempDir } from './app.js'
 import { DEMO_SERVER, sessionKey } from './cluster.js'
-import type { LogLine } from './logs.js'
+import { lineLog, type LogLine } from './logs.js'
 
 function exited (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
@@ -85,26 +85,11 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const lines: LogLine[] = []
-  const waiters: Array<{ predicate: (line: LogLine) => boolean, resolve: (line: LogLine) => void }> = []
   let text = ''
-  let partial = ''
+  const log = lineLog(() => `; the demo wrote:\n${text}`, 5000)
   child.stdout?.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n')
-    partial = parts.pop() ?? ''
-    for (const part of parts) {
-      text += `${part}\n`
-      let line: LogLine
-      try { line = JSON.parse(part) as LogLine } catch { continue }
-      lines.push(line)
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        const waiter = waiters[i]
-        if (waiter !== undefined && waiter.predicate(line)) {
-          waiters.splice(i, 1)
-          waiter.resolve(line)
-        }
-      }
-    }
+    text += chunk.toString()
+    log.write(chunk.toString())
   })
   child.stderr?.on('data', (chunk: Buffer) => { text += chunk.toString() })
   const stop = async (): Promise<void> => {
@@ -121,16 +106,9 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
   return {
     port,
     url: `http://127.0.0.1:${port}`,
-    lines,
-    events: (name) => lines.filter((line) => line.securityEvent === name),
-    waitFor (predicate, timeoutMs = 5000) {
-      const found = lines.find(predicate)
-      if (found !== undefined) return Promise.resolve(found)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; the demo wrote:\n${text}`)), timeoutMs)
-        waiters.push({ predicate, resolve: (line) => { clearTimeout(timer); resolve(line) } })
-      })
-    },
+    lines: log.lines,
+    events: log.events,
+    waitFor: log.waitFor,
     stop
   }
 }
