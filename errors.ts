@@ -48,12 +48,6 @@ export const ERR_REDIRECT_LISTEN = createError<'ERR_SECURE_HTTPS_REDIRECT_LISTEN
   '%s'
 )
 
-/** A plugin needs another that was not registered first. */
-export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPENDENCY', [string]>(
-  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
-  '%s'
-)
-
 /** The server-side session store (Redis) could not answer; the request that needed the session gets 503. */
 export const ERR_SESSION_STORE_UNAVAILABLE = createError<'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE', [string]>(
   'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
@@ -67,6 +61,5 @@ export const errorCodes = [
   'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
   'ERR_SECURE_HTTPS_CERTIFICATE',
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
-  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
   'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE'
 ] as const
