@@ -32,7 +32,7 @@ const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 
-type ServerName = 'bare' | 'helmet' | 'suite-headers' | 'suite' | 'hand-wired' | 'express'
+type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'hand-wired' | 'express'
 type Kind = 'anonymous' | 'read' | 'write'
 
 interface Variant {
@@ -44,6 +44,7 @@ interface Variant {
 
 const VARIANTS: Variant[] = [
   { name: 'bare', server: 'bare', kind: 'anonymous', description: 'bare Fastify over TLS' },
+  { name: 'static-headers', server: 'static-headers', kind: 'anonymous', description: 'bare Fastify + one hook copying the suite\'s 12 headers from a constant' },
   { name: 'helmet', server: 'helmet', kind: 'anonymous', description: 'bare Fastify + @fastify/helmet defaults (headers only)' },
   { name: 'suite-headers', server: 'suite-headers', kind: 'anonymous', description: 'suite without the session: TLS, redirect, proxy trust, HSTS, security headers' },
   { name: 'suite-anonymous', server: 'suite', kind: 'anonymous', description: 'suite, everything on, request without a session cookie' },
