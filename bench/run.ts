@@ -124,7 +124,7 @@ function parseOptions (): Options {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${value})`)
     return n
   }
-  const defaults = { full: [6, 2, 3], quick: [3, 1.2, 0.5], profile: [1, 5, 2] }[mode]
+  const defaults = { full: [6, 2, 3], quick: [3, 1.2, 1], profile: [1, 5, 2] }[mode]
   const names = values.only?.split(',').map((name) => name.trim()).filter(Boolean) ??
     (mode === 'quick' ? QUICK_VARIANTS : mode === 'profile' ? PROFILE_VARIANTS : VARIANTS.map((v) => v.name))
   const unknown = names.filter((name) => !VARIANTS.some((v) => v.name === name))
