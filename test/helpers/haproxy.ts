@@ -3,12 +3,9 @@
  * plain HTTP front end. haproxy 2.6 has no `option forwarded` (2.7 added it), so the RFC 7239
  * Forwarded header is written by hand, as docs/proxy-trust.md shows.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { generateSelfSigned } from '../../tls/self-signed.js'
-import { freePort, tempDir } from './app.js'
-import { stopProcess, waitForPort } from './proxy-process.js'
+import { startTlsProxy, type TlsProxy } from './proxy-process.js'
 
 /**
  * The lines of each front end that decide what the app hears, exactly as docs/proxy-trust.md shows
@@ -34,20 +31,8 @@ export interface HaproxyOptions {
   bin?: string
 }
 
-export interface Haproxy {
-  /** https://localhost:PORT */
-  httpsUrl: string
-  /** http://localhost:PORT */
-  httpUrl: string
-  httpsPort: number
-  httpPort: number
-  /** The certificate haproxy serves (PEM), to trust in clients. */
-  ca: string
-  /** The configuration file haproxy runs with. */
-  config: string
-  /** Stops haproxy by its PID and removes its folder. */
-  stop (): Promise<void>
-}
+/** A running haproxy (see `startTlsProxy`). */
+export type Haproxy = TlsProxy
 
 function frontEndLines (proto: 'https' | 'http', xForwardedProto: boolean): string {
   const lines: string[] = [...HAPROXY_FORWARDED_LINES]
@@ -84,38 +69,10 @@ backend app
 
 /** Starts haproxy in front of the app on free ports; resolves once both ports accept connections. */
 export async function startHaproxy (options: HaproxyOptions): Promise<Haproxy> {
-  const dir = tempDir('secure-https-haproxy-')
-  let child: ChildProcess | null = null
-  const stop = async (): Promise<void> => {
-    await stopProcess(child)
-    child = null
-    rmSync(dir, { recursive: true, force: true })
-  }
-  try {
-    const pair = await generateSelfSigned([])
+  return startTlsProxy('haproxy', [], (dir, ports, pair) => {
     writeFileSync(join(dir, 'haproxy.pem'), `${pair.cert}\n${pair.key}\n`, { mode: 0o600 })
-    const httpsPort = await freePort()
-    const httpPort = await freePort()
-    const config = haproxyConfig(dir, { https: httpsPort, http: httpPort, upstream: options.upstreamPort }, options.xForwardedProto ?? false)
+    const config = haproxyConfig(dir, { ...ports, upstream: options.upstreamPort }, options.xForwardedProto ?? false)
     writeFileSync(join(dir, 'haproxy.cfg'), config)
-    const started = spawn(options.bin ?? 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] })
-    child = started
-    let output = ''
-    started.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    started.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    await waitForPort(started, httpsPort, 'haproxy', () => output)
-    await waitForPort(started, httpPort, 'haproxy', () => output)
-    return {
-      httpsUrl: `https://localhost:${httpsPort}`,
-      httpUrl: `http://localhost:${httpPort}`,
-      httpsPort,
-      httpPort,
-      ca: pair.cert,
-      config,
-      stop
-    }
-  } catch (error) {
-    await stop()
-    throw error
-  }
+    return { config, command: options.bin ?? 'haproxy', args: ['-db', '-f', join(dir, 'haproxy.cfg')] }
+  })
 }

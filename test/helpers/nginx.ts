@@ -3,12 +3,9 @@
  * plain HTTP server, both proxying to the app with the headers docs/proxy-trust.md recommends.
  * Everything nginx writes (pid, logs, temp files) stays in a temporary folder, removed on `stop()`.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { generateSelfSigned } from '../../tls/self-signed.js'
-import { freePort, tempDir } from './app.js'
-import { stopProcess, waitForPort } from './proxy-process.js'
+import { startTlsProxy, type TlsProxy } from './proxy-process.js'
 
 /**
  * The proxy lines of both server blocks, exactly as docs/proxy-trust.md shows them (a test checks
@@ -33,20 +30,8 @@ export interface NginxOptions {
   bin?: string
 }
 
-export interface Nginx {
-  /** https://localhost:PORT */
-  httpsUrl: string
-  /** http://localhost:PORT */
-  httpUrl: string
-  httpsPort: number
-  httpPort: number
-  /** The certificate nginx serves (PEM), to trust in clients. */
-  ca: string
-  /** The configuration file nginx runs with. */
-  config: string
-  /** Stops nginx by its PID and removes its folder. */
-  stop (): Promise<void>
-}
+/** A running nginx (see `startTlsProxy`). */
+export type Nginx = TlsProxy
 
 /** The nginx.conf the tests run: the two server blocks are those of docs/proxy-trust.md. */
 export function nginxConfig (dir: string, ports: { https: number, http: number, upstream: number }): string {
@@ -93,42 +78,18 @@ ${headers}
 
 /** Starts nginx in front of the app on free ports; resolves once both ports accept connections. */
 export async function startNginx (options: NginxOptions): Promise<Nginx> {
-  const dir = tempDir('secure-https-nginx-')
-  let child: ChildProcess | null = null
-  const stop = async (): Promise<void> => {
-    await stopProcess(child)
-    child = null
-    rmSync(dir, { recursive: true, force: true })
-  }
-  try {
+  return startTlsProxy('nginx', options.hosts ?? [], (dir, ports, pair) => {
     mkdirSync(join(dir, 'tmp'))
-    const pair = await generateSelfSigned(options.hosts ?? [])
     writeFileSync(join(dir, 'cert.pem'), pair.cert)
     writeFileSync(join(dir, 'key.pem'), pair.key, { mode: 0o600 })
-    const httpsPort = await freePort()
-    const httpPort = await freePort()
-    const config = nginxConfig(dir, { https: httpsPort, http: httpPort, upstream: options.upstreamPort })
+    const config = nginxConfig(dir, { ...ports, upstream: options.upstreamPort })
     writeFileSync(join(dir, 'nginx.conf'), config)
-    // -e: nginx opens its default error log before reading the config; keep that one here too.
-    const started = spawn(options.bin ?? 'nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] })
-    child = started
-    let output = ''
-    started.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    started.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    const log = (): string => { try { return output + readFileSync(join(dir, 'error.log'), 'utf8') } catch { return output } }
-    await waitForPort(started, httpsPort, 'nginx', log)
-    await waitForPort(started, httpPort, 'nginx', log)
     return {
-      httpsUrl: `https://localhost:${httpsPort}`,
-      httpUrl: `http://localhost:${httpPort}`,
-      httpsPort,
-      httpPort,
-      ca: pair.cert,
       config,
-      stop
+      command: options.bin ?? 'nginx',
+      // -e: nginx opens its default error log before reading the config; keep that one here too.
+      args: ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')],
+      log: () => { try { return readFileSync(join(dir, 'error.log'), 'utf8') } catch { return '' } }
     }
-  } catch (error) {
-    await stop()
-    throw error
-  }
+  })
 }

@@ -8,6 +8,7 @@ import { existsSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { environmentVariables } from '../../schemas/env.js'
+import { generateSelfSigned } from '../../tls/self-signed.js'
 import { freePort, tempDir } from './app.js'
 import { DEMO_SERVER, sessionKey } from './cluster.js'
 import { lineLog, type LogLine } from './logs.js'
@@ -110,5 +111,74 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
     events: log.events,
     waitFor: log.waitFor,
     stop
+  }
+}
+
+/** A TLS-terminating proxy started by `startTlsProxy`. */
+export interface TlsProxy {
+  /** https://localhost:PORT */
+  httpsUrl: string
+  /** http://localhost:PORT */
+  httpUrl: string
+  httpsPort: number
+  httpPort: number
+  /** The certificate the proxy serves (PEM), to trust in clients. */
+  ca: string
+  /** The configuration file the proxy runs with. */
+  config: string
+  /** Stops the proxy by PID and removes its folder. */
+  stop (): Promise<void>
+}
+
+/** What a proxy needs to start, written into its own folder by the caller. */
+export interface ProxyLaunch {
+  config: string
+  command: string
+  args: string[]
+  /** More output to show when it fails to start (e.g. an error log file). */
+  log?: () => string
+}
+
+/**
+ * Starts a proxy (nginx, haproxy) with an HTTPS and an HTTP port, both free, a certificate from the
+ * suite's generator, and a folder of its own; resolves once both ports accept connections.
+ */
+export async function startTlsProxy (
+  name: string,
+  hosts: readonly string[],
+  prepare: (dir: string, ports: { https: number, http: number }, pair: { cert: string, key: string }) => ProxyLaunch
+): Promise<TlsProxy> {
+  const dir = tempDir(`secure-https-${name}-`)
+  let child: ChildProcess | null = null
+  const stop = async (): Promise<void> => {
+    await stopProcess(child)
+    child = null
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const pair = await generateSelfSigned(hosts)
+    const httpsPort = await freePort()
+    const httpPort = await freePort()
+    const launch = prepare(dir, { https: httpsPort, http: httpPort }, pair)
+    const started = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = started
+    let output = ''
+    started.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    started.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const log = (): string => output + (launch.log?.() ?? '')
+    await waitForPort(started, httpsPort, name, log)
+    await waitForPort(started, httpPort, name, log)
+    return {
+      httpsUrl: `https://localhost:${httpsPort}`,
+      httpUrl: `http://localhost:${httpPort}`,
+      httpsPort,
+      httpPort,
+      ca: pair.cert,
+      config: launch.config,
+      stop
+    }
+  } catch (error) {
+    await stop()
+    throw error
   }
 }
