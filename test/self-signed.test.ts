@@ -9,8 +9,7 @@ import { startApp, tempDir } from './helpers/app.js'
 import { request } from './helpers/http.js'
 
 t.test('the development certificate: ECDSA P-256, the right SANs, served over TLS, reused across restarts', async (t) => {
-  const dir = tempDir()
-  t.teardown(() => { /* removed below */ })
+  const dir = tempDir(undefined, t)
   const first = await startApp({ tls: { dir }, allowedHosts: ['localhost', 'app.test'] }, (app) => { app.get('/', async () => 'one') })
   const served = await request(`${first.url}/`, { ca: first.cert as string })
   t.equal(served.body, 'one')
@@ -52,7 +51,7 @@ t.test('generation is fast and the cache is checked', async (t) => {
   t.match(staleReason(pair, ['app.test'], Date.now() + 70 * 86_400_000), /has \d+ days left/)
   t.match(staleReason({ key: 'x', cert: 'y' }, []), /unreadable/)
 
-  const dir = tempDir()
+  const dir = tempDir(undefined, t)
   const created = await loadOrCreateSelfSigned(dir, [])
   t.equal(created.generated, true)
   t.equal(created.reason, 'no cached certificate')
@@ -65,7 +64,7 @@ t.test('generation is fast and the cache is checked', async (t) => {
 })
 
 t.test('each plugin checks the instance it is given and says what to pass to Fastify()', async (t) => {
-  const dir = tempDir()
+  const dir = tempDir(undefined, t)
   const plain = Fastify()
   plain.register(tlsPlugin, { dir })
   await t.rejects(Promise.resolve(plain.ready()), { code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message: /TLS_MODE=self-signed needs an HTTPS server[\s\S]*serverOptions\(config\)/ })
@@ -90,7 +89,7 @@ t.test('each plugin checks the instance it is given and says what to pass to Fas
 })
 
 t.test('serverOptions: HTTPS with the profile, trustProxy from the same list', async (t) => {
-  const dir = tempDir()
+  const dir = tempDir(undefined, t)
   const options = await serverOptions({ tls: { dir, profile: 'modern' }, proxyTrust: { trust: ['loopback', '10.0.0.1'] } })
   t.equal(options.https?.minVersion, 'TLSv1.3')
   t.match(String(options.https?.cert), /BEGIN CERTIFICATE/)

@@ -24,8 +24,11 @@ export interface StartedApp {
   close (): Promise<void>
 }
 
-export function tempDir (prefix = 'secure-https-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix))
+/** A fresh temporary folder; given a test, it is removed when the test ends. */
+export function tempDir (prefix = 'secure-https-test-', t?: { teardown (fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t?.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 /**
