@@ -27,8 +27,21 @@ const hstsPlugin: FastifyPluginAsync<HstsOptions> = async function hstsPlugin (f
   let lastHost: string | undefined
   let lastLocal = false
 
+  // The per-route opt-out is settled when the route is declared: a route-level hook takes the header
+  // off again, so the shared hook below reads no route options (request.routeOptions builds a new
+  // object on each access). Routes are declared after the plugin, as Fastify's order has it.
+  const removeHsts = function removeHsts (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    reply.removeHeader('strict-transport-security')
+    done()
+  }
+  fastify.addHook('onRoute', (route) => {
+    if ((route.config as { hsts?: boolean } | undefined)?.hsts !== false) return
+    const own = route.onRequest
+    route.onRequest = own === undefined ? [removeHsts] : [...(Array.isArray(own) ? own : [own]), removeHsts]
+  })
+
   fastify.addHook('onRequest', function hstsHeader (request: FastifyRequest, reply: FastifyReply, done: () => void) {
-    if (isSecure(request) && request.routeOptions.config.hsts !== false) {
+    if (isSecure(request)) {
       if (skipLocal) {
         const host = request.host
         if (host !== lastHost) {
