@@ -2,16 +2,11 @@
  * Bare Fastify over TLS: the baseline every ratio is taken against. Same certificate, same route
  * shape, nothing else: no headers, no session, Node's default TLS settings.
  */
-import Fastify from 'fastify'
-import { benchEnvironment, controlled, failed } from './control.js'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { serveFastify } from './control.js'
 
-try {
-  const env = benchEnvironment()
-  const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } })
+await serveFastify(async (env) => {
+  const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance
   app.get('/anonymous', async () => ({ hello: 'world' }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  controlled(typeof address === 'object' && address !== null ? address.port : 0, null, () => app.close())
-} catch (error) {
-  failed(error)
-}
+  return app
+})

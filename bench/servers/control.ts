@@ -10,6 +10,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import type { FastifyInstance } from 'fastify'
 
 /** What every server reads from its environment, set by the runner. @internal */
 export interface BenchEnvironment {
@@ -108,4 +109,20 @@ export function controlled (port: number, redirectPort: number | null, close: ()
 export function failed (error: unknown): never {
   send({ type: 'failed', message: error instanceof Error ? (error.stack ?? error.message) : String(error) })
   process.exit(1)
+}
+
+/**
+ * Starts a Fastify variant: listens on a free loopback port and hands it to the runner, or reports
+ * the failure. `redirectPort` names the suite's HTTP listener, for the variants that have one.
+ * @internal
+ */
+export async function serveFastify (build: (env: BenchEnvironment) => Promise<FastifyInstance>, redirectPort: (app: FastifyInstance) => number | null = () => null): Promise<void> {
+  try {
+    const app = await build(benchEnvironment())
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    controlled(typeof address === 'object' && address !== null ? address.port : 0, redirectPort(app), () => app.close())
+  } catch (error) {
+    failed(error)
+  }
 }

@@ -5,11 +5,10 @@
 import fastifyHelmet from '@fastify/helmet'
 import fastifySecureSession from '@fastify/secure-session'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { benchEnvironment, controlled, failed } from './control.js'
+import { serveFastify } from './control.js'
 import { sessionRoutes } from './routes.js'
 
-try {
-  const env = benchEnvironment()
+await serveFastify(async (env) => {
   const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance
   await app.register(fastifyHelmet)
   await app.register(fastifySecureSession, {
@@ -19,9 +18,5 @@ try {
     cookie: { path: '/', httpOnly: true, secure: true, sameSite: 'lax', maxAge: 86400 }
   })
   sessionRoutes(app)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  controlled(typeof address === 'object' && address !== null ? address.port : 0, null, () => app.close())
-} catch (error) {
-  failed(error)
-}
+  return app
+})

@@ -4,16 +4,11 @@
  */
 import fastifyHelmet from '@fastify/helmet'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { benchEnvironment, controlled, failed } from './control.js'
+import { serveFastify } from './control.js'
 
-try {
-  const env = benchEnvironment()
+await serveFastify(async (env) => {
   const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance
   await app.register(fastifyHelmet)
   app.get('/anonymous', async () => ({ hello: 'world' }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  controlled(typeof address === 'object' && address !== null ? address.port : 0, null, () => app.close())
-} catch (error) {
-  failed(error)
-}
+  return app
+})

@@ -4,8 +4,8 @@
  * the suite-headers variant costs beyond this is the suite's own work; what this costs beyond bare
  * Fastify is the price of sending those twelve headers at all.
  */
-import Fastify from 'fastify'
-import { benchEnvironment, controlled, failed } from './control.js'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { serveFastify } from './control.js'
 
 const HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['strict-transport-security', 'max-age=31536000; includeSubDomains'],
@@ -22,17 +22,12 @@ const HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['x-xss-protection', '0']
 ]
 
-try {
-  const env = benchEnvironment()
-  const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } })
+await serveFastify(async (env) => {
+  const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance
   app.addHook('onRequest', (_request, reply, done) => {
     for (const [name, value] of HEADERS) reply.header(name, value)
     done()
   })
   app.get('/anonymous', async () => ({ hello: 'world' }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  controlled(typeof address === 'object' && address !== null ? address.port : 0, null, () => app.close())
-} catch (error) {
-  failed(error)
-}
+  return app
+})
