@@ -49,7 +49,9 @@ t.test('generation is fast and the cache is checked', async (t) => {
   t.equal(staleReason(pair, ['app.test']), null)
   t.match(staleReason(pair, ['new.test']), /does not cover new.test/)
   t.match(staleReason(pair, ['app.test'], Date.now() + 70 * 86_400_000), /has \d+ days left/)
-  t.match(staleReason({ key: 'x', cert: 'y' }, []), /unreadable/)
+  t.match(staleReason({ key: 'x', cert: 'y' }, []), /unusable/)
+  const other = await generateSelfSigned(['app.test'])
+  t.match(staleReason({ key: other.key, cert: pair.cert }, ['app.test']), /unusable \(the private key does not match/, 'a key from another pair is not reused')
 
   const dir = tempDir(undefined, t)
   const created = await loadOrCreateSelfSigned(dir, [])
@@ -60,7 +62,7 @@ t.test('generation is fast and the cache is checked', async (t) => {
   writeFileSync(join(dir, 'self-signed', 'cert.pem'), 'garbage')
   const replaced = await loadOrCreateSelfSigned(dir, [])
   t.equal(replaced.generated, true)
-  t.match(replaced.reason, /unreadable/)
+  t.match(replaced.reason, /unreadable|unusable/)
 })
 
 t.test('each plugin checks the instance it is given and says what to pass to Fastify()', async (t) => {

@@ -9,11 +9,11 @@
  *   the CA's validation request, whichever one it reaches.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { assertUsablePair, inspectCertificate, uncoveredHosts } from './inspect.js'
-import { writePrivateFile } from './self-signed.js'
+import { writeAtomic, writePrivateFile } from './self-signed.js'
 import type { CertificatePair } from './source.js'
 
 /** A lock older than this was left by a crashed instance (a live holder refreshes it every minute). */
@@ -232,10 +232,4 @@ function processAlive (pid: number): boolean {
     // EPERM: it exists but belongs to another user.
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
-}
-
-async function writeAtomic (path: string, content: string, mode: number): Promise<void> {
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(temp, content, { mode })
-  await rename(temp, path)
 }

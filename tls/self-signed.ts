@@ -4,13 +4,13 @@
  * change or fewer than 30 days remain.
  */
 import { randomBytes, webcrypto } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import { inspectCertificate, parsePrivateKey, uncoveredHosts, type CertificateInfo } from './inspect.js'
+import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.js'
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
@@ -65,10 +65,11 @@ export async function generateSelfSigned (hosts: readonly string[], days = SELF_
 export function staleReason (pair: PemPair, hosts: readonly string[], now = Date.now()): string | null {
   let info: CertificateInfo
   try {
-    info = inspectCertificate(pair.cert)
-    parsePrivateKey(pair.key)
+    // Also checks the key belongs to the certificate: a crash between writing the two files must
+    // not leave a pair that fails in setSecureContext() at every start.
+    info = assertUsablePair(pair.cert, pair.key, undefined, now)
   } catch (error) {
-    return `the cached pair is unreadable (${(error as Error).message})`
+    return `the cached pair is unusable (${(error as Error).message})`
   }
   const missing = uncoveredHosts(info.sans, selfSignedHosts(hosts))
   if (missing.length > 0) return `it does not cover ${missing.join(', ')}`
@@ -77,12 +78,16 @@ export function staleReason (pair: PemPair, hosts: readonly string[], now = Date
   return null
 }
 
-/** Writes a file readable by its owner only, atomically (write then rename). @internal */
-export async function writePrivateFile (path: string, content: string): Promise<void> {
+/** Writes a file atomically (a temporary file with the final mode, then rename). @internal */
+export async function writeAtomic (path: string, content: string, mode: number): Promise<void> {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(temp, content, { mode: 0o600 })
-  await chmod(temp, 0o600)
+  await writeFile(temp, content, { mode })
   await rename(temp, path)
+}
+
+/** Writes a file readable by its owner only, atomically. @internal */
+export async function writePrivateFile (path: string, content: string): Promise<void> {
+  await writeAtomic(path, content, 0o600)
 }
 
 /** Result of `loadOrCreateSelfSigned`. */
