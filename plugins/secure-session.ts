@@ -185,8 +185,6 @@ const setState = (request: FastifyRequest, session: RequestSession): void => { (
 class RequestSession {
   data_: Record<string, unknown>
   created: number
-  /** When the cookie that came in was written; 0 for a new session. */
-  issued: number
   /** The expiry that cookie gave the browser; 0 for a new session. */
   expires: number
   id: string | null
@@ -204,10 +202,9 @@ class RequestSession {
   /** The store failed to load this session: touching it fails the request (503), nothing is written. */
   unavailable: Error | null = null
 
-  constructor (data: Record<string, unknown>, created: number, issued: number, expires: number, id: string | null, hadSession: boolean, hadCookie: boolean) {
+  constructor (data: Record<string, unknown>, created: number, expires: number, id: string | null, hadSession: boolean, hadCookie: boolean) {
     this.data_ = data
     this.created = created
-    this.issued = issued
     this.expires = expires
     this.id = id
     this.hadSession = hadSession
@@ -293,7 +290,7 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
   }
 
   function fresh (hadCookie: boolean): RequestSession {
-    return new RequestSession({}, -1, 0, 0, null, false, hadCookie)
+    return new RequestSession({}, -1, 0, null, false, hadCookie)
   }
 
   /** Decodes the request's cookie (not the store): a session, or a fresh one after reporting why. */
@@ -323,7 +320,7 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
       report(request, { event: 'session.expired', reason }, { expiredSecondsAgo: t - Math.min(absoluteEnd, idleEnd) })
       return fresh(true)
     }
-    const session = new RequestSession(payload.d ?? {}, payload.c, payload.t, payload.x, payload.i ?? null, true, true)
+    const session = new RequestSession(payload.d ?? {}, payload.c, payload.x, payload.i ?? null, true, true)
     if (keyIndex > 0) {
       // Rotation: written with the newest key from now on, so the old key can be removed after maxAge.
       request.log.debug({ keyIndex }, 'session cookie was sealed with an older SESSION_KEYS entry; re-issuing it with the newest')
@@ -355,7 +352,6 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
       warnedPlainHttp = true
       request.log.warn(`the session cookie "${cookieName}" is Secure but this request came over plain HTTP, so browsers will not store it; behind a TLS proxy set TRUST_PROXY so that the app sees HTTPS`)
     }
-    session.issued = t
     session.expires = end
     reply.setCookie(cookieName, value, { ...base, maxAge: end - t })
   }

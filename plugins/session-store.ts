@@ -81,7 +81,8 @@ export function memorySessionStore (options: MemorySessionStoreOptions = {}): Me
     },
     async touch (id, ttlSeconds) {
       const entry = entries.get(id)
-      if (entry !== undefined) entry.expires = now() + ttlSeconds * 1000
+      // An entry past its time is gone (as get() says), even before the sweep removes it.
+      if (entry !== undefined && entry.expires > now()) entry.expires = now() + ttlSeconds * 1000
     },
     async destroy (id) {
       entries.delete(id)

@@ -50,6 +50,7 @@ t.test('csrf: true checks a session-bound token on unsafe methods', async (t) =>
   t.equal((await send('POST', '/action', { body: `_csrf=${encodeURIComponent(token)}`, headers: FORM })).status, 403, 'the token without its session: 403')
 
   const other = await send('GET', '/form')
+  t.ok(cookieOf(other), 'the other visitor has a session of its own')
   t.equal((await send('POST', '/action', { cookie: cookieOf(other), body: `_csrf=${encodeURIComponent(token)}`, headers: FORM })).status, 403,
     'a token from another session: 403')
 
@@ -63,6 +64,7 @@ t.test('csrf: true checks a session-bound token on unsafe methods', async (t) =>
   const login = await send('POST', '/login', { cookie, headers: { 'x-csrf-token': token } })
   t.equal(login.status, 200)
   const after = cookieOf(login)
+  t.ok(after, 'login issued a new session cookie')
   t.equal((await send('POST', '/action', { cookie: after, headers: { 'x-csrf-token': token } })).status, 403,
     'regenerate at login drops the secret: a token from before login is worth nothing after it')
 })

@@ -133,3 +133,17 @@ t.test('memorySessionStore expires entries, copies data, and sweeps', async (t) 
   await store.close?.()
   t.equal(store.size, 0)
 })
+
+t.test('the memory store does not bring an expired entry back on touch', async (t) => {
+  let clock = 1_000_000
+  const store = memorySessionStore({ now: () => clock })
+  await store.set('a', { user: 'alice' } as unknown as StoredSessionData, 10)
+  await store.touch?.('a', 10)
+  clock += 5_000
+  await store.touch?.('a', 10)
+  clock += 9_000
+  t.ok(await store.get('a'), 'a touch before the end extends the entry')
+  clock += 11_000
+  await store.touch?.('a', 10)
+  t.equal(await store.get('a'), null, 'a touch after the end does not revive it')
+})

@@ -2,7 +2,7 @@
  * One abstraction for every certificate origin: a source yields a pair now and may yield a new one
  * later. The `tls` plugin applies each new pair with `server.setSecureContext()`.
  */
-import type { TlsConfig, TlsMode } from '../schemas/tls.js'
+import type { TlsMode } from '../schemas/tls.js'
 import type { CertificateInfo } from './inspect.js'
 
 /** A key and certificate chain ready for a secure context. */
@@ -36,6 +36,3 @@ export interface CertificateSource {
   /** Stops watching; resolves when every timer and watcher is gone. */
   stop (): Promise<void>
 }
-
-/** Factory signature shared by the sources. @internal */
-export type SourceFactory = (config: TlsConfig) => CertificateSource
