@@ -67,6 +67,8 @@ const EXPIRY_CHECK_EVERY = 6 * 3600_000
 interface Hooks {
   /** Replaces the source, for tests and for the ACME plugin's temporary certificate. @internal */
   source?: CertificateSource
+  /** How often the certificate's expiry is checked, in ms (default 6 hours); tests shorten it. @internal */
+  expiryCheckEvery?: number
 }
 
 function mismatch (config: TlsConfig): Error {
@@ -77,7 +79,7 @@ function mismatch (config: TlsConfig): Error {
 }
 
 const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlugin (fastify: FastifyInstance, options) {
-  const { source: injected, ...rest } = options
+  const { source: injected, expiryCheckEvery = EXPIRY_CHECK_EVERY, ...rest } = options
   const config = parseOptions(tlsSchema, rest, 'tls')
 
   if (!terminatesTls(config.mode)) {
@@ -223,7 +225,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   fastify.addHook('onReady', async () => {
     source.start({ update: onUpdate, error: onError })
     checkExpiry()
-    expiryTimer = setInterval(checkExpiry, EXPIRY_CHECK_EVERY)
+    expiryTimer = setInterval(checkExpiry, expiryCheckEvery)
     expiryTimer.unref()
   })
   fastify.addHook('onClose', async () => {

@@ -3,7 +3,7 @@
  * ALLOWED_HOSTS, expiry warnings at 30 and 7 days, `fastify.tls.status()`, the self-signed source's
  * renewal through the same reload path, and the files source's stat poll on its own.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createPrivateKey } from 'node:crypto'
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -262,4 +262,39 @@ t.test('the instance must match the config', async (t) => {
   off.register(tlsPlugin, { mode: 'off' })
   await t.resolves(async () => { await off.ready() }, 'mode off on a plain instance is fine')
   t.equal(off.hasDecorator('tls'), false, 'and adds no fastify.tls')
+})
+
+async function appWithSource (t: Test, mode: 'files' | 'self-signed', pair: CertificatePair, expiryCheckEvery?: number) {
+  const dir = tempDir(undefined, t)
+  const config = resolveConfig({ tls: { dir }, httpsRedirect: false })
+  if (config.tls === false) throw new Error('tls expected')
+  const logs = captureLogs('info')
+  const app = Fastify({ logger: logs.logger, ...(await serverOptions(config)) }) as unknown as FastifyInstance
+  t.teardown(() => app.close())
+  const source: CertificateSource = { mode, load: async () => pair, start () {}, stop: async () => {} }
+  // The injected source stands in for the files; the paths only satisfy the schema.
+  await app.register(tlsPlugin, { ...config.tls, mode, certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), source, ...(expiryCheckEvery === undefined ? {} : { expiryCheckEvery }) })
+  await app.ready()
+  return logs
+}
+
+function pairOf (pem: { key: string, cert: string }): CertificatePair {
+  return { key: pem.key, cert: pem.cert, info: inspectCertificate(pem.cert) }
+}
+
+t.test('the periodic expiry check does not repeat an event for the same certificate', async (t) => {
+  const logs = await appWithSource(t, 'files', pairOf(await generateSelfSigned([], 20)), 20)
+  await logs.waitFor((l) => l.securityEvent === 'tls.expiring', 2000)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(logs.events('tls.expiring').length, 1, 'ten checks later, still one event')
+})
+
+t.test('a self-signed certificate, which renews itself at 30 days, warns only at 7', async (t) => {
+  const twenty = await appWithSource(t, 'self-signed', pairOf(await generateSelfSigned([], 20)))
+  t.equal(twenty.events('tls.expiring').length, 0, 'no 30-day warning for 20 days left')
+  const five = await appWithSource(t, 'self-signed', pairOf(await generateSelfSigned([], 5)))
+  const event = await five.waitFor((l) => l.securityEvent === 'tls.expiring', 2000)
+  t.equal(event.daysLeft, 4, 'the 7-day warning still fires')
+  const files = await appWithSource(t, 'files', pairOf(await generateSelfSigned([], 20)))
+  t.equal((await files.waitFor((l) => l.securityEvent === 'tls.expiring', 2000)).daysLeft, 19, 'the same pair from files warns at 30 days')
 })
