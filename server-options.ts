@@ -5,8 +5,27 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.js'
 import { trustProxyValue } from './schemas/proxy-trust.js'
-import { profileOptions, sessionResumptionOptions } from './tls/profiles.js'
+import type { TlsConfig } from './schemas/tls.js'
+import { secureContextOptions } from './tls/profiles.js'
+import type { CertificatePair, CertificateSource } from './tls/source.js'
 import { createSource, terminatesTls } from './tls/sources.js'
+
+/**
+ * The source and pair `serverOptions` loaded, by the `https` object it returned, so that the `tls`
+ * plugin registered on that instance carries on with them instead of loading the certificate again
+ * (for ACME, a second temporary key pair). Keyed weakly: nothing outlives the options object.
+ */
+const prepared = new WeakMap<object, { tls: string, source: CertificateSource, pair: CertificatePair }>()
+
+/**
+ * The source and first pair prepared for this instance's `https` options, when they were made from
+ * the same TLS config. @internal
+ */
+export function preparedSource (https: unknown, tls: TlsConfig): { source: CertificateSource, pair: CertificatePair } | undefined {
+  if (typeof https !== 'object' || https === null) return undefined
+  const found = prepared.get(https)
+  return found !== undefined && found.tls === JSON.stringify(tls) ? found : undefined
+}
 
 /**
  * Options to spread into `Fastify()`. The type is that of an HTTPS server; with `http2: true` in the
@@ -23,11 +42,11 @@ export interface FastifyServerOptionsFromConfig {
 export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsServerOptions | null> {
   const tls = config.tls
   if (tls === false || !terminatesTls(tls.mode)) return null
-  const pair = await createSource(tls).load()
+  const source = createSource(tls)
+  const pair = await source.load()
   // Tickets are on by default in Node; shared keys (TLS_TICKET_KEYS) let instances resume each other's.
-  const options: HttpsServerOptions = { ...profileOptions(tls.profile), ...sessionResumptionOptions(tls.ticketKeys), key: pair.key, cert: pair.cert }
-  if (pair.ca !== undefined) options.ca = pair.ca
-  if (pair.passphrase !== undefined) options.passphrase = pair.passphrase
+  const options: HttpsServerOptions = secureContextOptions(tls.profile, tls.ticketKeys, pair)
+  prepared.set(options, { tls: JSON.stringify(tls), source, pair })
   return options
 }
 
@@ -43,7 +62,10 @@ export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOpti
   if (https !== null && resolved.tls !== false && resolved.tls.http2) {
     // allowHTTP1: ALPN offers h2 and http/1.1, and clients without ALPN get HTTP/1.1.
     // Typed as HTTPS on purpose: see FastifyServerOptionsFromConfig.
-    return { http2: true, https: { ...https, allowHTTP1: true }, trustProxy } as unknown as FastifyServerOptionsFromConfig
+    const http2 = { ...https, allowHTTP1: true }
+    const handOver = prepared.get(https)
+    if (handOver !== undefined) prepared.set(http2, handOver)
+    return { http2: true, https: http2, trustProxy } as unknown as FastifyServerOptionsFromConfig
   }
   return { https, trustProxy }
 }

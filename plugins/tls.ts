@@ -11,7 +11,8 @@ import { parseOptions } from '../schemas/common.js'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.js'
 import { pairDigest } from '../tls/files-source.js'
 import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
-import { profileOptions, sessionResumptionOptions } from '../tls/profiles.js'
+import { secureContextOptions } from '../tls/profiles.js'
+import { preparedSource } from '../server-options.js'
 import { SELF_SIGNED_RENEW_DAYS } from '../tls/self-signed.js'
 import type { CertificatePair, CertificateSource } from '../tls/source.js'
 import { createSource, terminatesTls } from '../tls/sources.js'
@@ -97,16 +98,16 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   }
 
   const server = fastify.server as unknown as { setSecureContext (options: SecureContextOptions): void, getTicketKeys? (): Buffer }
-  const source = injected ?? createSource(config)
+  // The source serverOptions() loaded for this instance, if any: the certificate is not loaded twice.
+  const handOver = injected === undefined ? preparedSource(constructed?.https, config) : undefined
+  const source = injected ?? handOver?.source ?? createSource(config)
   if (config.mode === 'acme') acmeChallenges(fastify, source)
-  const profile = profileOptions(config.profile)
-  const resumption = sessionResumptionOptions(config.ticketKeys)
   // The self-signed source renews at SELF_SIGNED_RENEW_DAYS left; warning before that would be noise.
   const thresholds = [...config.expiryWarningDays]
     .filter((days) => config.mode !== 'self-signed' || days < SELF_SIGNED_RENEW_DAYS)
     .sort((a, b) => a - b)
   const warned = new Set<number>()
-  let current: CertificatePair = await source.load()
+  let current: CertificatePair = handOver?.pair ?? await source.load()
   let loadedAt = new Date()
   let lastReload: Date | null = null
   let lastReloadError: string | null = null
@@ -117,10 +118,8 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
     // setSecureContext() builds the context from these options alone: the profile must be passed
     // again, or Node's defaults (CBC suites, RSA key exchange) come back. Without shared keys, the
     // server's own ticket keys are carried over so sessions resume across a reload too.
-    const context: SecureContextOptions = { ...profile, ...resumption, key: pair.key, cert: pair.cert }
+    const context = secureContextOptions(config.profile, config.ticketKeys, pair)
     if (context.ticketKeys === undefined && typeof server.getTicketKeys === 'function') context.ticketKeys = server.getTicketKeys()
-    if (pair.ca !== undefined) context.ca = pair.ca
-    if (pair.passphrase !== undefined) context.passphrase = pair.passphrase
     server.setSecureContext(context)
     current = pair
     loadedAt = new Date()
@@ -197,7 +196,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
         lastReloadError,
         lastReloadErrorAt,
         warnings: warnings.slice(),
-        sessionTickets: resumption.ticketKeys === undefined ? 'per-process' : 'shared'
+        sessionTickets: config.ticketKeys.length === 0 ? 'per-process' : 'shared'
       }
     },
     reload () {

@@ -102,3 +102,27 @@ t.test('serverOptions: HTTPS with the profile, trustProxy from the same list', a
   t.equal(h2.http2, true)
   t.equal(h2.https.allowHTTP1, true, 'HTTP/1.1 clients still served')
 })
+
+t.test('the tls plugin carries on with the certificate serverOptions loaded, and still watches it', async (t) => {
+  const dir = tempDir(undefined, t)
+  const first = await generateSelfSigned([])
+  const second = await generateSelfSigned([])
+  const certFile = join(dir, 'cert.pem')
+  const keyFile = join(dir, 'key.pem')
+  writeFileSync(certFile, first.cert)
+  writeFileSync(keyFile, first.key)
+  const options = { tls: { mode: 'files' as const, certFile, keyFile, dir }, httpsRedirect: false as const }
+  const app = Fastify({ ...(await serverOptions(options)) })
+  t.teardown(() => app.close())
+  // Changed between construction and registration: a plugin that loaded again would serve this one.
+  writeFileSync(certFile, second.cert)
+  writeFileSync(keyFile, second.key)
+  await app.register(secureHttps, options)
+  await app.ready()
+  t.equal(app.tls.status().fingerprint, inspectCertificate(first.cert).fingerprint, 'the pair loaded at construction, not loaded a second time')
+  const deadline = Date.now() + 5000
+  while (app.tls.status().fingerprint !== inspectCertificate(second.cert).fingerprint && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(app.tls.status().fingerprint, inspectCertificate(second.cert).fingerprint, 'and the handed-over source still picks up the change')
+})

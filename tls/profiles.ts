@@ -9,6 +9,7 @@
  */
 import type { SecureContextOptions } from 'node:tls'
 import type { TlsProfile } from '../schemas/tls.js'
+import type { CertificatePair } from './source.js'
 
 /** TLS 1.3 suites, all AEAD; OpenSSL enables the same three by default. */
 export const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
@@ -71,4 +72,16 @@ export function sessionResumptionOptions (ticketKeys: readonly Buffer[]): Sessio
   const newest = ticketKeys[0]
   if (newest === undefined) return {}
   return { ticketKeys: newest, sessionIdContext: SHARED_SESSION_ID_CONTEXT }
+}
+
+/**
+ * The whole secure context for a pair: the profile, resumption and the pair itself. Used at
+ * construction (`serverOptions`) and on every reload (`setSecureContext()` builds the context from
+ * these options alone: without the profile, Node's defaults would come back).
+ */
+export function secureContextOptions (profile: TlsProfile, ticketKeys: readonly Buffer[], pair: Pick<CertificatePair, 'key' | 'cert' | 'ca' | 'passphrase'>): SecureContextOptions & SessionResumptionOptions {
+  const options: SecureContextOptions & SessionResumptionOptions = { ...profileOptions(profile), ...sessionResumptionOptions(ticketKeys), key: pair.key, cert: pair.cert }
+  if (pair.ca !== undefined) options.ca = pair.ca
+  if (pair.passphrase !== undefined) options.passphrase = pair.passphrase
+  return options
 }
