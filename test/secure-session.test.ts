@@ -54,6 +54,17 @@ function routes (app: FastifyInstance): void {
     request.session.set('user', 'bob')
     return { before, after: request.session.data() }
   })
+  app.post('/keep-note', async (request) => {
+    const before = { changed: request.session.changed, deleted: request.session.deleted }
+    request.session.regenerate(['note'])
+    request.session.set('user', 'carol')
+    const afterSet = { changed: request.session.changed, deleted: request.session.deleted }
+    return { before, afterSet, data: request.session.data() }
+  })
+  app.post('/flags-on-delete', async (request) => {
+    request.session.delete()
+    return { changed: request.session.changed, deleted: request.session.deleted }
+  })
   app.post('/touch', async (request) => {
     request.session.touch()
     return { ok: true }
@@ -135,6 +146,14 @@ t.test('plain HTTP (TLS_MODE=off): the cookie still works, without Secure and wi
   const read = await send(s, 'GET', '/read', cookie?.value, 'session')
   t.equal(JSON.parse(read.body).user, 'alice', 'the session works over plain HTTP')
   t.ok(s.logs.lines.some((line) => line.level === 40 && /without the Secure flag.*TLS_MODE=off/.test(line.msg ?? '')), 'a warning names the degradation')
+})
+
+t.test('a Secure cookie written over plain HTTP (a proxy not trusted) is warned about once', async (t) => {
+  const s = await start(t, { secure: true }, { tls: false, httpsRedirect: false })
+  await send(s, 'POST', '/set?user=alice')
+  await send(s, 'POST', '/set?user=bob')
+  const warnings = s.logs.lines.filter((line) => /is Secure but this request came over plain HTTP/.test(line.msg ?? ''))
+  t.equal(warnings.length, 1, 'one warning for two such responses')
 })
 
 t.test('no SESSION_KEYS in development: an ephemeral key and a plain warning', async (t) => {
@@ -248,6 +267,22 @@ t.test('regenerate: new content and a new cookie, and a new lifetime', async (t)
   t.same(JSON.parse(read.body), { user: 'alice', note: null, isNew: false }, 'nothing from the planted session survives')
   clock.advance(3599)
   t.equal(JSON.parse((await send(s, 'GET', '/read', cookie?.value)).body).user, 'alice', 'counted from the login, not the planted session')
+})
+
+t.test('regenerate(keep) keeps only the named values; changed and deleted say what the response will do', async (t) => {
+  const s = await start(t)
+  const cookie = sessionCookie(await send(s, 'POST', '/set?user=mallory&note=kept'))?.value
+  t.ok(cookie)
+  const res = await send(s, 'POST', '/keep-note', cookie)
+  const body = JSON.parse(res.body) as { before: { changed: boolean, deleted: boolean }, afterSet: { changed: boolean, deleted: boolean }, data: Record<string, unknown> }
+  t.same(body.before, { changed: false, deleted: false }, 'an untouched session has changed and deleted false')
+  t.same(body.afterSet, { changed: true, deleted: false }, 'after regenerate and set: changed')
+  t.same(body.data, { note: 'kept', user: 'carol' }, 'user was dropped and set anew; note survived')
+  const next = sessionCookie(res)?.value
+  t.not(next, cookie, 'a new cookie')
+  t.same(JSON.parse((await send(s, 'GET', '/read', next)).body), { user: 'carol', note: 'kept', isNew: false })
+  const deleted = JSON.parse((await send(s, 'POST', '/flags-on-delete', next)).body) as { changed: boolean, deleted: boolean }
+  t.same(deleted, { changed: true, deleted: true }, 'after delete: changed and deleted')
 })
 
 t.test('delete: the cookie is expired with the attributes a __Host- cookie needs', async (t) => {
