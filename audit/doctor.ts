@@ -15,7 +15,7 @@ import { BlockList, isIP } from 'node:net'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ConfigIssue } from '../errors.js'
-import { toConfigIssues } from '../schemas/common.js'
+import { isProductionEnv, toConfigIssues } from '../schemas/common.js'
 import { configSchema, type SecureHttpsConfig } from '../schemas/config.js'
 import { envToOptions, variableOf, type Env } from '../schemas/env.js'
 import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
@@ -400,11 +400,11 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   for (const [id, list] of failed) set(id, 'fail', list.map((issue) => `${issue.variable ?? issue.path}: ${issue.message}`).join('; '))
 
   const { config, mode } = facts
-  const production = facts.nodeEnv === 'production'
+  const production = isProductionEnv(facts.nodeEnv)
   set('SH-CONFIG-001', 'pass', 'every variable parses and is valid')
   set('SH-ENV-001', production ? 'pass' : 'fail', production
-    ? 'NODE_ENV=production'
-    : `NODE_ENV=${facts.nodeEnv ?? '(unset)'}: the app would start without the production rules (doctor applied them anyway)`)
+    ? `NODE_ENV=${JSON.stringify(facts.nodeEnv)}: production rules on`
+    : `NODE_ENV=${facts.nodeEnv === undefined ? '(unset)' : JSON.stringify(facts.nodeEnv)}: the app would start without the production rules (doctor applied them anyway)`)
 
   // Production rules, for a config that resolved without them (the aggregate's own config in development).
   if (mode === undefined) set('SH-TLS-001', 'skip', 'TLS_MODE is not set')
@@ -601,7 +601,7 @@ export async function doctor (env: Env = process.env, options: DoctorOptions = {
   }
   const facts = parsed.success ? factsFromConfig(parsed.data, env.NODE_ENV) : factsFromOptions(raw, env)
   const checks = await runChecks(facts, all, options)
-  return report(checks, env.NODE_ENV === 'production')
+  return report(checks, isProductionEnv(env.NODE_ENV))
 }
 
 /**

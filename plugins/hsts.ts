@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isLocalHostname, parseOptions } from '../schemas/common.js'
+import { isLocalHostname, isProductionEnv, parseOptions } from '../schemas/common.js'
 import { hstsHeaderValue, hstsSchema, hstsWarnings, type HstsOptions } from '../schemas/hsts.js'
 import { hostnameOf } from './instance.js'
 import { secureTest } from './secure-request.js'
@@ -17,7 +17,7 @@ declare module 'fastify' {
 }
 
 const hstsPlugin: FastifyPluginAsync<HstsOptions> = async function hstsPlugin (fastify: FastifyInstance, options) {
-  const config = parseOptions(hstsSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'hsts')
+  const config = parseOptions(hstsSchema, { production: isProductionEnv(process.env.NODE_ENV), ...options }, 'hsts')
   for (const warning of hstsWarnings(config)) fastify.log.warn(warning)
 
   const value = hstsHeaderValue(config)

@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import proxyAddr from 'proxy-addr'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
-import { parseOptions } from '../schemas/common.js'
+import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { expandPresets, HOP_COUNT_MESSAGE, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent } from './events.js'
 import { constructionOptions } from './instance.js'
@@ -134,7 +134,7 @@ export function compileTrust (trust: boolean | string[]): (address: string) => b
 }
 
 const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function proxyTrustPlugin (fastify: FastifyInstance, options) {
-  const config = parseOptions(proxyTrustSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'proxyTrust')
+  const config = parseOptions(proxyTrustSchema, { production: isProductionEnv(process.env.NODE_ENV), ...options }, 'proxyTrust')
   const trustValue = trustProxyValue(config.trust)
 
   const constructed = constructionOptions(fastify)

@@ -16,6 +16,10 @@ import { tls } from './tls.js'
 
 const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConfig> = async function secureHttpsPlugin (fastify: FastifyInstance, options) {
   const config = resolveConfig(options)
+  fastify.log.info({ production: config.production },
+    config.production
+      ? 'fastify-secure-https: production rules on (NODE_ENV is not unset, development, dev or test)'
+      : 'fastify-secure-https: development mode (NODE_ENV unset, development, dev or test); the production rules are off')
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)

@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { parseOptions } from '../schemas/common.js'
+import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionConfig, type SecureSessionOptions } from '../schemas/secure-session.js'
 import { eventLimiter, securityEvent } from './events.js'
 import type { SessionStore, StoredSessionData } from './session-store.js'
@@ -424,7 +424,7 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
 }
 
 const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async function secureSessionPlugin (fastify: FastifyInstance, options) {
-  const config = parseOptions(secureSessionSchema, { production: process.env.NODE_ENV === 'production', ...options }, 'secureSession')
+  const config = parseOptions(secureSessionSchema, { production: isProductionEnv(process.env.NODE_ENV), ...options }, 'secureSession')
   if (fastify.hasRequestDecorator('session')) {
     throw new Error('request.session already exists (is @fastify/session or @fastify/secure-session registered too?); register only one session plugin')
   }

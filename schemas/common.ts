@@ -5,6 +5,20 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import { ConfigError, type ConfigIssue } from '../errors.js'
 
+/** NODE_ENV values that mean development; any other value means production. */
+export const developmentNodeEnvs: readonly string[] = Object.freeze(['', 'development', 'dev', 'test'])
+
+/**
+ * Whether a NODE_ENV value switches the production rules on. Fails closed: the value is trimmed
+ * (a CRLF env file sourced by a shell leaves `production\r`) and compared without case, and only
+ * unset, empty, `development`, `dev` and `test` mean development; anything else (`Production`,
+ * ` PRODUCTION`, `staging`, a typo) means production.
+ */
+export function isProductionEnv (nodeEnv: string | undefined): boolean {
+  if (nodeEnv === undefined) return false
+  return !developmentNodeEnvs.includes(nodeEnv.trim().toLowerCase())
+}
+
 /** A TCP port; 0 asks the OS for a free one. */
 export const portSchema = z
   .number({ error: 'must be a port number; use an integer from 0 to 65535' })

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import { ConfigError, type ConfigIssue } from '../errors.js'
-import { toConfigIssues } from './common.js'
+import { isProductionEnv, toConfigIssues } from './common.js'
 import { configSchema, type SecureHttpsConfig } from './config.js'
 
 /** The environment as Node gives it. */
@@ -106,7 +106,7 @@ function setPath (target: Record<string, unknown>, path: string, value: unknown)
  * The options object the environment describes, before validation. @internal
  */
 export function envToOptions (env: Env): { options: Record<string, unknown>, issues: ConfigIssue[] } {
-  const options: Record<string, unknown> = { production: env.NODE_ENV === 'production' }
+  const options: Record<string, unknown> = { production: isProductionEnv(env.NODE_ENV) }
   const issues: ConfigIssue[] = []
   for (const [name, variable] of Object.entries(environmentVariables)) {
     const raw = env[name]?.trim()
@@ -127,7 +127,8 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
 
 /**
  * Reads the configuration from environment variables (see the README's table), validates it with
- * the production rules when NODE_ENV=production, and returns it resolved and frozen.
+ * the production rules unless NODE_ENV is unset, development, dev or test (trimmed, any case), and
+ * returns it resolved and frozen.
  * @throws ConfigError listing every problem as `VARIABLE: what is wrong; what would be right`.
  */
 export function loadConfig (env: Env = process.env): SecureHttpsConfig {
