@@ -55,11 +55,21 @@ export const ERR_SESSION_STORE_UNAVAILABLE = createError<'ERR_SECURE_HTTPS_SESSI
   503
 )
 
+/**
+ * A folder or file that holds private keys (TLS_DIR) cannot be created, or another local user owns
+ * it or can write it (so it could hold planted keys or certificates).
+ */
+export const ERR_INSECURE_STORAGE = createError<'ERR_SECURE_HTTPS_INSECURE_STORAGE', [string]>(
+  'ERR_SECURE_HTTPS_INSECURE_STORAGE',
+  '%s'
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
   'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
   'ERR_SECURE_HTTPS_CERTIFICATE',
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
-  'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE'
+  'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
+  'ERR_SECURE_HTTPS_INSECURE_STORAGE'
 ] as const

@@ -23,7 +23,7 @@ export { proxyTrustSchema, type ProxyTrustConfig, type ProxyTrustOptions } from 
 export { secureSessionSchema, type SecureSessionConfig, type SecureSessionOptions } from './schemas/secure-session.js'
 export { securityHeadersSchema, type SecurityHeadersConfig, type SecurityHeadersOptions } from './schemas/security-headers.js'
 export { errorHandlerSchema, type ErrorHandlerConfig, type ErrorHandlerOptions } from './schemas/error-handler.js'
-export { ConfigError, type ConfigIssue, ERR_CERTIFICATE, ERR_INSTANCE_MISMATCH, ERR_REDIRECT_LISTEN } from './errors.js'
+export { ConfigError, type ConfigIssue, ERR_CERTIFICATE, ERR_INSECURE_STORAGE, ERR_INSTANCE_MISMATCH, ERR_REDIRECT_LISTEN } from './errors.js'
 export { inspectCertificate, type CertificateInfo } from './tls/inspect.js'
 export { generateSelfSigned } from './tls/self-signed.js'
 export { profileOptions } from './tls/profiles.js'

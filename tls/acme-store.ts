@@ -9,9 +9,10 @@
  *   the CA's validation request, whichever one it reaches.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rm, stat, unlink, utimes } from 'node:fs/promises'
+import { open, readFile, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
 import { assertUsablePair, inspectCertificate, uncoveredHosts } from './inspect.js'
 import { writeAtomic, writePrivateFile } from './self-signed.js'
 import type { CertificatePair } from './source.js'
@@ -55,7 +56,10 @@ export class AcmeStore {
   readonly folder: string
   readonly challengeFolder: string
 
+  readonly tlsDir: string
+
   constructor (tlsDir: string, directoryUrl: string) {
+    this.tlsDir = tlsDir
     this.folder = join(tlsDir, 'acme', directoryFolder(directoryUrl))
     this.challengeFolder = join(this.folder, 'challenges')
   }
@@ -64,13 +68,18 @@ export class AcmeStore {
     return join(this.folder, name)
   }
 
+  /** Creates (0700) or checks TLS_DIR and the folders under it: nothing another user could write is used. */
   async ensureFolder (): Promise<void> {
-    await mkdir(this.challengeFolder, { recursive: true, mode: 0o700 })
+    for (const folder of [this.tlsDir, join(this.tlsDir, 'acme'), this.folder, this.challengeFolder]) {
+      await ensurePrivateDir(folder, { variable: 'TLS_DIR' })
+    }
   }
 
   /** The account key, created (ECDSA P-256 by the caller's `create`) on first use. */
   async accountKey (create: () => Promise<string>): Promise<string> {
+    await this.ensureFolder()
     try {
+      await checkPrivateFile(this.path('account-key.pem'), true)
       return await readFile(this.path('account-key.pem'), 'utf8')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
@@ -88,7 +97,10 @@ export class AcmeStore {
   async readPair (domains: readonly string[], now = Date.now()): Promise<StoredPair | null> {
     let key: string
     let cert: string
+    await this.ensureFolder()
     try {
+      await checkPrivateFile(this.path('key.pem'), true)
+      await checkPrivateFile(this.path('cert.pem'), false)
       key = await readFile(this.path('key.pem'), 'utf8')
       cert = await readFile(this.path('cert.pem'), 'utf8')
     } catch (error) {

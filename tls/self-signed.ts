@@ -4,12 +4,14 @@
  * change or fewer than 30 days remain.
  */
 import { randomBytes, webcrypto } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
+import { ERR_INSECURE_STORAGE } from '../errors.js'
+import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
 import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.js'
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
@@ -105,17 +107,23 @@ export async function loadOrCreateSelfSigned (dir: string, hosts: readonly strin
   const folder = join(dir, 'self-signed')
   const keyPath = join(folder, 'key.pem')
   const certPath = join(folder, 'cert.pem')
+  // TLS_DIR and its key are checked before anything in them is read: a key another local user could
+  // have written is never served.
+  await ensurePrivateDir(dir, { variable: 'TLS_DIR' })
+  await ensurePrivateDir(folder, { variable: 'TLS_DIR' })
   let reason = 'no cached certificate'
   try {
+    await checkPrivateFile(keyPath, true)
+    await checkPrivateFile(certPath, false)
     const cached = { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') }
     const stale = staleReason(cached, hosts, now)
     if (stale === null) return { ...cached, generated: false }
     reason = stale
   } catch (error) {
+    if (error instanceof ERR_INSECURE_STORAGE) throw error
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') reason = `the cache is unreadable (${(error as Error).message})`
   }
   const pair = await generateSelfSigned(hosts, SELF_SIGNED_DAYS, now)
-  await mkdir(folder, { recursive: true, mode: 0o700 })
   await writePrivateFile(keyPath, pair.key)
   await writePrivateFile(certPath, pair.cert)
   return { ...pair, generated: true, reason }
