@@ -104,11 +104,7 @@ t.test('a path that is a file, or a folder this user cannot create, says what to
   }
 })
 
-t.test('a TLS_DIR planted by another user is not served (real server start)', async (t) => {
-  if (!isRoot) {
-    t.skip('needs root to give a folder to another user (chown)')
-    return
-  }
+t.test('a TLS_DIR planted by another user is not served (real server start)', { skip: isRoot ? false : 'needs root to give a folder to another user (chown)' }, async (t) => {
   const dir = tempDir(undefined, t)
   const planted = await generateSelfSigned(['localhost'])
   mkdirSync(join(dir, 'self-signed'), { mode: 0o755 })
