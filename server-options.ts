@@ -11,20 +11,24 @@ import type { CertificatePair, CertificateSource } from './tls/source.js'
 import { createSource, terminatesTls } from './tls/sources.js'
 
 /**
- * The source and pair `serverOptions` loaded, by the `https` object it returned, so that the `tls`
- * plugin registered on that instance carries on with them instead of loading the certificate again
- * (for ACME, a second temporary key pair). Keyed weakly: nothing outlives the options object.
+ * The sources and pairs `serverOptions` loaded, by TLS config, so that the `tls` plugin registered
+ * with the same config carries on with them instead of loading the certificate again (for ACME, a
+ * second temporary key pair). Each is taken once, oldest first; the plugin applies what it takes to
+ * its own server with setSecureContext(), so a source taken by another instance built from the same
+ * config serves just as well. Bounded: a config prepared and never registered does not pile up.
  */
-const prepared = new WeakMap<object, { tls: string, source: CertificateSource, pair: CertificatePair }>()
+const prepared = new Map<string, Array<{ source: CertificateSource, pair: CertificatePair }>>()
+const PREPARED_PER_CONFIG = 8
 
 /**
- * The source and first pair prepared for this instance's `https` options, when they were made from
- * the same TLS config. @internal
+ * Takes the source and first pair that `serverOptions` prepared for this TLS config, if any. @internal
  */
-export function preparedSource (https: unknown, tls: TlsConfig): { source: CertificateSource, pair: CertificatePair } | undefined {
-  if (typeof https !== 'object' || https === null) return undefined
-  const found = prepared.get(https)
-  return found !== undefined && found.tls === JSON.stringify(tls) ? found : undefined
+export function takePreparedSource (tls: TlsConfig): { source: CertificateSource, pair: CertificatePair } | undefined {
+  const key = JSON.stringify(tls)
+  const list = prepared.get(key)
+  const found = list?.shift()
+  if (list !== undefined && list.length === 0) prepared.delete(key)
+  return found
 }
 
 /**
@@ -46,7 +50,11 @@ export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsSer
   const pair = await source.load()
   // Tickets are on by default in Node; shared keys (TLS_TICKET_KEYS) let instances resume each other's.
   const options: HttpsServerOptions = secureContextOptions(tls.profile, tls.ticketKeys, pair)
-  prepared.set(options, { tls: JSON.stringify(tls), source, pair })
+  const key = JSON.stringify(tls)
+  const list = prepared.get(key) ?? []
+  if (list.length >= PREPARED_PER_CONFIG) list.shift()
+  list.push({ source, pair })
+  prepared.set(key, list)
   return options
 }
 
@@ -63,8 +71,6 @@ export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOpti
     // allowHTTP1: ALPN offers h2 and http/1.1, and clients without ALPN get HTTP/1.1.
     // Typed as HTTPS on purpose: see FastifyServerOptionsFromConfig.
     const http2 = { ...https, allowHTTP1: true }
-    const handOver = prepared.get(https)
-    if (handOver !== undefined) prepared.set(http2, handOver)
     return { http2: true, https: http2, trustProxy } as unknown as FastifyServerOptionsFromConfig
   }
   return { https, trustProxy }

@@ -1,19 +1,8 @@
 /**
- * Reading what a Fastify instance was constructed with, for the register-time checks. @internal
+ * What a Fastify instance was constructed with, read through its public surface, for the
+ * register-time checks. @internal
  */
 import type { FastifyInstance } from 'fastify'
-
-/** The options object the instance was built with, when Fastify exposes it. @internal */
-export function constructionOptions (fastify: FastifyInstance): Record<string, unknown> | undefined {
-  let node: object | null = fastify
-  while (node !== null) {
-    for (const symbol of Object.getOwnPropertySymbols(node)) {
-      if (symbol.description === 'fastify.options') return (node as Record<symbol, Record<string, unknown>>)[symbol]
-    }
-    node = Object.getPrototypeOf(node) as object | null
-  }
-  return undefined
-}
 
 /** True when the instance's server speaks TLS (HTTPS or HTTP/2 over TLS). @internal */
 export function isTlsServer (fastify: FastifyInstance): boolean {

@@ -12,7 +12,6 @@ import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { expandPresets, HOP_COUNT_MESSAGE, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent } from './events.js'
-import { constructionOptions } from './instance.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -137,19 +136,6 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   const config = parseOptions(proxyTrustSchema, { production: isProductionEnv(process.env.NODE_ENV), ...options }, 'proxyTrust')
   const trustValue = trustProxyValue(config.trust)
 
-  const constructed = constructionOptions(fastify)
-  if (constructed !== undefined) {
-    const expected = describeTrust(trustValue)
-    const actual = describeTrust(constructed.trustProxy)
-    if (expected !== actual) {
-      const why = typeof constructed.trustProxy === 'number'
-        ? ` (${HOP_COUNT_MESSAGE})`
-        : typeof constructed.trustProxy === 'function' ? ' (a function cannot be checked against TRUST_PROXY)' : ''
-      throw new ERR_INSTANCE_MISMATCH(
-        `the instance was built with trustProxy ${actual}${why} but proxyTrust.trust (TRUST_PROXY) says ${expected}; Fastify fixes trustProxy at construction, ` +
-        'so build it with the suite\'s options: Fastify({ ...(await serverOptions(config)) })')
-    }
-  }
   if (config.trust === true) {
     fastify.log.warn('TRUST_PROXY=true trusts every peer: any client can claim HTTPS or another IP. Development only; list the proxies\' addresses in production')
   }
@@ -157,8 +143,40 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   const trusted = compileTrust(trustValue)
   const useForwarded = config.forwarded
 
+  // Fastify fixes trustProxy at construction and keeps it private, so the instance's trust is
+  // checked against ours where it shows: the first request with forwarding headers from each peer
+  // address. Fastify's request.ips and request.protocol must say what our trust says; otherwise the
+  // request fails (500, fail closed: Fastify's request.ip could be spoofable) and the log says what
+  // to pass to Fastify(). Peers are remembered in a bounded set, so the cost is one check per peer.
+  const verifiedPeers = new Set<string>()
+  function verifyInstanceTrust (request: FastifyRequest, peer: string, peerTrusted: boolean): void {
+    if (verifiedPeers.has(peer)) return
+    const headers = request.headers
+    const problems: string[] = []
+    if (headers['x-forwarded-for'] !== undefined) {
+      const expected = peerTrusted ? proxyAddr.all(request.raw, (address) => trusted(address)) : [peer]
+      const actual = request.ips ?? [request.ip]
+      if (expected.join(',') !== actual.join(',')) problems.push(`request.ips is ${JSON.stringify(actual)} where TRUST_PROXY gives ${JSON.stringify(expected)}`)
+    }
+    const xfp = headers['x-forwarded-proto']
+    // Over TLS on the socket itself request.secure ignores the headers (Fastify's request.protocol
+    // believes a trusted peer's header even then): only plain sockets are compared.
+    if (typeof xfp === 'string' && (request.raw.socket as { encrypted?: boolean }).encrypted !== true) {
+      const expected = peerTrusted ? lastEntry(xfp) : 'http'
+      const actual = request.protocol.toLowerCase()
+      if (expected !== actual) problems.push(`request.protocol is ${actual} where TRUST_PROXY gives ${expected}`)
+    }
+    if (problems.length > 0) {
+      throw new ERR_INSTANCE_MISMATCH(
+        `the instance's trustProxy does not match proxyTrust.trust (TRUST_PROXY=${describeTrust(trustValue)}) for peer ${peer}: ${problems.join('; ')}. ` +
+        'Fastify fixes trustProxy at construction, so build it with the suite\'s options: Fastify({ ...(await serverOptions(config)) })')
+    }
+    if (verifiedPeers.size >= TRUST_CACHE_SIZE) verifiedPeers.clear()
+    verifiedPeers.add(peer)
+  }
+
   function isTrustedPeer (request: FastifyRequest): boolean {
-    const peer = request.raw.socket.remoteAddress
+    const peer = request.raw.socket?.remoteAddress
     return peer !== undefined && trusted(peer)
   }
 
@@ -215,7 +233,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     securityEvent(request.log, event, { remoteAddress: request.raw.socket.remoteAddress, suppressed, ...fields }, message)
   }
 
-  fastify.addHook('onRequest', function proxyTrustCheck (request: FastifyRequest, _reply: FastifyReply, done: () => void) {
+  fastify.addHook('onRequest', function proxyTrustCheck (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) {
     const headers = request.headers
     const xfp = headers['x-forwarded-proto']
     const forwarded = headers.forwarded
@@ -223,7 +241,17 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
       done()
       return
     }
-    if (!isTrustedPeer(request)) {
+    const peer = request.raw.socket?.remoteAddress
+    const peerTrusted = peer !== undefined && trusted(peer)
+    if (peer !== undefined) {
+      try {
+        verifyInstanceTrust(request, peer, peerTrusted)
+      } catch (error) {
+        done(error as Error)
+        return
+      }
+    }
+    if (!peerTrusted) {
       report(request, 'proxy.untrusted-forwarded', 'ignored forwarding headers from a peer that is not a trusted proxy (TRUST_PROXY); a client trying to pose as HTTPS or as another IP, or a proxy missing from TRUST_PROXY', {
         headers: FORWARDING_HEADERS.filter((name) => headers[name] !== undefined)
       })

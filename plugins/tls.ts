@@ -12,13 +12,13 @@ import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfi
 import { pairDigest } from '../tls/files-source.js'
 import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
 import { secureContextOptions } from '../tls/profiles.js'
-import { preparedSource } from '../server-options.js'
+import { takePreparedSource } from '../server-options.js'
 import { SELF_SIGNED_RENEW_DAYS } from '../tls/self-signed.js'
 import type { CertificatePair, CertificateSource } from '../tls/source.js'
 import { createSource, terminatesTls } from '../tls/sources.js'
 import { acmeChallenges } from './acme-challenge.js'
 import { securityEvent } from './events.js'
-import { constructionOptions, isTlsServer } from './instance.js'
+import { isTlsServer } from './instance.js'
 
 /** What `fastify.tls.status()` reports: the certificate being served, and the history of reloads. */
 export interface TlsStatus extends CertificateInfo {
@@ -90,8 +90,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
     return
   }
   if (!isTlsServer(fastify)) throw mismatch(config)
-  const constructed = constructionOptions(fastify)
-  if (constructed !== undefined && Boolean(constructed.http2) !== config.http2) {
+  if (Boolean(fastify.initialConfig.http2) !== config.http2) {
     throw new ERR_INSTANCE_MISMATCH(config.http2
       ? 'HTTP2=true but the instance is HTTP/1.1; build it with Fastify({ ...(await serverOptions(config)) }), which sets http2: true'
       : 'the instance is HTTP/2 but HTTP2 is not set in the config; set HTTP2=true (tls.http2) or build the instance without http2')
@@ -99,7 +98,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
 
   const server = fastify.server as unknown as { setSecureContext (options: SecureContextOptions): void, getTicketKeys? (): Buffer }
   // The source serverOptions() loaded for this instance, if any: the certificate is not loaded twice.
-  const handOver = injected === undefined ? preparedSource(constructed?.https, config) : undefined
+  const handOver = injected === undefined ? takePreparedSource(config) : undefined
   const source = injected ?? handOver?.source ?? createSource(config)
   if (config.mode === 'acme') acmeChallenges(fastify, source)
   // The self-signed source renews at SELF_SIGNED_RENEW_DAYS left; warning before that would be noise.

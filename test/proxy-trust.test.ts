@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { ConfigError, ERR_INSTANCE_MISMATCH, lastForwardedElement, loadConfig, proxyTrust, proxyTrustSchema, serverOptions } from '../index.js'
+import { ConfigError, lastForwardedElement, loadConfig, proxyTrust, proxyTrustSchema, serverOptions } from '../index.js'
 import { eventLimiter } from '../plugins/events.js'
 import { compileTrust, describeTrust, lastEntry } from '../plugins/proxy-trust.js'
 import { trustProxyValue } from '../schemas/proxy-trust.js'
@@ -57,23 +57,47 @@ t.test('TRUST_PROXY: addresses only', async (t) => {
   t.equal((await serverOptions({ tls: { mode: 'proxy' }, proxyTrust: { trust: ['loopback'] } })).https, null, 'and no TLS: it ends at the proxy')
 })
 
-t.test('the plugin checks the instance was built with the same trust', async (t) => {
+t.test('the plugin checks the instance was built with the same trust, at the first forwarded request of each peer', async (t) => {
   const build = async (trustProxy: unknown, trust: unknown): Promise<FastifyInstance> => {
     const app = Fastify({ trustProxy: trustProxy as boolean }) as unknown as FastifyInstance
     t.teardown(() => app.close())
     await app.register(proxyTrust, { trust: trust as string[] })
+    app.get('/', async (request) => ({ ip: request.ip, protocol: request.protocol, secure: request.secure }))
+    await app.ready()
     return app
   }
-  await t.rejects(build(false, ['127.0.0.1']).then((app) => app.ready()), {
-    code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
-    message: /built with trustProxy false but proxyTrust\.trust \(TRUST_PROXY\) says 127\.0\.0\.1.*Fastify\(\{ \.\.\.\(await serverOptions\(config\)\) \}\)/
-  }, 'Fastify() without trustProxy')
-  await t.rejects(build(1, ['127.0.0.1']).then((app) => app.ready()), { message: /trustProxy the hop count 1 \(hop counts are refused/ }, 'a hop count in Fastify()')
-  await t.rejects(build(() => true, ['127.0.0.1']).then((app) => app.ready()), { message: /a function cannot be checked/ })
-  await t.rejects(build(['10.0.0.1'], ['127.0.0.1']).then((app) => app.ready()), ERR_INSTANCE_MISMATCH, 'another list')
-  await t.resolves(build('127.0.0.1/8, ::1/128', ['loopback']).then((app) => app.ready()), 'a preset matches its ranges, in any spelling')
-  await t.resolves(build('loopback', ['::1/128', '127.0.0.1/8']).then((app) => app.ready()), 'in any order')
-  await t.resolves(build(false, false).then((app) => app.ready()))
+  const forwardedFrom = (app: FastifyInstance, remoteAddress: string) => app.inject({
+    url: '/',
+    remoteAddress,
+    headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' }
+  })
+  const mismatch = async (trustProxy: unknown, trust: unknown, peer: string, why: RegExp, message: string): Promise<void> => {
+    const app = await build(trustProxy, trust)
+    const answer = await forwardedFrom(app, peer)
+    t.equal(answer.statusCode, 500, `${message}: the request fails closed`)
+    const body = answer.json() as { code?: string, message?: string }
+    t.equal(body.code, 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message)
+    t.match(body.message, why, message)
+    t.match(body.message, /Fastify\(\{ \.\.\.\(await serverOptions\(config\)\) \}\)/, `${message}: says what to pass to Fastify()`)
+    const plain = await app.inject({ url: '/', remoteAddress: peer })
+    t.equal(plain.statusCode, 200, `${message}: a request without forwarding headers is not affected`)
+  }
+  await mismatch(false, ['127.0.0.1'], '127.0.0.1', /request\.ips is \["127\.0\.0\.1"\] where TRUST_PROXY gives \["127\.0\.0\.1","203\.0\.113\.9"\]/, 'Fastify() without trustProxy')
+  await mismatch(1, ['127.0.0.1'], '127.0.0.1', /request\.protocol is http where TRUST_PROXY gives https/, 'a hop count in Fastify() (which trusts no one)')
+  await mismatch(true, ['127.0.0.1'], '127.0.0.2', /peer 127\.0\.0\.2: request\.ips is \["127\.0\.0\.2","203\.0\.113\.9"\] where TRUST_PROXY gives \["127\.0\.0\.2"\]/, 'Fastify() trusting more than TRUST_PROXY (request.ip spoofable)')
+  await mismatch(['10.0.0.1'], ['127.0.0.1'], '127.0.0.1', /request\.ips/, 'another list')
+
+  const agree = async (trustProxy: unknown, trust: unknown, peer: string, message: string): Promise<void> => {
+    const app = await build(trustProxy, trust)
+    const answer = await forwardedFrom(app, peer)
+    t.equal(answer.statusCode, 200, message)
+  }
+  await agree('127.0.0.1/8, ::1/128', ['loopback'], '127.0.0.1', 'a preset matches its ranges, in any spelling')
+  await agree('loopback', ['::1/128', '127.0.0.1/8'], '127.0.0.1', 'in any order')
+  await agree(false, false, '127.0.0.1', 'trusting no one on both sides')
+  await agree(['127.0.0.1'], ['127.0.0.1'], '127.0.0.2', 'an untrusted peer on both sides')
+  const built = await serverOptions({ tls: { mode: 'proxy' }, proxyTrust: { trust: ['loopback'] } })
+  await agree(built.trustProxy, ['loopback'], '127.0.0.1', 'the instance built with serverOptions()')
 
   const logs = captureLogs('warn')
   const everyone = Fastify({ trustProxy: true, logger: logs.logger }) as unknown as FastifyInstance

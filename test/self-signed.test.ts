@@ -83,7 +83,10 @@ t.test('each plugin checks the instance it is given and says what to pass to Fas
 
   const untrusting = Fastify()
   untrusting.register(proxyTrust, { trust: ['127.0.0.1'] })
-  await t.rejects(Promise.resolve(untrusting.ready()), /built with trustProxy false but proxyTrust/)
+  await untrusting.ready()
+  const forwarded = await untrusting.inject({ url: '/', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '203.0.113.1' } })
+  t.match(forwarded.json(), { statusCode: 500, code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH', message: /trustProxy does not match proxyTrust.*serverOptions\(config\)/ }, 'trustProxy shows at the first forwarded request, which fails closed')
+  await untrusting.close()
 
   const aggregate = Fastify()
   aggregate.register(secureHttps, { tls: { dir }, httpsRedirect: false })
