@@ -10,7 +10,7 @@ import fp from 'fastify-plugin'
 import proxyAddr from 'proxy-addr'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { isProductionEnv, parseOptions } from '../schemas/common.js'
-import { expandPresets, HOP_COUNT_MESSAGE, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
+import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent } from './events.js'
 
 declare module 'fastify' {
