@@ -11,6 +11,8 @@ export const securityEvents = [
   'proxy.untrusted-forwarded',
   'proxy.conflicting-forwarded',
   'redirect.unknown-host',
+  'host.unknown',
+  'csrf.rejected',
   'tls.reload-failed',
   'tls.expiring',
   'acme.order-failed'
