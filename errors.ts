@@ -64,6 +64,12 @@ export const ERR_INSECURE_STORAGE = createError<'ERR_SECURE_HTTPS_INSECURE_STORA
   '%s'
 )
 
+/** An optional package (acme-client, ioredis, prom-client) that the configuration needs is not installed. */
+export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPENDENCY', [string]>(
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
+  '%s'
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
@@ -71,5 +77,6 @@ export const errorCodes = [
   'ERR_SECURE_HTTPS_CERTIFICATE',
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
   'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
-  'ERR_SECURE_HTTPS_INSECURE_STORAGE'
+  'ERR_SECURE_HTTPS_INSECURE_STORAGE',
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY'
 ] as const

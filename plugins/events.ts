@@ -3,6 +3,7 @@
  * them, and never turned into a 500.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { channels } from '../diagnostics.js'
 
 /** Every security event the suite logs. */
 export const securityEvents = [
@@ -21,9 +22,13 @@ export const securityEvents = [
 /** The name of a security event. */
 export type SecurityEventName = typeof securityEvents[number]
 
-/** Logs a security event. @internal */
+/**
+ * Logs a security event, and publishes it on the `fastify-secure-https:security-event` diagnostics
+ * channel (nothing more than a property read when no one subscribes). @internal
+ */
 export function securityEvent (log: FastifyBaseLogger, event: SecurityEventName, fields: Record<string, unknown>, message: string): void {
   log.warn({ securityEvent: event, ...fields }, message)
+  if (channels.securityEvent.hasSubscribers) channels.securityEvent.publish({ event, fields, message })
 }
 
 /**
