@@ -309,6 +309,9 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       }
     } catch (error) {
       request.log.error({ err: error }, `session store: saving the session failed (${(error as Error).message}); the client gets 503 without these details and no cookie`)
+      // Also when this response was an error reply already (a 400 whose session write failed): the
+      // error handler keeps a status of 400 or more, and the session was not saved.
+      reply.code(503)
       throw publicStoreError(request.id, error)
     }
     if (cookie.changed) writeCookie(request, reply, cookie, state.cookieOptions)
