@@ -16,7 +16,6 @@
  *   unchanged; a response whose route called `session.options()` is left to @fastify/secure-session's
  *   own onSend, which writes it with those options.
  */
-/// <reference types="@fastify/csrf-protection" preserve="true" />
 import fastifyCsrfProtection from '@fastify/csrf-protection'
 import fastifySecureSession from '@fastify/secure-session'
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
