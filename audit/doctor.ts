@@ -20,7 +20,7 @@ import { configSchema, type SecureHttpsConfig } from '../schemas/config.js'
 import { envToOptions, variableOf, type Env } from '../schemas/env.js'
 import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
 import { proxyPresets } from '../schemas/proxy-trust.js'
-import { SESSION_KEY_BYTES } from '../schemas/secure-session.js'
+import { isPublishedSessionKey, SESSION_KEY_BYTES, sessionKeyWeakness } from '../schemas/secure-session.js'
 import { assertUsablePair, chainProblems, inspectCertificate, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
 import { result, summarize, type CheckDefinition, type CheckResult, type ReportSummary } from './report.js'
 
@@ -88,6 +88,7 @@ const issueRules: ReadonlyArray<{ id: DoctorCheckId, variables: readonly string[
   { id: 'SH-TLS-004', variables: ['TLS_CERT_FILE', 'TLS_KEY_FILE'], message: /required with TLS_MODE=files/ },
   { id: 'SH-ACME-001', variables: ['ACME_DOMAINS', 'ACME_EMAIL', 'ACME_AGREE_TOS', 'ACME_DIRECTORY', 'ACME_CA_FILE'] },
   { id: 'SH-SESSION-001', variables: ['SESSION_KEYS'], message: /required in production/ },
+  { id: 'SH-SESSION-003', variables: ['SESSION_KEYS'], message: /published example/ },
   { id: 'SH-SESSION-002', variables: ['SESSION_KEYS'] },
   { id: 'SH-PROXY-002', variables: ['TRUST_PROXY'], message: /hop count/ },
   { id: 'SH-PROXY-001', variables: ['TRUST_PROXY'], message: /every peer|everyone/ },
@@ -426,6 +427,11 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   } else if (facts.sessionKeys.length === 0) {
     set('SH-SESSION-001', 'fail', 'SESSION_KEYS is empty: every restart logs everyone out and instances cannot read each other\'s cookies')
   }
+  // The config's own key test (schemas/secure-session.ts), so that doctor and the app agree.
+  const weak = facts.sessionKeys.map((key, i) => ({ i, key, weakness: sessionKeyWeakness(key) })).filter((found) => found.weakness !== null)
+  const published = weak.filter(({ key }) => isPublishedSessionKey(key))
+  if (published.length > 0) set('SH-SESSION-003', 'fail', published.map(({ i, key }) => `SESSION_KEYS key ${i + 1} (fingerprint ${keyFingerprint(key)}) is a published example key`).join('; '))
+  if (weak.length > 0) set('SH-SESSION-002', 'fail', weak.map(({ i, weakness }) => `SESSION_KEYS key ${i + 1} ${weakness ?? ''}`).join('; '))
   set('SH-SESSION-001', 'pass', `${facts.sessionKeys.length} key${facts.sessionKeys.length === 1 ? '' : 's'}`)
   if (facts.sessionKeys.length === 0) set('SH-SESSION-002', 'skip', 'no session key to check')
   else set('SH-SESSION-002', 'pass', 'each key is 32 random bytes and distinct')

@@ -4,7 +4,7 @@
  * operator revokes a user everywhere, and a Redis outage costs 503 on session routes only.
  */
 import t from 'tap'
-import { redisSessionStore } from '../plugins/session-store-redis.js'
+import { redisSessionStore } from '../sessions/redis-store.js'
 import { requirePrograms } from './helpers/external.js'
 import { startCluster, type Cluster, type Instance } from './helpers/cluster.js'
 import { cookieHeader, request, type Response } from './helpers/http.js'
