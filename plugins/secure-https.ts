@@ -24,6 +24,10 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
     config.production
       ? 'fastify-secure-https: production rules on (NODE_ENV is not unset, development, dev or test)'
       : 'fastify-secure-https: development mode (NODE_ENV unset, development, dev or test); the production rules are off')
+  // The connection cap is a property of Node's server, not a construction option of Fastify's.
+  if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
+    fastify.server.maxConnections = config.listener.maxConnections
+  }
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
   if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, config.hostAuthorization)

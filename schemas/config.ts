@@ -11,6 +11,7 @@ import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.js
 import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.js'
 import { hstsSchema, type HstsOptions } from './hsts.js'
 import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.js'
+import { listenerSchema, type ListenerOptions } from './listener.js'
 import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
 import { secureSessionSchema, type SecureSessionOptions } from './secure-session.js'
 import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.js'
@@ -42,6 +43,8 @@ const configInputSchema = z.strictObject({
   /** Unsafe requests sent by other sites' pages are refused (403); `false` turns it off. */
   crossSite: section<CrossSiteOptions>('crossSite').optional(),
   tls: section<TlsOptions>('tls').optional(),
+  /** Timeouts and connection cap of the app's listener (applied by `serverOptions`). */
+  listener: section<ListenerOptions>('listener').optional(),
   httpsRedirect: section<HttpsRedirectOptions>('httpsRedirect').optional(),
   proxyTrust: section<ProxyTrustOptions>('proxyTrust').optional(),
   hsts: section<HstsOptions>('hsts').optional(),
@@ -119,6 +122,10 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     proxyTrust = parseSection(proxyTrustSchema, { required: mode === 'proxy', production, ...objectOr(input.proxyTrust) }, 'proxyTrust', ctx)
   }
 
+  const listener = input.listener === false
+    ? false
+    : parseSection(listenerSchema, objectOr(input.listener), 'listener', ctx)
+
   const hostAuthorization = input.hostAuthorization === false
     ? false
     : parseSection(hostAuthorizationSchema, {
@@ -149,7 +156,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : parseSection(errorHandlerSchema, errorHandlerInput === true ? {} : errorHandlerInput, 'errorHandler', ctx)
 
-  if (tls === undefined || httpsRedirect === undefined || proxyTrust === undefined || hostAuthorization === undefined || crossSite === undefined || hsts === undefined ||
+  if (tls === undefined || listener === undefined || httpsRedirect === undefined || proxyTrust === undefined || hostAuthorization === undefined || crossSite === undefined || hsts === undefined ||
     securityHeaders === undefined || secureSession === undefined || errorHandler === undefined) {
     return z.NEVER
   }
@@ -159,6 +166,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     port,
     allowedHosts: Object.freeze(allowedHosts.slice()),
     tls: tls === false ? false as const : Object.freeze(tls),
+    listener: listener === false ? false as const : Object.freeze(listener),
     httpsRedirect: httpsRedirect === false ? false as const : Object.freeze(httpsRedirect),
     proxyTrust: proxyTrust === false ? false as const : Object.freeze(proxyTrust),
     hostAuthorization: hostAuthorization === false ? false as const : Object.freeze(hostAuthorization),
