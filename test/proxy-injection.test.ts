@@ -37,7 +37,7 @@ t.test('haproxy as documented refuses the injected Host itself', async (t) => {
   t.equal(res.status, 400, 'haproxy answers 400')
   t.notOk(res.headers[STS])
   const normal = await request(`${haproxy.httpUrl}/whoami`)
-  t.equal(normal.status, 301, 'a normal plain HTTP request is still redirected')
+  t.match(normal.status, /^30[178]$/, 'a normal plain HTTP request is still redirected')
 })
 
 t.test('haproxy without the Host check: the app defends itself', async (t) => {
@@ -55,7 +55,7 @@ t.test('haproxy without the Host check: the app defends itself', async (t) => {
   const haproxy2 = await startHaproxy({ upstreamPort: open.port, withoutHostCheck: true })
   t.teardown(() => haproxy2.stop())
   const plain = await request(`${haproxy2.httpUrl}/whoami`, { headers: { host: INJECTED } })
-  t.ok(plain.status === 301 || plain.status === 400, `plain HTTP is not served as secure: proto=https from the client is not believed (status ${plain.status}: the redirect, or its refusal of the malformed host)`)
+  t.ok([301, 307, 308, 400].includes(plain.status), `plain HTTP is not served as secure: proto=https from the client is not believed (status ${plain.status}: the redirect, or its refusal of the malformed host)`)
   t.notOk(plain.headers[STS], 'and gets no HSTS')
   const exempt = await startApp({
     tls: { mode: 'proxy' },
@@ -90,5 +90,5 @@ t.test('nginx: the same Host changes nothing', async (t) => {
   const comma = await request(`${nginx.httpUrl}/whoami`, { headers: { host: 'evil.test, example.com' } })
   t.equal(comma.status, 400, 'a comma in Host cannot pick the X-Forwarded-Host entry Fastify reads')
   const normal = await request(`${nginx.httpUrl}/whoami`)
-  t.equal(normal.status, 301, 'a normal plain HTTP request is redirected')
+  t.match(normal.status, /^30[178]$/, 'a normal plain HTTP request is redirected')
 })
