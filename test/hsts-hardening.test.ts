@@ -29,7 +29,7 @@ t.test('the redirect listener never sends HSTS, even for a trusted peer claiming
   })
   t.teardown(() => s.close())
   for (const path of ['/healthz', '/.well-known/acme-challenge/abc']) {
-    for (const claim of [{ 'x-forwarded-proto': 'https' }, { forwarded: 'for=192.0.2.1;proto=https' }]) {
+    for (const claim of [{ 'x-forwarded-proto': 'https' }, { forwarded: 'for=192.0.2.1;proto=https' }] as Array<Record<string, string>>) {
       const res = await request(`${s.redirectUrl as string}${path}`, { headers: { host: 'app.test', ...claim } })
       t.equal(res.status, 200, `${path} answers over HTTP`)
       t.notOk(res.headers[STS], `without HSTS (${Object.keys(claim)[0] ?? ''})`)
