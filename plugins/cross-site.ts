@@ -80,7 +80,7 @@ const crossSitePlugin: FastifyPluginAsync<CrossSiteOptions> = async function cro
   })
 
   function hostOf (request: FastifyRequest): string {
-    return (useForwarded ? request.forwarded?.host : undefined) ?? request.host
+    return (useForwarded && request.headers.forwarded !== undefined ? request.forwarded?.host : undefined) ?? request.host
   }
 
   const check = function crossSiteCheck (request: FastifyRequest, reply: FastifyReply, done: () => void): void {

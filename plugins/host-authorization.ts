@@ -87,7 +87,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
   function verdictOf (request: FastifyRequest): { verdict: Verdict, host: string } {
     const headers = request.headers
     let host = request.host
-    if (useForwarded) {
+    if (useForwarded && headers.forwarded !== undefined) {
       const forwardedHost = request.forwarded?.host
       if (forwardedHost !== undefined) {
         // The Host the proxy received must be well formed too: a quote or comma in it is how a
@@ -134,7 +134,8 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
 
   fastify.addHook('onRequest', function hostAuthorization (request: FastifyRequest, reply: FastifyReply, done: () => void) {
     const host = request.host
-    if (host === lastAllowed && host === request.headers.host && !useForwarded) {
+    const headers = request.headers
+    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined)) {
       done()
       return
     }
