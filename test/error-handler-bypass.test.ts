@@ -83,3 +83,47 @@ t.test('a 503 from the store error itself keeps its status, not its text', async
   t.notMatch(res.body, SECRET)
   t.equal(JSON.parse(res.body).error, 'Service Unavailable')
 })
+
+t.test('error headers, headers Node refuses, and an answer already started', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { errorHandler } = await import('../index.js')
+  const { Readable } = await import('node:stream')
+  const app = Fastify()
+  await app.register(errorHandler)
+  app.get('/limited', async () => {
+    const error = new Error('slow down') as Error & { statusCode: number, headers: Record<string, unknown> }
+    error.statusCode = 429
+    error.headers = { 'Retry-After': '30', 'set-cookie': 'planted=1', 'x-object': { no: 'thanks' } }
+    throw error
+  })
+  app.get('/bad-header', async (_request, reply) => {
+    reply.header('x-bad', 'a\u0000b')
+    throw new Error('secret after a bad header')
+  })
+  app.get('/midway', async (_request, reply) => {
+    let sent = false
+    const body = new Readable({
+      read () {
+        if (!sent) { sent = true; this.push('partial'); return }
+        this.destroy(new Error('disk 10.9.8.7 failed midway'))
+      }
+    })
+    return reply.type('text/plain').send(body)
+  })
+  const limited = await app.inject('/limited')
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['retry-after'], '30', 'an error\'s own headers are kept for client errors')
+  t.notOk(limited.headers['set-cookie'], 'but never a cookie')
+  t.notOk(limited.headers['x-object'], 'nor a value that is not a string or number')
+  t.equal(limited.json().message, 'slow down')
+
+  const bad = await app.inject('/bad-header')
+  t.equal(bad.statusCode, 500, 'a header Node refuses does not stop the answer')
+  t.notMatch(bad.body, /secret/)
+  t.equal(bad.json().message, 'Internal Server Error')
+
+  const midway = await app.inject('/midway').catch((error: Error) => error)
+  const text = midway instanceof Error ? midway.message : midway.body
+  t.notMatch(text, /10\.9\.8\.7/, 'an answer that had started is cut, not finished with the message')
+  await app.close()
+})
