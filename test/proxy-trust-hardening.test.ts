@@ -10,7 +10,7 @@ import { ConfigError, hsts, hostAuthorization, crossSite, lastForwardedElement, 
 import { parseHost } from '../schemas/host-authorization.js'
 import { publicInternetRange } from '../schemas/proxy-trust.js'
 
-const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff)).toString('base64')
+const KEY = Buffer.from('61409024e5938ddf7633d597472adcd53f9fb0e083a433f977e16fb8cdbeedd7', 'hex').toString('base64')
 const PRODUCTION = { NODE_ENV: 'production', TLS_MODE: 'proxy', SESSION_KEYS: KEY, ALLOWED_HOSTS: 'example.com' }
 
 function configError (env: Record<string, string>): ConfigError | null {

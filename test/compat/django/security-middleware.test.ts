@@ -10,7 +10,7 @@ import { startApp } from '../../helpers/app.js'
 import { request } from '../../helpers/http.js'
 import type { SecureHttpsOptions } from '../../../index.js'
 
-const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 41 + 5) & 0xff)).toString('base64')
+const KEY = Buffer.from('6fdbde6596f13caea4ada65bb541b8651f3b46b1ce04eddebce468a5bb0fbd4c', 'hex').toString('base64')
 const STS = 'strict-transport-security'
 
 /** A production app behind a trusted proxy on loopback, for host `testserver`. */

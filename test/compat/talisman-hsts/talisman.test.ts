@@ -10,7 +10,7 @@ import { startApp } from '../../helpers/app.js'
 import { request } from '../../helpers/http.js'
 import type { SecureHttpsOptions } from '../../../index.js'
 
-const KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 43 + 9) & 0xff)).toString('base64')
+const KEY = Buffer.from('eb5dc57901b9a576e6e55d7f5d8e6f81d284a5a0dcc31b30f7c8c02c237847f1', 'hex').toString('base64')
 const STS = 'strict-transport-security'
 
 async function talisman (t: { teardown (fn: () => unknown): void }, options: SecureHttpsOptions = {}) {
