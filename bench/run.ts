@@ -217,7 +217,10 @@ interface Server {
 interface Context {
   /** Holds only the certificate and its key: the suite's files source watches this folder. */
   certDir: string
-  /** TLS_DIR of the suite (unused by TLS_MODE=files, but checked by the production rules). */
+  /**
+   * TLS_DIR of the suite (unused by TLS_MODE=files, but checked by the production rules), with the
+   * same pair in the self-signed cache layout for a variant run in TLS_MODE=self-signed.
+   */
   tlsDir: string
   cert: string
   certFile: string
@@ -235,6 +238,7 @@ function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessE
     NODE_ENV: 'production',
     BENCH_KEY_FILE: context.keyFile,
     BENCH_CERT_FILE: context.certFile,
+    BENCH_TLS_DIR: context.tlsDir,
     BENCH_SESSION_KEY: context.sessionKey,
     BENCH_HOST: HOST
   }
@@ -570,7 +574,9 @@ function machineLines (options: Options, machine: Machine, all: Measurement[], l
   const total = others((i) => i.total)
   const steal = others((i) => i.steal)
   const irq = others((i) => i.irq)
-  const idle = all.filter((m) => m.sample.busy < options.rules.minBusy).length
+  const idle = options.rate === null
+    ? all.filter((m) => m.sample.busy < options.rules.minBusy).length
+    : all.filter((m) => m.sample.rps < (options.rate as number) * options.rules.minRateHeld).length
   const starved = all.filter((m) => m.sample.others.loadCores > options.rules.maxLoadInterference).length
   const pinned = machine.pinning.server !== null
   return [
@@ -578,7 +584,7 @@ function machineLines (options: Options, machine: Machine, all: Measurement[], l
     pinned
       ? `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner): on the servers' core ${pct(server.median)} median (max ${pct(server.max)}), on the load generator's core ${pct(loadCores.median)} median (max ${pct(loadCores.max)}); ${fmt(total.median, 2)} of a core in all, median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq (mostly the benchmark's own loopback traffic) ${fmt(irq.median, 2)}.`
       : `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner; not pinned, so not split by core): ${fmt(total.median, 2)} of a core median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq ${fmt(irq.median, 2)}.`,
-    `- Windows with the server below ${pct(options.rules.minBusy)} busy: ${idle} of ${all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${all.length}.`
+    `- Windows ${options.rate === null ? `with the server below ${pct(options.rules.minBusy)} busy` : `below ${pct(options.rules.minRateHeld)} of the rate asked`}: ${idle} of ${all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${all.length}.`
   ]
 }
 
@@ -602,7 +608,9 @@ function resultsTable (options: Options, variants: Variant[], all: Measurement[]
       : ratio === null ? ['n/a', '', ''] : [`${fmt(ratio.median, 2)}×`, `${fmt(ratio.q1, 2)}–${fmt(ratio.q3, 2)}`, `${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}`]
     const targetCell = variant.name === 'control'
       ? `noise floor (1 ± ${options.rules.controlTolerance})`
-      : target === undefined ? '' : ratio === null ? `≤ ${target.limit}` : `≤ ${target.limit}: ${ratio.median <= target.limit ? 'PASS' : '**FAIL**'}`
+      : target === undefined
+        ? ''
+        : ratio === null || options.rate !== null ? `≤ ${target.limit}${options.rate === null ? '' : ' (judged flat out)'}` : `≤ ${target.limit}: ${ratio.median <= target.limit ? 'PASS' : '**FAIL**'}`
     lines.push(`| ${variant.name} | ${fmt(median((s) => s.cpuPerRequest), 1)} | ${cells.join(' | ')} | ${targetCell} | ` +
       `${pct(busy.median)} (min ${pct(busy.min)}) | ${pct(median((s) => s.loadBusy))} | ${fmt(median((s) => s.rps), 0)} | ${fmt(median((s) => s.p99), 0)} | ` +
       `${fmt(median((s) => s.bytesPerResponse), 0)} | ${server?.sample.headers['set-cookie'] === undefined ? 'no' : 'yes'} |`)
@@ -642,14 +650,19 @@ function verdictLines (options: Options, verdict: CheckVerdict, all: Measurement
       lines.push(`${name} not measured`)
       continue
     }
-    lines.push(`${name} ${showRatio(target.ratio)}   ${target.pass ? 'PASS' : 'FAIL'}${target.marginal ? ' (the target lies inside the IQR: marginal)' : ''}`)
+    lines.push(options.rate !== null
+      ? `${name} ${showRatio(target.ratio)}`
+      : `${name} ${showRatio(target.ratio)}   ${target.pass ? 'PASS' : 'FAIL'}${target.marginal ? ' (the target lies inside the IQR: marginal)' : ''}`)
   }
+  if (options.rate !== null) lines.push('targets                  judged flat out only: at a fixed rate the ratios are for comparison')
   const measured = variants.filter((v) => all.some((m) => m.name === v.name))
   lines.push(options.rate === null
     ? `core busy (median)       ${measured.map((v) => `${v.name} ${pct(medianOf(all, v.name, (s) => s.busy))}`).join(', ')}; saturated from ${pct(options.rules.minBusy)}`
     : `req/s (median)           ${measured.map((v) => `${v.name} ${fmt(medianOf(all, v.name, (s) => s.rps), 0)}`).join(', ')}; asked ${options.rate}`)
   lines.push(`load generator           other processes took ${pct(summarize(all.map((m) => m.sample.others.loadCores)).median)} of its core (median over windows; starved above ${pct(options.rules.maxLoadInterference)})`)
-  if (verdict.trustworthy) {
+  if (verdict.trustworthy && options.rate !== null) {
+    lines.push('verdict                  trustworthy run at a fixed rate (no PASS/FAIL)')
+  } else if (verdict.trustworthy) {
     const missed = verdict.targets.filter((t) => !t.pass).length
     lines.push(`verdict                  trustworthy run; ${missed === 0 ? 'every target holds' : `${missed} of ${verdict.targets.length} targets missed`} (exit ${verdict.exitCode})`)
   } else {
@@ -708,6 +721,9 @@ async function main (options: Options): Promise<number> {
     const certFile = join(certDir, 'cert.pem')
     writeFileSync(keyFile, pair.key, { mode: 0o600 })
     writeFileSync(certFile, pair.cert)
+    mkdirSync(join(tlsDir, 'self-signed'), { mode: 0o700 })
+    writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
+    writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
     const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning }
 
     log(`${options.mode} run: ${options.variants.map((v) => v.name).join(', ')}; ${pinning.note}`)

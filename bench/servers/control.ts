@@ -18,6 +18,11 @@ export interface BenchEnvironment {
   /** PEM key and certificate made by the suite's generator, shared by all variants. */
   key: string
   cert: string
+  /**
+   * A TLS_DIR of its own, holding the same pair in the layout of the suite's self-signed cache
+   * (`self-signed/key.pem`, `self-signed/cert.pem`), for a variant run in TLS_MODE=self-signed.
+   */
+  tlsDir: string
   /** A base64 32-byte session key. */
   sessionKey: string
   /** The host name requests carry and the certificate covers. */
@@ -35,6 +40,7 @@ export function benchEnvironment (): BenchEnvironment {
   return {
     key: readFileSync(required('BENCH_KEY_FILE'), 'utf8'),
     cert: readFileSync(required('BENCH_CERT_FILE'), 'utf8'),
+    tlsDir: required('BENCH_TLS_DIR'),
     sessionKey: required('BENCH_SESSION_KEY'),
     host: required('BENCH_HOST')
   }
