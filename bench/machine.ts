@@ -224,3 +224,13 @@ export function interference (before: Snapshot, after: Snapshot, pinning: Pick<P
     ...base
   }
 }
+
+/**
+ * What other processes use of the whole machine over `ms` milliseconds, in cores, the benchmark's
+ * own processes (`pids` and this one) left out. @internal
+ */
+export async function othersOver (pids: readonly number[], ms: number, hz: number): Promise<number> {
+  const before = snapshot(pids)
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  return interference(before, snapshot(pids), { server: null, load: null }, ms / 1000, hz).total
+}

@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util'
 import { generateSelfSigned } from 'fastify-secure-https'
 import type { ControlMessage, ServerMessage } from './servers/control.js'
 import { analyseProfile, profileMarkdown, type ProfileReport } from './profile.js'
-import { choosePinning, clockTicks, interference, onlineCpus, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.js'
+import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.js'
 import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.js'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
@@ -110,6 +110,8 @@ Options
   --load-cpus L      taskset CPU list for the load generator, this process (default 0)
   --no-pin           pin nothing
   --control-tolerance X   trust the run when the control's median is within 1 ± X (default ${DEFAULT_RULES.controlTolerance})
+  --wait-quiet S     before each window, wait while other processes use more than a tenth
+                     of a core, up to S seconds in all over the run (default 0: never wait)
   --only A,B         only these variants, besides bare and the control (${VARIANTS.map((v) => v.name).join(', ')})
   --out FILE         write the results block into FILE (default docs/benchmarks.md for a full run)
   --no-write         print only
@@ -127,6 +129,8 @@ interface Options {
   out: string | null
   rules: TrustRules
   pinning: { server?: string, load?: string, pin: boolean }
+  /** Seconds the run may spend in all waiting, before a window, for other processes to go quiet. */
+  waitQuiet: number
 }
 
 /** A mistake in the command line: printed without a stack. */
@@ -151,6 +155,7 @@ function parseOptions (argv: string[]): Options {
       only: { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      'wait-quiet': { type: 'string' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -197,7 +202,8 @@ function parseOptions (argv: string[]): Options {
     variants: VARIANTS.filter((v) => names.has(v.name)),
     out,
     rules: { ...DEFAULT_RULES, controlTolerance: tolerance },
-    pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] }
+    pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] },
+    waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0)
   }
 }
 
@@ -476,6 +482,30 @@ async function measure (server: Server, servers: readonly Server[], machine: Mac
   }
 }
 
+/** The share of a core other processes must stay under for the machine to count as quiet. */
+const QUIET = 0.1
+
+/**
+ * Waits, within what is left of the run's budget, while other processes use more than a tenth of a
+ * core in all (measured over half a second, the benchmark's own processes idle meanwhile). A
+ * compiler or a test file on a shared machine runs for seconds to minutes: a window measured
+ * after it has finished is worth the wait.
+ */
+async function waitForQuiet (servers: readonly Server[], machine: Machine, quiet: { budget: number, waited: number }): Promise<void> {
+  if (quiet.waited >= quiet.budget) return
+  const pids = servers.map((s) => s.child.pid).filter((pid): pid is number => pid !== undefined)
+  let announced = false
+  while (quiet.waited < quiet.budget) {
+    const started = Date.now()
+    const others = await othersOver(pids, 500, machine.hz)
+    if (others <= QUIET) break
+    quiet.waited += Date.now() - started
+    if (!announced) log(`waiting for other processes to go quiet (${fmt(others, 2)} of a core in use; ${fmt((quiet.budget - quiet.waited) / 1000, 0)} s of waiting left)`)
+    announced = true
+  }
+  if (announced && quiet.waited >= quiet.budget) log('--wait-quiet: no waiting left; measuring on a busy machine (the report says how busy)')
+}
+
 /** One measured window. */
 interface Measurement {
   name: string
@@ -567,7 +597,7 @@ function environmentLines (options: Options, machine: Machine, servers: Server[]
   ]
 }
 
-function machineLines (options: Options, machine: Machine, all: Measurement[], loadAfter: number[]): string[] {
+function machineLines (options: Options, machine: Machine, all: Measurement[], loadAfter: number[], waited: number): string[] {
   const others = (pick: (i: Interference) => number): Summary => summarize(all.map((m) => pick(m.sample.others)))
   const server = others((i) => i.serverCores)
   const loadCores = others((i) => i.loadCores)
@@ -584,6 +614,7 @@ function machineLines (options: Options, machine: Machine, all: Measurement[], l
     pinned
       ? `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner): on the servers' core ${pct(server.median)} median (max ${pct(server.max)}), on the load generator's core ${pct(loadCores.median)} median (max ${pct(loadCores.max)}); ${fmt(total.median, 2)} of a core in all, median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq (mostly the benchmark's own loopback traffic) ${fmt(irq.median, 2)}.`
       : `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner; not pinned, so not split by core): ${fmt(total.median, 2)} of a core median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq ${fmt(irq.median, 2)}.`,
+    ...(options.waitQuiet > 0 ? [`- Waited ${fmt(waited / 1000, 0)} s in all before windows for other processes to go quiet (--wait-quiet ${options.waitQuiet}).`] : []),
     `- Windows ${options.rate === null ? `with the server below ${pct(options.rules.minBusy)} busy` : `below ${pct(options.rules.minRateHeld)} of the rate asked`}: ${idle} of ${all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${all.length}.`
   ]
 }
@@ -755,8 +786,10 @@ async function main (options: Options): Promise<number> {
 
     const all: Measurement[] = []
     const measuring = Date.now()
+    const quiet = { budget: options.waitQuiet * 1000, waited: 0 }
     for (let round = 0; round < options.rounds; round++) {
       for (const server of schedule(servers, options.rounds, round)) {
+        await waitForQuiet(servers, machine, quiet)
         const sample = await measure(server, servers, machine, options)
         all.push({ name: server.variant.name, round, sample })
         log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  ` +
@@ -773,7 +806,7 @@ async function main (options: Options): Promise<number> {
       '',
       ...environmentLines(options, machine, servers),
       '',
-      ...machineLines(options, machine, all, os.loadavg()),
+      ...machineLines(options, machine, all, os.loadavg(), quiet.waited),
       '',
       ...resultsTable(options, variants, all, servers),
       '',

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
-import { choosePinning, clockTicks, interference, onlineCpus, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.js'
+import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.js'
 import { baseOrder, checkVerdict, DEFAULT_RULES, quantile, rotation, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.js'
 import { requirePrograms } from './helpers/external.js'
 
@@ -289,6 +289,8 @@ t.test('the kernel\'s counters are read on this machine', async (t) => {
   t.ok(first.cores.size >= cpus.length, 'every core this process may use is in /proc/stat')
   t.ok(second.runner > first.runner, 'the runner\'s own ticks advance while it computes')
   t.ok(second.servers > first.servers, 'and so do those of a listed process; a process that is gone counts nothing')
+  const others = await othersOver([process.pid], 200, clockTicks())
+  t.ok(Number.isFinite(others) && others >= 0 && others <= cpus.length, `other processes used ${others} cores, a share of the machine`)
 })
 
 t.test('pin moves a running process and its threads to the CPUs given', async (t) => {
