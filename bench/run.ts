@@ -20,7 +20,7 @@
  *
  * `npm run bench -- --help` lists every option.
  */
-import autocannon from 'autocannon'
+import type autocannon from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -29,9 +29,8 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { generateSelfSigned } from 'fastify-secure-https'
 import type { ControlMessage, ServerMessage } from './servers/control.js'
-import { analyseProfile, profileMarkdown, type ProfileReport } from './profile.js'
+import type { ProfileReport } from './profile.js'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.js'
 import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.js'
 
@@ -236,6 +235,7 @@ interface Context {
 }
 
 let nextId = 1
+const START_TIMEOUT = 120_000
 
 /** The environment of a server process: the bench's own variables, and for the suite a production app's. */
 function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessEnv {
@@ -293,7 +293,13 @@ function startServer (variant: Variant, context: Context): Promise<Server> {
       child.send(message)
     })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${variant.name}: the server did not start within 30 s`)), 30_000)
+    // A safety net, not a pace: on a machine busy with other work, loading and compiling every
+    // server at once takes long. A server that never says it is ready is killed, so that it cannot
+    // keep the runner alive through its IPC channel.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${variant.name}: the server did not start within ${START_TIMEOUT / 1000} s`))
+    }, START_TIMEOUT)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${variant.name}: the server exited with code ${code} before it was ready`)) })
     child.on('message', (message: ServerMessage) => {
       if (message.type === 'failed') {
@@ -437,8 +443,13 @@ async function cpuOf (server: Server): Promise<number> {
   return usage.user + usage.system
 }
 
-function load (server: Server, seconds: number, connections: number, rate: number | null): Promise<autocannon.Result> {
-  return autocannon({
+// Loaded when first needed, like the package itself: a mistyped option is then answered at once.
+let autocannonModule: Promise<{ default: typeof autocannon }> | undefined
+
+async function load (server: Server, seconds: number, connections: number, rate: number | null): Promise<autocannon.Result> {
+  autocannonModule ??= import('autocannon')
+  const { default: run } = await autocannonModule
+  return run({
     url: `https://127.0.0.1:${server.port}${PATHS[server.variant.kind]}`,
     connections,
     ...(rate === null ? {} : { overallRate: rate }),
@@ -743,6 +754,7 @@ async function main (options: Options): Promise<number> {
   try {
     // One certificate for every variant, made by the suite's generator, in a folder that holds
     // nothing else: the suite's files source watches the certificate's folder.
+    const { generateSelfSigned } = await import('fastify-secure-https')
     const pair = await generateSelfSigned([HOST])
     const certDir = join(dir, 'certs')
     const tlsDir = join(dir, 'tls')
@@ -828,6 +840,7 @@ async function main (options: Options): Promise<number> {
 }
 
 async function profileRun (options: Options, servers: Server[], machine: Machine): Promise<void> {
+  const { analyseProfile, profileMarkdown } = await import('./profile.js')
   const folder = join(os.tmpdir(), `fastify-secure-https-profiles-${Date.now()}`)
   mkdirSync(folder, { recursive: true })
   const reports: ProfileReport[] = []
