@@ -111,6 +111,7 @@ Options
   --control-tolerance X   trust the run when the control's median is within 1 ± X (default ${DEFAULT_RULES.controlTolerance})
   --wait-quiet S     before each window, wait while other processes use more than a tenth
                      of a core, up to S seconds in all over the run (default 0: never wait)
+  --start-timeout S  seconds a server may take to start (default 120)
   --only A,B         only these variants, besides bare and the control (${VARIANTS.map((v) => v.name).join(', ')})
   --out FILE         write the results block into FILE (default docs/benchmarks.md for a full run)
   --no-write         print only
@@ -130,6 +131,7 @@ interface Options {
   pinning: { server?: string, load?: string, pin: boolean }
   /** Seconds the run may spend in all waiting, before a window, for other processes to go quiet. */
   waitQuiet: number
+  startTimeout: number
 }
 
 /** A mistake in the command line: printed without a stack. */
@@ -155,6 +157,7 @@ function parseOptions (argv: string[]): Options {
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       'wait-quiet': { type: 'string' },
+      'start-timeout': { type: 'string' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -202,7 +205,8 @@ function parseOptions (argv: string[]): Options {
     out,
     rules: { ...DEFAULT_RULES, controlTolerance: tolerance },
     pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] },
-    waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0)
+    waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0),
+    startTimeout: number('start-timeout', values['start-timeout'], 120, 0.001)
   }
 }
 
@@ -232,10 +236,11 @@ interface Context {
   keyFile: string
   sessionKey: string
   pinning: Pinning
+  /** Seconds a server may take to start. */
+  startTimeout: number
 }
 
 let nextId = 1
-const START_TIMEOUT = 120_000
 
 /** The environment of a server process: the bench's own variables, and for the suite a production app's. */
 function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessEnv {
@@ -298,8 +303,8 @@ function startServer (variant: Variant, context: Context): Promise<Server> {
     // keep the runner alive through its IPC channel.
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`${variant.name}: the server did not start within ${START_TIMEOUT / 1000} s`))
-    }, START_TIMEOUT)
+      reject(new Error(`${variant.name}: the server did not start within ${context.startTimeout} s (--start-timeout)`))
+    }, context.startTimeout * 1000)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${variant.name}: the server exited with code ${code} before it was ready`)) })
     child.on('message', (message: ServerMessage) => {
       if (message.type === 'failed') {
@@ -767,7 +772,7 @@ async function main (options: Options): Promise<number> {
     mkdirSync(join(tlsDir, 'self-signed'), { mode: 0o700 })
     writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
     writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
-    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning }
+    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning, startTimeout: options.startTimeout }
 
     log(`${options.mode} run: ${options.variants.map((v) => v.name).join(', ')}; ${pinning.note}`)
     const results = await Promise.allSettled(options.variants.map((variant) => startServer(variant, context)))

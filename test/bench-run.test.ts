@@ -64,3 +64,9 @@ t.test('--check refuses what would not give a verdict, with exit 2', { skip: exi
   t.equal(usage.code, 1, 'outside --check a bad option is an ordinary failure')
   t.match(usage.stderr, /--rounds must be a whole number >= 3 \(got two\)/)
 })
+
+t.test('a server that does not start in time ends the run with the reason', { skip: existsSync(RUNNER) ? false : 'dist/bench/run.js is missing: npm run build' }, async (t) => {
+  const { code, stderr } = await run(['--check', '--start-timeout', '0.001', '--no-write'])
+  t.equal(code, 2, 'no verdict')
+  t.match(stderr, /\[bench\] failed: \S+: the server did not start within 0\.001 s \(--start-timeout\)/)
+})
