@@ -1,20 +1,26 @@
 /**
- * The benchmark runner: `npm run bench` (full run, writes docs/benchmarks.md), `npm run bench --
- * --quick` (under a minute, the suite against the hand-wired plugins, nothing written), `npm run
- * bench -- --profile` (a V8 CPU profile of the suite's variants and what costs what per request).
+ * The benchmark runner.
  *
- * Each variant is its own server process on loopback over TLS, pinned to one core; this process
- * (the load generator, autocannon over keep-alive connections) is pinned to the other. Variants are
- * measured in turn, round after round (A B C ... then ... C B A), so that a slow minute on a shared
- * machine lands on all of them. The figure that matters is the server's CPU time per request, read
- * from the server process's own `process.cpuUsage()` over the measured window through the IPC
- * channel (never through HTTP, so it is not counted as a request), and its ratio to bare Fastify
- * measured in the same round.
+ *   npm run bench                  full run: every variant, 10 rounds; writes docs/benchmarks.md
+ *   npm run bench -- --check       the budget: PASS/FAIL per target, exit 0, 1 or 2
+ *   npm run bench -- --quick       under a minute, for before and after a change; prints only
+ *   npm run bench -- --profile     V8 CPU profile: what costs what per request
  *
- * Options: --quick, --profile, --rounds N, --duration SECONDS, --warmup SECONDS, --connections N,
- * --only NAME[,NAME], --out FILE (write the results block there), --no-write, --help.
+ * Each variant is its own server process on loopback over TLS; this process is the load generator
+ * (autocannon over keep-alive connections). Servers and the load generator are pinned to separate
+ * cores. The figure that matters is the server's CPU time per request, read from the server's own
+ * `process.cpuUsage()` over each measured window through the IPC channel (never over HTTP, so it is
+ * not a request), and its ratio to the bare Fastify window of the same round.
+ *
+ * Every round measures every variant once, in the same cyclic order started at a different variant
+ * each round. A second bare Fastify process, the control, is measured like any variant: its ratio
+ * to bare is the noise floor of the run. Ratios are reported as the median, interquartile range and
+ * range over rounds, with the machine's load (load average, and what other processes took of the
+ * cores during the windows, from /proc/stat) and whether each server was saturated.
+ *
+ * `npm run bench -- --help` lists every option.
  */
-import autocannon from 'autocannon'
+import type autocannon from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,9 +29,10 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { generateSelfSigned } from 'fastify-secure-https'
 import type { ControlMessage, ServerMessage } from './servers/control.js'
-import { analyseProfile, profileMarkdown, type ProfileReport } from './profile.js'
+import type { ProfileReport } from './profile.js'
+import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.js'
+import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.js'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
 const HOST = 'bench.example'
@@ -43,10 +50,11 @@ interface Variant {
 }
 
 const VARIANTS: Variant[] = [
-  { name: 'bare', server: 'bare', kind: 'anonymous', description: 'bare Fastify over TLS' },
-  { name: 'static-headers', server: 'static-headers', kind: 'anonymous', description: 'bare Fastify + one hook copying the suite\'s 12 headers from a constant' },
+  { name: 'bare', server: 'bare', kind: 'anonymous', description: 'bare Fastify over TLS: the reference of every ratio' },
+  { name: 'control', server: 'bare', kind: 'anonymous', description: 'bare Fastify again, its own process: the noise floor' },
+  { name: 'static-headers', server: 'static-headers', kind: 'anonymous', description: 'bare Fastify + one hook copying the suite\'s headers (as sent by suite-headers) from a constant' },
   { name: 'helmet', server: 'helmet', kind: 'anonymous', description: 'bare Fastify + @fastify/helmet defaults (headers only)' },
-  { name: 'suite-headers', server: 'suite-headers', kind: 'anonymous', description: 'suite without the session: TLS, redirect, proxy trust, HSTS, security headers' },
+  { name: 'suite-headers', server: 'suite-headers', kind: 'anonymous', description: 'suite without the session: TLS files, redirect, proxy trust, HSTS, security headers, error handler' },
   { name: 'suite-anonymous', server: 'suite', kind: 'anonymous', description: 'suite, everything on, request without a session cookie' },
   { name: 'suite-read', server: 'suite', kind: 'read', description: 'suite, reads the session (valid cookie)' },
   { name: 'suite-write', server: 'suite', kind: 'write', description: 'suite, reads and writes the session (new Set-Cookie)' },
@@ -58,57 +66,98 @@ const VARIANTS: Variant[] = [
   { name: 'express-write', server: 'express', kind: 'write', description: 'Express 5 + helmet + express-session, writes the session' }
 ]
 
-/** The budget of issue 9: server CPU per request as a multiple of bare Fastify's. */
-const TARGETS: Record<string, number> = { 'suite-anonymous': 1.25, 'suite-read': 1.6, 'suite-write': 2.0 }
+type Mode = 'full' | 'check' | 'quick' | 'profile'
 
-const QUICK_VARIANTS = ['suite-anonymous', 'hand-anonymous', 'suite-read', 'hand-read', 'suite-write', 'hand-write']
-const PROFILE_VARIANTS = ['bare', 'suite-anonymous', 'suite-read', 'suite-write']
+const MODE_VARIANTS: Record<Mode, string[]> = {
+  full: VARIANTS.map((v) => v.name),
+  check: ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write'],
+  quick: ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write', 'hand-anonymous', 'hand-read', 'hand-write'],
+  profile: ['bare', 'suite-anonymous', 'suite-read', 'suite-write']
+}
 
-const HELP = `npm run bench [-- options]
+/** rounds, seconds per window, seconds of warm-up per variant. */
+const MODE_DEFAULTS: Record<Mode, [number, number, number]> = {
+  full: [10, 2, 3],
+  check: [10, 2, 2],
+  quick: [4, 1, 1],
+  profile: [1, 5, 2]
+}
 
-  (no option)        full run: every variant, 6 rounds of 2 s, each window paired with a bare
-                     Fastify window; results written to docs/benchmarks.md (about 6 minutes)
-  --quick            under a minute: the suite against the hand-wired plugins side by side,
-                     3 rounds of 1.2 s; prints ratios, writes nothing (add bare Fastify with
-                     --only bare,suite-anonymous,hand-anonymous,...)
-  --profile          V8 CPU profile of bare and the suite's variants under load; prints what costs
-                     what per request (with --out or in a full-run docs file: written there too)
-  --rounds N         rounds (at least 3 for a full run)
+const HELP = `npm run bench [-- options]          (npm run build first: the bench runs from dist/)
+
+Modes
+  (none)             full run: every variant, ${MODE_DEFAULTS.full[0]} rounds of ${MODE_DEFAULTS.full[1]} s, about 6 minutes;
+                     writes the results block of docs/benchmarks.md
+  --check            the budget: bare, control and the suite's three requests, ${MODE_DEFAULTS.check[0]} rounds
+                     of ${MODE_DEFAULTS.check[1]} s (about 2 minutes); prints each target's median ratio, spread,
+                     the control and PASS/FAIL. Exit 0: every target holds; 1: a target
+                     missed; 2: no verdict to trust (control off 1.00 by more than the
+                     tolerance, a server not saturated, the load generator starved, or
+                     the run could not be made)
+  --quick            under a minute: bare, control, the suite and the hand-wired plugins,
+                     ${MODE_DEFAULTS.quick[0]} rounds of ${MODE_DEFAULTS.quick[1]} s; prints only
+  --profile          V8 CPU profile of bare and the suite's variants under load
+
+Options
+  --rounds N         rounds (each measures every variant once, rotated)
   --duration S       measured seconds per variant per round
   --warmup S         seconds of unmeasured load per variant before the first round
   --connections N    keep-alive connections (default 10)
-  --rate N           a fixed rate of N requests/s over all connections instead of as many as the
-                     server answers: every variant then runs at the same load
-  --only A,B         only these variants (${VARIANTS.map((v) => v.name).join(', ')})
+  --rate N           a fixed N requests/s over all connections instead of flat out (the
+                     targets are judged flat out: --check refuses it)
+  --server-cpus L    taskset CPU list for the servers (default 1)
+  --load-cpus L      taskset CPU list for the load generator, this process (default 0)
+  --no-pin           pin nothing
+  --control-tolerance X   trust the run when the control's median is within 1 ± X (default ${DEFAULT_RULES.controlTolerance})
+  --wait-quiet S     before each window, wait while other processes use more than a tenth
+                     of a core, up to S seconds in all over the run (default 0: never wait)
+  --start-timeout S  seconds a server may take to start (default 120)
+  --only A,B         only these variants, besides bare and the control (${VARIANTS.map((v) => v.name).join(', ')})
   --out FILE         write the results block into FILE (default docs/benchmarks.md for a full run)
   --no-write         print only
 `
 
 interface Options {
-  mode: 'full' | 'quick' | 'profile'
+  mode: Mode
   rounds: number
   duration: number
   warmup: number
   connections: number
-  /** Requests per second over all connections, or null for as many as the server answers. */
+  /** Requests per second over all connections, or null for flat out. */
   rate: number | null
   variants: Variant[]
   out: string | null
+  rules: TrustRules
+  pinning: { server?: string, load?: string, pin: boolean }
+  /** Seconds the run may spend in all waiting, before a window, for other processes to go quiet. */
+  waitQuiet: number
+  startTimeout: number
 }
 
-function parseOptions (): Options {
+/** A mistake in the command line: printed without a stack. */
+class UsageError extends Error {}
+
+function parseOptions (argv: string[]): Options {
   const { values } = parseArgs({
+    args: argv,
     options: {
       quick: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
       rate: { type: 'string' },
+      'server-cpus': { type: 'string' },
+      'load-cpus': { type: 'string' },
+      'no-pin': { type: 'boolean', default: false },
+      'control-tolerance': { type: 'string' },
       only: { type: 'string' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      'wait-quiet': { type: 'string' },
+      'start-timeout': { type: 'string' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -116,59 +165,49 @@ function parseOptions (): Options {
     process.stdout.write(HELP)
     process.exit(0)
   }
-  if (values.quick && values.profile) throw new Error('--quick and --profile are separate modes; pick one')
-  const mode = values.quick ? 'quick' : values.profile ? 'profile' : 'full'
-  const number = (name: string, value: string | undefined, fallback: number, min: number): number => {
+  const modes = (['quick', 'check', 'profile'] as const).filter((m) => values[m])
+  if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} are separate modes; pick one`)
+  const mode: Mode = modes[0] ?? 'full'
+  const number = (name: string, value: string | undefined, fallback: number, min: number, integer = false): number => {
     if (value === undefined) return fallback
     const n = Number(value)
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min} (got ${value})`)
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'} >= ${min} (got ${value})`)
+    }
     return n
   }
-  const defaults = { full: [6, 2, 3], quick: [3, 1.2, 1], profile: [1, 5, 2] }[mode]
-  const names = values.only?.split(',').map((name) => name.trim()).filter(Boolean) ??
-    (mode === 'quick' ? QUICK_VARIANTS : mode === 'profile' ? PROFILE_VARIANTS : VARIANTS.map((v) => v.name))
-  const unknown = names.filter((name) => !VARIANTS.some((v) => v.name === name))
-  if (unknown.length > 0) throw new Error(`--only: unknown variant ${unknown.join(', ')}; known: ${VARIANTS.map((v) => v.name).join(', ')}`)
-  const variants = VARIANTS.filter((v) => names.includes(v.name))
-  if (mode === 'full' && !variants.some((v) => v.name === 'bare')) variants.unshift(VARIANTS[0] as Variant)
-  const out = values['no-write']
-    ? null
-    : values.out ?? (mode === 'full' ? join(ROOT, 'docs', 'benchmarks.md') : null)
+  if (mode === 'check' && values.rate !== undefined) {
+    throw new UsageError('--check judges the targets flat out, with every server saturated; --rate runs below saturation, where a ratio means something else (see docs/benchmarks.md). Run --rate without --check.')
+  }
+  if (mode === 'check' && values.only !== undefined) throw new UsageError('--check measures bare, the control and the suite\'s three requests; --only does not apply')
+  const defaults = MODE_DEFAULTS[mode]
+  const asked = values.only?.split(',').map((name) => name.trim()).filter(Boolean)
+  const unknown = (asked ?? []).filter((name) => !VARIANTS.some((v) => v.name === name))
+  if (unknown.length > 0) throw new UsageError(`--only: unknown variant ${unknown.join(', ')}; known: ${VARIANTS.map((v) => v.name).join(', ')}`)
+  const names = new Set(asked ?? MODE_VARIANTS[mode])
+  if (mode !== 'profile') {
+    names.add('bare')
+    names.add('control')
+  }
+  // The static-headers floor copies the header list the suite-headers variant sends.
+  if (names.has('static-headers')) names.add('suite-headers')
+  const out = values['no-write'] ? null : values.out ?? (mode === 'full' ? join(ROOT, 'docs', 'benchmarks.md') : null)
+  const tolerance = number('control-tolerance', values['control-tolerance'], DEFAULT_RULES.controlTolerance, 0)
+  if (tolerance >= 1) throw new UsageError(`--control-tolerance is a fraction of 1.00, such as 0.05 (got ${tolerance})`)
   return {
     mode,
-    rounds: number('rounds', values.rounds, defaults[0] as number, mode === 'full' ? 3 : 1),
-    duration: number('duration', values.duration, defaults[1] as number, 0.5),
-    warmup: number('warmup', values.warmup, defaults[2] as number, 0),
-    connections: number('connections', values.connections, 10, 1),
+    rounds: number('rounds', values.rounds, defaults[0], mode === 'full' || mode === 'check' ? 3 : 1, true),
+    duration: number('duration', values.duration, defaults[1], 0.5),
+    warmup: number('warmup', values.warmup, defaults[2], 0),
+    connections: number('connections', values.connections, 10, 1, true),
     rate: values.rate === undefined ? null : number('rate', values.rate, 0, 1),
-    variants,
-    out
+    variants: VARIANTS.filter((v) => names.has(v.name)),
+    out,
+    rules: { ...DEFAULT_RULES, controlTolerance: tolerance },
+    pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] },
+    waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0),
+    startTimeout: number('start-timeout', values['start-timeout'], 120, 0.001)
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cores
-
-interface Pinning {
-  server: string | null
-  load: string | null
-  note: string
-}
-
-/** Pins this process (the load generator, all its threads) to core 0 and servers to core 1. */
-function pinCores (cores: number): Pinning {
-  const available = (() => {
-    try {
-      execFileSync('taskset', ['-V'], { stdio: 'ignore' })
-      return true
-    } catch {
-      return false
-    }
-  })()
-  if (!available) return { server: null, load: null, note: 'not pinned: taskset is not installed (util-linux)' }
-  if (cores < 2) return { server: null, load: null, note: `not pinned: ${cores} core available` }
-  execFileSync('taskset', ['-a', '-c', '-p', '0', String(process.pid)], { stdio: 'ignore' })
-  return { server: '1', load: '0', note: 'servers pinned to core 1, load generator (autocannon, this process) to core 0 with taskset' }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,39 +224,65 @@ interface Server {
 }
 
 interface Context {
-  dir: string
+  /** Holds only the certificate and its key: the suite's files source watches this folder. */
+  certDir: string
+  /**
+   * TLS_DIR of the suite (unused by TLS_MODE=files, but checked by the production rules), with the
+   * same pair in the self-signed cache layout for a variant run in TLS_MODE=self-signed.
+   */
+  tlsDir: string
   cert: string
   certFile: string
   keyFile: string
   sessionKey: string
   pinning: Pinning
+  /** Seconds a server may take to start. */
+  startTimeout: number
 }
 
 let nextId = 1
+
+/** The environment of a server process: the bench's own variables, and for the suite a production app's. */
+function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'production',
+    BENCH_KEY_FILE: context.keyFile,
+    BENCH_CERT_FILE: context.certFile,
+    BENCH_TLS_DIR: context.tlsDir,
+    BENCH_SESSION_KEY: context.sessionKey,
+    BENCH_HOST: HOST
+  }
+  if (variant.server === 'suite' || variant.server === 'suite-headers') {
+    Object.assign(env, {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      HTTP_PORT: '0',
+      TLS_MODE: 'files',
+      TLS_CERT_FILE: context.certFile,
+      TLS_KEY_FILE: context.keyFile,
+      TLS_DIR: context.tlsDir,
+      SESSION_KEYS: context.sessionKey,
+      ALLOWED_HOSTS: HOST
+    })
+  }
+  return env
+}
 
 function startServer (variant: Variant, context: Context): Promise<Server> {
   const script = join(SERVERS, `${variant.server}.js`)
   const child = spawn(process.execPath, [script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'development',
-      BENCH_KEY_FILE: context.keyFile,
-      BENCH_CERT_FILE: context.certFile,
-      BENCH_TLS_DIR: context.dir,
-      BENCH_SESSION_KEY: context.sessionKey,
-      BENCH_HOST: HOST
-    }
+    env: serverEnvironment(variant, context)
   })
-  const waiting = new Map<number, { type: string, resolve: (message: ServerMessage) => void }>()
+  const waiting = new Map<number, { type: string, resolve: (message: ServerMessage) => void, reject: (error: Error) => void }>()
   child.on('message', (message: ServerMessage) => {
-    if ('id' in message) {
-      const entry = waiting.get(message.id)
-      if (entry !== undefined && entry.type === message.type) {
-        waiting.delete(message.id)
-        entry.resolve(message)
-      }
-    }
+    if (!('id' in message)) return
+    const entry = waiting.get(message.id)
+    if (entry === undefined) return
+    waiting.delete(message.id)
+    if (message.type === 'refused') entry.reject(new Error(`${variant.name}: ${message.message}`))
+    else if (entry.type === message.type) entry.resolve(message)
   })
   const call = <T extends ServerMessage>(message: ControlMessage & { id: number }, type: T['type'], timeout = 15_000): Promise<T> =>
     new Promise<T>((resolve, reject) => {
@@ -225,11 +290,21 @@ function startServer (variant: Variant, context: Context): Promise<Server> {
         waiting.delete(message.id)
         reject(new Error(`${variant.name}: no ${type} answer from the server within ${timeout} ms`))
       }, timeout)
-      waiting.set(message.id, { type, resolve: (answer) => { clearTimeout(timer); resolve(answer as T) } })
+      waiting.set(message.id, {
+        type,
+        resolve: (answer) => { clearTimeout(timer); resolve(answer as T) },
+        reject: (error) => { clearTimeout(timer); reject(error) }
+      })
       child.send(message)
     })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${variant.name}: the server did not start within 30 s`)), 30_000)
+    // A safety net, not a pace: on a machine busy with other work, loading and compiling every
+    // server at once takes long. A server that never says it is ready is killed, so that it cannot
+    // keep the runner alive through its IPC channel.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${variant.name}: the server did not start within ${context.startTimeout} s (--start-timeout)`))
+    }, context.startTimeout * 1000)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${variant.name}: the server exited with code ${code} before it was ready`)) })
     child.on('message', (message: ServerMessage) => {
       if (message.type === 'failed') {
@@ -238,10 +313,8 @@ function startServer (variant: Variant, context: Context): Promise<Server> {
       } else if (message.type === 'ready') {
         clearTimeout(timer)
         // Pinned once started rather than started pinned: loading and compiling the modules of
-        // several servers at once then uses every core, which keeps quick mode quick.
-        if (context.pinning.server !== null && child.pid !== undefined) {
-          execFileSync('taskset', ['-a', '-c', '-p', context.pinning.server, String(child.pid)], { stdio: 'ignore' })
-        }
+        // several servers at once then uses every core, which keeps start-up quick.
+        if (context.pinning.server !== null && child.pid !== undefined) pin(child.pid, context.pinning.server)
         resolve({
           variant,
           child,
@@ -302,6 +375,9 @@ function fetchOnce (port: number, path: string, cert: string, cookie: string | n
 }
 
 const PATHS: Record<Kind, string> = { anonymous: '/anonymous', read: '/read', write: '/write' }
+const BARE: ReadonlySet<ServerName> = new Set(['bare'])
+/** Headers of every response that are not security headers: left out of the static-headers copy. */
+const TRANSPORT_HEADERS = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'set-cookie'])
 
 /**
  * Logs in when the variant needs a session, then checks that one request of the variant does what
@@ -322,12 +398,25 @@ async function prime (server: Server, cert: string): Promise<void> {
   if (sample.status !== 200) problems.push(`status ${sample.status}`)
   const expected = variant.kind === 'anonymous' ? { hello: 'world' } : variant.kind === 'read' ? { user: 'alice' } : { user: 'alice', n: 1 }
   if (sample.body !== JSON.stringify(expected)) problems.push(`body ${sample.body}, expected ${JSON.stringify(expected)}`)
-  if (variant.server !== 'bare') {
-    if (sample.headers['strict-transport-security'] === undefined) problems.push('no Strict-Transport-Security')
-    if (sample.headers['content-security-policy'] === undefined) problems.push('no Content-Security-Policy')
+  const hsts = sample.headers['strict-transport-security']
+  if (BARE.has(variant.server)) {
+    if (hsts !== undefined) problems.push('a Strict-Transport-Security header on bare Fastify')
+  } else {
+    if (hsts === undefined) problems.push('no Strict-Transport-Security')
+    if (sample.headers['x-content-type-options'] !== 'nosniff') problems.push('no X-Content-Type-Options: nosniff')
   }
   if (variant.kind === 'write' && sample.headers['set-cookie'] === undefined) problems.push('no Set-Cookie on a session write')
   if (problems.length > 0) throw new Error(`${variant.name}: the sample request is not what the variant measures: ${problems.join('; ')}`)
+}
+
+/** The security headers of a sample response, in the order they came, for the static-headers copy. */
+function securityHeadersOf (sample: SampleResponse): Array<[string, string]> {
+  const list: Array<[string, string]> = []
+  for (const [name, value] of Object.entries(sample.headers)) {
+    if (TRANSPORT_HEADERS.has(name) || value === undefined) continue
+    list.push([name, Array.isArray(value) ? value.join(', ') : value])
+  }
+  return list
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,17 +426,35 @@ interface Sample {
   rps: number
   p99: number
   cpuPerRequest: number
+  /** The server's CPU time over wall time (1: one core, all the time). */
   busy: number
+  /** The load generator's (this process's) CPU time over wall time. */
+  loadBusy: number
   bytesPerResponse: number
   requests: number
+  others: Interference
 }
 
-async function cpuOf (server: Server): Promise<{ user: number, system: number }> {
-  return server.call<Extract<ServerMessage, { type: 'cpu' }>>({ type: 'cpu', id: nextId++ }, 'cpu')
+interface Machine {
+  cores: number
+  online: number[]
+  pinning: Pinning
+  hz: number
+  loadBefore: number[]
 }
 
-function load (server: Server, seconds: number, connections: number, rate: number | null): Promise<autocannon.Result> {
-  return autocannon({
+async function cpuOf (server: Server): Promise<number> {
+  const usage = await server.call<Extract<ServerMessage, { type: 'cpu' }>>({ type: 'cpu', id: nextId++ }, 'cpu')
+  return usage.user + usage.system
+}
+
+// Loaded when first needed, like the package itself: a mistyped option is then answered at once.
+let autocannonModule: Promise<{ default: typeof autocannon }> | undefined
+
+async function load (server: Server, seconds: number, connections: number, rate: number | null): Promise<autocannon.Result> {
+  autocannonModule ??= import('autocannon')
+  const { default: run } = await autocannonModule
+  return run({
     url: `https://127.0.0.1:${server.port}${PATHS[server.variant.kind]}`,
     connections,
     ...(rate === null ? {} : { overallRate: rate }),
@@ -361,131 +468,117 @@ function load (server: Server, seconds: number, connections: number, rate: numbe
   })
 }
 
-async function measure (server: Server, seconds: number, connections: number, rate: number | null, during?: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Sample> {
+async function measure (server: Server, servers: readonly Server[], machine: Machine, options: Options, during?: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Sample> {
   await during?.before()
-  const before = await cpuOf(server)
+  const pids = servers.map((s) => s.child.pid).filter((pid): pid is number => pid !== undefined)
+  const cpuBefore = await cpuOf(server)
+  const machineBefore: Snapshot = snapshot(pids)
+  const runnerBefore = process.cpuUsage()
   const started = process.hrtime.bigint()
-  const result = await load(server, seconds, connections, rate)
+  const result = await load(server, options.duration, options.connections, options.rate)
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9
-  const after = await cpuOf(server)
+  const runner = process.cpuUsage(runnerBefore)
+  const machineAfter = snapshot(pids)
+  const cpuAfter = await cpuOf(server)
   await during?.after()
   const requests = result.requests.total
   if (result.errors > 0 || result.non2xx > 0 || requests === 0) {
     throw new Error(`${server.variant.name}: ${requests} responses, ${result.non2xx} not 2xx, ${result.errors} errors (${result.timeouts} timeouts); the numbers would mean nothing`)
   }
-  const cpu = (after.user - before.user) + (after.system - before.system)
+  const cpu = cpuAfter - cpuBefore
   return {
-    rps: requests / result.duration,
+    rps: requests / elapsed,
     p99: result.latency.p99,
     cpuPerRequest: cpu / requests,
     busy: cpu / 1e6 / elapsed,
+    loadBusy: (runner.user + runner.system) / 1e6 / elapsed,
     bytesPerResponse: result.throughput.total / requests,
-    requests
+    requests,
+    others: interference(machineBefore, machineAfter, machine.pinning, elapsed, machine.hz)
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Statistics and reporting
+/** The share of a core other processes must stay under for the machine to count as quiet. */
+const QUIET = 0.1
 
-interface Spread { median: number, min: number, max: number }
-
-function spread (values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  const median = sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-  return { median, min: sorted[0] as number, max: sorted[sorted.length - 1] as number }
+/**
+ * Waits, within what is left of the run's budget, while other processes use more than a tenth of a
+ * core in all (measured over half a second, the benchmark's own processes idle meanwhile). A
+ * compiler or a test file on a shared machine runs for seconds to minutes: a window measured
+ * after it has finished is worth the wait.
+ */
+async function waitForQuiet (servers: readonly Server[], machine: Machine, quiet: { budget: number, waited: number }): Promise<void> {
+  if (quiet.waited >= quiet.budget) return
+  const pids = servers.map((s) => s.child.pid).filter((pid): pid is number => pid !== undefined)
+  let announced = false
+  while (quiet.waited < quiet.budget) {
+    const started = Date.now()
+    const others = await othersOver(pids, 500, machine.hz)
+    if (others <= QUIET) break
+    quiet.waited += Date.now() - started
+    if (!announced) log(`waiting for other processes to go quiet (${fmt(others, 2)} of a core in use; ${fmt((quiet.budget - quiet.waited) / 1000, 0)} s of waiting left)`)
+    announced = true
+  }
+  if (announced && quiet.waited >= quiet.budget) log('--wait-quiet: no waiting left; measuring on a busy machine (the report says how busy)')
 }
+
+/** One measured window. */
+interface Measurement {
+  name: string
+  round: number
+  sample: Sample
+}
+
+/** The windows of one round, in order: every variant once, the cyclic order rotated round by round. */
+function schedule (servers: Server[], rounds: number, round: number): Server[] {
+  const bare = servers.find((s) => s.variant.name === 'bare')
+  const control = servers.find((s) => s.variant.name === 'control') ?? null
+  if (bare === undefined) return servers
+  const order = baseOrder(bare, control, servers.filter((s) => s !== bare && s !== control))
+  return rotation(order.length, rounds, round).map((i) => order[i] as Server)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
 
 function fmt (value: number, digits: number): string {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
 
-function show (s: Spread, digits: number, suffix = ''): string {
-  return `${fmt(s.median, digits)}${suffix} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
+function pct (share: number): string {
+  return `${fmt(share * 100, 0)}%`
 }
 
-/** One measured window. Windows of the same `group` ran back to back. */
-interface Measurement {
-  name: string
-  round: number
-  group: number
-  sample: Sample
+/** `1.23× (IQR 1.20–1.26, 1.15–1.31)`. */
+function showRatio (s: Summary): string {
+  return `${fmt(s.median, 2)}× (IQR ${fmt(s.q1, 2)}–${fmt(s.q3, 2)}, range ${fmt(s.min, 2)}–${fmt(s.max, 2)})`
 }
 
-/**
- * The bare Fastify CPU per request a window is divided by: the bare window of its own pair (the
- * one measured just before or just after it), else the median of the round's bare windows.
- * Interference on a shared machine comes in bursts of seconds (a compiler, a test file); two
- * windows a second apart mostly share the same conditions, two windows a minute apart often do
- * not.
- */
-function bareFor (all: Measurement[], m: Measurement): number | null {
-  const partner = all.find((x) => x.name === 'bare' && x.group === m.group && x !== m)
-  if (partner !== undefined) return partner.sample.cpuPerRequest
-  const bare = all.filter((x) => x.name === 'bare' && x.round === m.round).map((x) => x.sample.cpuPerRequest)
-  return bare.length === 0 ? null : spread(bare).median
+function figures (all: Measurement[]): WindowFigure[] {
+  return all.map((m) => ({ variant: m.name, round: m.round, value: m.sample.cpuPerRequest }))
 }
 
-/** Ratios of `name`'s CPU per request to bare Fastify's, one per round. */
-function ratiosToBare (all: Measurement[], name: string): Spread | null {
-  const values = all.filter((m) => m.name === name).map((m) => {
-    const bare = bareFor(all, m)
-    return bare === null ? null : m.sample.cpuPerRequest / bare
-  }).filter((x): x is number => x !== null)
-  return values.length === 0 ? null : spread(values)
+function medianOf (all: Measurement[], name: string, pick: (s: Sample) => number): number {
+  return summarize(all.filter((m) => m.name === name).map((m) => pick(m.sample))).median
 }
 
-/**
- * Ratios of `name`'s CPU per request to `base`'s, one per round: directly when the two ran side by
- * side (quick mode), else each divided first by the bare window of its own pair (full run).
- */
-function ratiosBetween (all: Measurement[], name: string, base: string): Spread | null {
-  const values: number[] = []
-  for (const m of all.filter((x) => x.name === name)) {
-    const b = all.find((x) => x.name === base && x.group === m.group) ?? all.find((x) => x.name === base && x.round === m.round)
-    if (b === undefined) continue
-    const bareM = b.group === m.group ? null : bareFor(all, m)
-    const bareB = b.group === m.group ? null : bareFor(all, b)
-    values.push(bareM !== null && bareB !== null
-      ? (m.sample.cpuPerRequest / bareM) / (b.sample.cpuPerRequest / bareB)
-      : m.sample.cpuPerRequest / b.sample.cpuPerRequest)
+function verdictOf (options: Options, all: Measurement[], variants: Variant[]): CheckVerdict {
+  const windows = figures(all)
+  const ratios: Record<string, number[]> = { control: roundRatios(windows, 'control', 'bare') }
+  for (const { variant } of TARGETS) ratios[variant] = roundRatios(windows, variant, 'bare')
+  const busy: Record<string, number> = {}
+  const rps: Record<string, number> = {}
+  for (const { name } of variants) {
+    busy[name] = medianOf(all, name, (s) => s.busy)
+    rps[name] = medianOf(all, name, (s) => s.rps)
   }
-  return values.length === 0 ? null : spread(values)
-}
-
-/**
- * The windows of one round, in groups measured back to back. Full run: each variant paired with a
- * bare Fastify window (bare A, B bare, bare C, ...: the pair's order alternates, and the variants'
- * order is reversed every other round). Quick run: each kind's suite and hand-wired windows side by
- * side (A B, then B A in the next round); bare Fastify, when asked for, alone at the start.
- */
-function schedule (mode: Options['mode'], servers: Server[], round: number): Server[][] {
-  const bare = servers.find((s) => s.variant.name === 'bare')
-  const others = servers.filter((s) => s !== bare)
-  const flip = round % 2 === 1
-  if (mode === 'quick') {
-    const groups: Server[][] = bare === undefined ? [] : [[bare]]
-    const paired: Server[] = []
-    for (const kind of ['anonymous', 'read', 'write'] as const) {
-      const pair = others.filter((s) => s.variant.kind === kind)
-      paired.push(...pair)
-      if (pair.length > 0) groups.push(flip ? pair.reverse() : pair)
-    }
-    for (const rest of others.filter((s) => !paired.includes(s))) groups.push([rest])
-    return groups
-  }
-  const ordered = flip ? [...others].reverse() : others
-  if (bare === undefined) return ordered.map((s) => [s])
-  if (ordered.length === 0) return [[bare]]
-  return ordered.map((s, i) => (i % 2 === 0) !== flip ? [bare, s] : [s, bare])
+  const loadInterference = summarize(all.map((m) => m.sample.others.loadCores)).median
+  return checkVerdict({ ratios, busy, rps, loadInterference, rate: options.rate }, options.rules)
 }
 
 function packageVersion (name: string): string {
-  for (const base of [ROOT, join(ROOT, 'node_modules')]) {
-    const file = name === 'fastify-secure-https' ? join(ROOT, 'package.json') : join(base, name, 'package.json')
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
-  }
-  return '?'
+  const file = name === 'fastify-secure-https' ? join(ROOT, 'package.json') : join(ROOT, 'node_modules', name, 'package.json')
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : '?'
 }
 
 function git (...args: string[]): string {
@@ -496,60 +589,139 @@ function git (...args: string[]): string {
   }
 }
 
-function environmentLines (options: Options, machine: Machine, loadAfter: number[], servers: Server[]): string[] {
-  const { pinning, loadBefore } = machine
-  const cpus = os.cpus()
+function codeMeasured (): string {
   const commit = git('rev-parse', '--short', 'HEAD')
-  const sessionCommit = git('log', '-1', '--format=%h %s', '--', 'plugins/secure-session.ts')
-  const dirty = git('status', '--porcelain', '--', 'index.ts', 'plugins', 'schemas', 'tls', 'server-options.ts')
+  const dirty = git('status', '--porcelain', '--', 'index.ts', 'plugins', 'schemas', 'tls', 'sessions', 'server-options.ts')
+  return `${commit === '' ? 'unknown' : commit}${dirty === '' ? '' : ' + uncommitted changes'}`
+}
+
+function environmentLines (options: Options, machine: Machine, servers: Server[]): string[] {
+  const cpus = os.cpus()
+  const dirty = git('status', '--porcelain', '--', 'index.ts', 'plugins', 'schemas', 'tls', 'sessions', 'server-options.ts')
+  const subject = git('log', '-1', '--format=%s')
   const packages = ['fastify-secure-https', 'fastify', '@fastify/helmet', '@fastify/secure-session', '@fastify/cookie', 'sodium-native', 'helmet', 'express', 'express-session', 'autocannon']
-  const tlsOf = (server: ServerName): string => {
-    const found = servers.find((s) => s.variant.server === server)
-    return found === undefined ? '' : `${server} ${found.sample.protocol} ${found.sample.cipher}`
-  }
+  const tlsOf = [...new Set(servers.map((s) => s.variant.server))].map((name) => {
+    const found = servers.find((s) => s.variant.server === name) as Server
+    return `${name} ${found.sample.protocol} ${found.sample.cipher}`
+  })
   return [
-    `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
-    `- Node ${process.version}; ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
-    `- Code measured: commit ${commit === '' ? 'unknown' : commit}${dirty === '' ? ' (sources clean)' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}; plugins/secure-session.ts as of ${sessionCommit === '' ? 'unknown' : sessionCommit}.`,
-    `- Method: ${options.rounds} rounds, ${options.duration} s per variant per round after ${options.warmup} s of warm-up each; ${options.mode === 'quick' ? 'suite and hand-wired windows side by side, their order swapped every other round' : 'each variant\'s window paired with a bare Fastify window measured just before or after it (bare A, B bare, bare C, ...), the order reversed every other round'}; autocannon ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'as many requests as the server answers' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${[...new Set(servers.map((s) => s.variant.server))].map(tlsOf).join('; ')}); ${pinning.note}.`,
-    '- Server CPU µs/request = (user + system CPU of the server process over the window, all its threads) / responses. "× bare" is the median (min–max) over rounds of the ratio to the bare Fastify window of the same pair. "Core busy" is that CPU time over wall time: below 100% the load generator, not the server, was the limit.'
+    `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; Node ${process.version}.`,
+    `- Packages: ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
+    `- Code measured: commit ${codeMeasured().replace(' + uncommitted changes', '')}${subject === '' ? '' : ` (${subject})`}${dirty === '' ? ', sources clean' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}.`,
+    `- Method: ${options.rounds} rounds; in each, every variant measured once for ${options.duration} s, in one cyclic order started at a different variant each round (bare first, the control half a round from it); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
+    '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
   ]
 }
 
-function resultsTable (variants: Variant[], all: Measurement[], servers: Server[]): string[] {
+function machineLines (options: Options, machine: Machine, all: Measurement[], loadAfter: number[], waited: number): string[] {
+  const others = (pick: (i: Interference) => number): Summary => summarize(all.map((m) => pick(m.sample.others)))
+  const server = others((i) => i.serverCores)
+  const loadCores = others((i) => i.loadCores)
+  const total = others((i) => i.total)
+  const steal = others((i) => i.steal)
+  const irq = others((i) => i.irq)
+  const idle = options.rate === null
+    ? all.filter((m) => m.sample.busy < options.rules.minBusy).length
+    : all.filter((m) => m.sample.rps < (options.rate as number) * options.rules.minRateHeld).length
+  const starved = all.filter((m) => m.sample.others.loadCores > options.rules.maxLoadInterference).length
+  const pinned = machine.pinning.server !== null
+  return [
+    `- Load average (1, 5, 15 min): ${machine.loadBefore.map((n) => n.toFixed(2)).join(' ')} before the run, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
+    pinned
+      ? `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner): on the servers' core ${pct(server.median)} median (max ${pct(server.max)}), on the load generator's core ${pct(loadCores.median)} median (max ${pct(loadCores.max)}); ${fmt(total.median, 2)} of a core in all, median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq (mostly the benchmark's own loopback traffic) ${fmt(irq.median, 2)}.`
+      : `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner; not pinned, so not split by core): ${fmt(total.median, 2)} of a core median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq ${fmt(irq.median, 2)}.`,
+    ...(options.waitQuiet > 0 ? [`- Waited ${fmt(waited / 1000, 0)} s in all before windows for other processes to go quiet (--wait-quiet ${options.waitQuiet}).`] : []),
+    `- Windows ${options.rate === null ? `with the server below ${pct(options.rules.minBusy)} busy` : `below ${pct(options.rules.minRateHeld)} of the rate asked`}: ${idle} of ${all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${all.length}.`
+  ]
+}
+
+function resultsTable (options: Options, variants: Variant[], all: Measurement[], servers: Server[]): string[] {
+  const windows = figures(all)
   const lines = [
-    '| variant | req/s | p99 ms | server CPU µs/req | × bare (target) | core busy | bytes/resp | Set-Cookie |',
-    '|---|---|---|---|---|---|---|---|'
+    '| variant | server CPU µs/req | × bare: median | IQR | range | target | core busy | load gen | req/s | p99 ms | bytes/resp | Set-Cookie |',
+    '|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|'
   ]
   for (const variant of variants) {
     const list = all.filter((m) => m.name === variant.name).map((m) => m.sample)
     if (list.length === 0) continue
-    const ratio = variant.name === 'bare' ? null : ratiosToBare(all, variant.name)
-    const target = TARGETS[variant.name]
-    let ratioText = variant.name === 'bare' ? '1' : ratio === null ? 'n/a' : show(ratio, 2, '×')
-    if (target !== undefined && ratio !== null) ratioText += ` (≤ ${target}: ${ratio.median <= target ? 'met' : '**not met**'})`
+    const ratios = variant.name === 'bare' ? [] : roundRatios(windows, variant.name, 'bare')
+    const ratio = ratios.length === 0 ? null : summarize(ratios)
+    const target = TARGETS.find((t) => t.variant === variant.name)
+    const median = (pick: (s: Sample) => number): number => summarize(list.map(pick)).median
+    const busy = summarize(list.map((s) => s.busy))
     const server = servers.find((s) => s.variant.name === variant.name)
-    const setCookie = server?.sample.headers['set-cookie'] === undefined ? 'no' : 'yes'
-    lines.push(`| ${variant.name} | ${show(spread(list.map((s) => s.rps)), 0)} | ${show(spread(list.map((s) => s.p99)), 0)} | ` +
-      `${show(spread(list.map((s) => s.cpuPerRequest)), 1)} | ${ratioText} | ${fmt(spread(list.map((s) => s.busy * 100)).median, 0)}% | ` +
-      `${fmt(spread(list.map((s) => s.bytesPerResponse)).median, 0)} | ${setCookie} |`)
+    const cells = variant.name === 'bare'
+      ? ['1', '', '']
+      : ratio === null ? ['n/a', '', ''] : [`${fmt(ratio.median, 2)}×`, `${fmt(ratio.q1, 2)}–${fmt(ratio.q3, 2)}`, `${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}`]
+    const targetCell = variant.name === 'control'
+      ? `noise floor (1 ± ${options.rules.controlTolerance})`
+      : target === undefined
+        ? ''
+        : ratio === null || options.rate !== null ? `≤ ${target.limit}${options.rate === null ? '' : ' (judged flat out)'}` : `≤ ${target.limit}: ${ratio.median <= target.limit ? 'PASS' : '**FAIL**'}`
+    lines.push(`| ${variant.name} | ${fmt(median((s) => s.cpuPerRequest), 1)} | ${cells.join(' | ')} | ${targetCell} | ` +
+      `${pct(busy.median)} (min ${pct(busy.min)}) | ${pct(median((s) => s.loadBusy))} | ${fmt(median((s) => s.rps), 0)} | ${fmt(median((s) => s.p99), 0)} | ` +
+      `${fmt(median((s) => s.bytesPerResponse), 0)} | ${server?.sample.headers['set-cookie'] === undefined ? 'no' : 'yes'} |`)
   }
   return lines
 }
 
 function comparisonLines (all: Measurement[]): string[] {
+  const windows = figures(all)
   const lines: string[] = []
-  const headers = ratiosBetween(all, 'suite-headers', 'helmet')
-  if (headers !== null) lines.push(`- headers: the suite without its session costs ${show(headers, 2, '×')} the server CPU per request of @fastify/helmet alone.`)
+  const line = (name: string, base: string, text: (ratio: string) => string): void => {
+    const ratios = roundRatios(windows, name, base)
+    if (ratios.length > 0) lines.push(`- ${text(showRatio(summarize(ratios)))}`)
+  }
+  line('static-headers', 'bare', (r) => `headers: sending the suite's header set from a constant costs ${r} bare Fastify (the floor for suite-headers).`)
+  line('suite-headers', 'static-headers', (r) => `headers: the suite without its session costs ${r} that floor.`)
+  line('suite-headers', 'helmet', (r) => `headers: the suite without its session costs ${r} @fastify/helmet alone.`)
   for (const kind of ['anonymous', 'read', 'write'] as const) {
-    const ratio = ratiosBetween(all, `suite-${kind}`, `hand-${kind}`)
-    if (ratio !== null) lines.push(`- ${kind}: the suite costs ${show(ratio, 2, '×')} the server CPU per request of @fastify/helmet + @fastify/secure-session wired by hand.`)
+    line(`suite-${kind}`, `hand-${kind}`, (r) => `${kind}: the suite costs ${r} @fastify/helmet + @fastify/secure-session wired by hand.`)
   }
   for (const kind of ['anonymous', 'read', 'write'] as const) {
-    const ratio = ratiosBetween(all, `express-${kind}`, `suite-${kind}`)
-    if (ratio !== null) lines.push(`- ${kind}: Express + helmet + express-session costs ${show(ratio, 2, '×')} the suite's server CPU per request.`)
+    line(`express-${kind}`, `suite-${kind}`, (r) => `${kind}: Express + helmet + express-session costs ${r} the suite.`)
   }
   return lines
+}
+
+function verdictLines (options: Options, verdict: CheckVerdict, all: Measurement[], variants: Variant[]): string[] {
+  const lines: string[] = []
+  const control = verdict.control
+  if (control !== null) {
+    const ok = Math.abs(control.median - 1) <= options.rules.controlTolerance
+    lines.push(`control (bare again)     ${showRatio(control)}   ${ok ? 'within' : 'OUTSIDE'} 1 ± ${options.rules.controlTolerance}`)
+  }
+  for (const target of verdict.targets) {
+    const name = `${target.request} ≤ ${target.limit}×`.padEnd(24)
+    if (target.ratio === null) {
+      lines.push(`${name} not measured`)
+      continue
+    }
+    lines.push(options.rate !== null
+      ? `${name} ${showRatio(target.ratio)}`
+      : `${name} ${showRatio(target.ratio)}   ${target.pass ? 'PASS' : 'FAIL'}${target.marginal ? ' (the target lies inside the IQR: marginal)' : ''}`)
+  }
+  if (options.rate !== null) lines.push('targets                  judged flat out only: at a fixed rate the ratios are for comparison')
+  const measured = variants.filter((v) => all.some((m) => m.name === v.name))
+  lines.push(options.rate === null
+    ? `core busy (median)       ${measured.map((v) => `${v.name} ${pct(medianOf(all, v.name, (s) => s.busy))}`).join(', ')}; saturated from ${pct(options.rules.minBusy)}`
+    : `req/s (median)           ${measured.map((v) => `${v.name} ${fmt(medianOf(all, v.name, (s) => s.rps), 0)}`).join(', ')}; asked ${options.rate}`)
+  lines.push(`load generator           other processes took ${pct(summarize(all.map((m) => m.sample.others.loadCores)).median)} of its core (median over windows; starved above ${pct(options.rules.maxLoadInterference)})`)
+  if (verdict.trustworthy && options.rate !== null) {
+    lines.push('verdict                  trustworthy run at a fixed rate (no PASS/FAIL)')
+  } else if (verdict.trustworthy) {
+    const missed = verdict.targets.filter((t) => !t.pass).length
+    lines.push(`verdict                  trustworthy run; ${missed === 0 ? 'every target holds' : `${missed} of ${verdict.targets.length} targets missed`} (exit ${verdict.exitCode})`)
+  } else {
+    lines.push(`verdict                  NOT TRUSTWORTHY (exit 2): ${verdict.problems.join('; ')}`)
+  }
+  return lines
+}
+
+/** A row for the "before and after, per change" table of docs/benchmarks.md. */
+function changeRow (verdict: CheckVerdict): string {
+  const cell = (s: Summary | null): string => s === null ? 'n/a' : `${fmt(s.median, 2)}× (${fmt(s.q1, 2)}–${fmt(s.q3, 2)})`
+  return `| ${new Date().toISOString().slice(0, 10)} | ${codeMeasured()} | (the change) | ${verdict.targets.map((t) => cell(t.ratio)).join(' | ')} | ${cell(verdict.control)} | ${verdict.trustworthy ? 'yes' : 'no'} |`
 }
 
 const START = '<!-- bench:results:start -->'
@@ -557,18 +729,13 @@ const END = '<!-- bench:results:end -->'
 const PROFILE_START = '<!-- bench:profile:start -->'
 const PROFILE_END = '<!-- bench:profile:end -->'
 
-/** Replaces the block between the markers, or adds it before `## TLS handshakes` (or at the end). */
+/** Replaces the block between the markers, or adds it at the end. */
 function writeBlock (file: string, start: string, end: string, lines: string[]): void {
   const block = `${start}\n${lines.join('\n')}\n${end}`
   let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
   const a = text.indexOf(start)
   const b = text.indexOf(end)
-  if (a !== -1 && b > a) {
-    text = text.slice(0, a) + block + text.slice(b + end.length)
-  } else {
-    const tls = text.indexOf('\n## TLS handshakes')
-    text = tls === -1 ? `${text.trimEnd()}\n\n${block}\n` : `${text.slice(0, tls).trimEnd()}\n\n${block}\n${text.slice(tls)}`
-  }
+  text = a !== -1 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text.trimEnd()}\n\n${block}\n`
   mkdirSync(join(file, '..'), { recursive: true })
   writeFileSync(file, text)
 }
@@ -576,18 +743,12 @@ function writeBlock (file: string, start: string, end: string, lines: string[]):
 // ---------------------------------------------------------------------------------------------
 // Main
 
-interface Machine {
-  cores: number
-  pinning: Pinning
-  loadBefore: number[]
-}
-
-async function main (): Promise<void> {
-  const options = parseOptions()
+async function main (options: Options): Promise<number> {
   const began = Date.now()
-  const cores = os.availableParallelism()
-  const machine: Machine = { cores, pinning: pinCores(cores), loadBefore: os.loadavg() }
-  const pinning = machine.pinning
+  const online = onlineCpus()
+  const pinning = choosePinning(options.pinning, online, tasksetAvailable())
+  const machine: Machine = { cores: os.availableParallelism(), online, pinning, hz: clockTicks(), loadBefore: os.loadavg() }
+  if (pinning.load !== null) pin(process.pid, pinning.load)
   const dir = mkdtempSync(join(os.tmpdir(), 'fastify-secure-https-bench-'))
   const servers: Server[] = []
   const cleanup = async (): Promise<void> => {
@@ -596,23 +757,40 @@ async function main (): Promise<void> {
   }
   process.once('SIGINT', () => { cleanup().finally(() => process.exit(130)) })
   try {
-    // One certificate for every variant, made by the suite's generator and stored where the suite's
-    // self-signed source looks for its cache, so that all variants pay the same handshake.
+    // One certificate for every variant, made by the suite's generator, in a folder that holds
+    // nothing else: the suite's files source watches the certificate's folder.
+    const { generateSelfSigned } = await import('fastify-secure-https')
     const pair = await generateSelfSigned([HOST])
-    mkdirSync(join(dir, 'self-signed'), { mode: 0o700 })
-    const keyFile = join(dir, 'self-signed', 'key.pem')
-    const certFile = join(dir, 'self-signed', 'cert.pem')
+    const certDir = join(dir, 'certs')
+    const tlsDir = join(dir, 'tls')
+    mkdirSync(certDir, { mode: 0o700 })
+    mkdirSync(tlsDir, { mode: 0o700 })
+    const keyFile = join(certDir, 'key.pem')
+    const certFile = join(certDir, 'cert.pem')
     writeFileSync(keyFile, pair.key, { mode: 0o600 })
     writeFileSync(certFile, pair.cert)
-    const context: Context = { dir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning }
+    mkdirSync(join(tlsDir, 'self-signed'), { mode: 0o700 })
+    writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
+    writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
+    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning, startTimeout: options.startTimeout }
 
     log(`${options.mode} run: ${options.variants.map((v) => v.name).join(', ')}; ${pinning.note}`)
-    const starting = options.variants.map((variant) => startServer(variant, context))
-    const results = await Promise.allSettled(starting)
+    const results = await Promise.allSettled(options.variants.map((variant) => startServer(variant, context)))
     for (const result of results) if (result.status === 'fulfilled') servers.push(result.value)
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failure !== undefined) throw failure.reason
-    for (const server of servers) await prime(server, pair.cert)
+    const staticHeaders = servers.find((s) => s.variant.name === 'static-headers')
+    for (const server of servers) {
+      if (server === staticHeaders) continue
+      await prime(server, pair.cert)
+    }
+    if (staticHeaders !== undefined) {
+      const suite = servers.find((s) => s.variant.name === 'suite-headers') as Server
+      await staticHeaders.call({ type: 'headers', id: nextId++, headers: securityHeadersOf(suite.sample) }, 'done')
+      await prime(staticHeaders, pair.cert)
+      const copied = JSON.stringify(securityHeadersOf(staticHeaders.sample))
+      if (copied !== JSON.stringify(securityHeadersOf(suite.sample))) throw new Error(`static-headers: sends ${copied}, not the suite's header set`)
+    }
     if (options.warmup > 0) {
       log(`servers up in ${((Date.now() - began) / 1000).toFixed(1)} s; warm-up: ${options.warmup} s per variant`)
       for (const server of servers) await load(server, options.warmup, options.connections, options.rate)
@@ -620,63 +798,72 @@ async function main (): Promise<void> {
 
     if (options.mode === 'profile') {
       await profileRun(options, servers, machine)
-      return
+      return 0
     }
 
     const all: Measurement[] = []
-    let group = 0
     const measuring = Date.now()
+    const quiet = { budget: options.waitQuiet * 1000, waited: 0 }
     for (let round = 0; round < options.rounds; round++) {
-      for (const windows of schedule(options.mode, servers, round)) {
-        for (const server of windows) {
-          const sample = await measure(server, options.duration, options.connections, options.rate)
-          all.push({ name: server.variant.name, round, group, sample })
-          log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  p99 ${fmt(sample.p99, 0).padStart(3)} ms  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  busy ${fmt(sample.busy * 100, 0)}%`)
-        }
-        group++
+      for (const server of schedule(servers, options.rounds, round)) {
+        await waitForQuiet(servers, machine, quiet)
+        const sample = await measure(server, servers, machine, options)
+        all.push({ name: server.variant.name, round, sample })
+        log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.rps, 0).padStart(7)} req/s  ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req  ` +
+          `busy ${pct(sample.busy).padStart(4)}  load gen ${pct(sample.loadBusy).padStart(4)}  others: server core ${pct(sample.others.serverCores)}, load core ${pct(sample.others.loadCores)}`)
       }
     }
-
     log(`${all.length} windows in ${((Date.now() - measuring) / 1000).toFixed(0)} s (${(all.length * options.duration).toFixed(0)} s of load)`)
+
     const variants = servers.map((s) => s.variant)
+    const verdict = verdictOf(options, all, variants)
+    const title = { full: 'Run', check: 'Check', quick: 'Quick run', profile: 'Profile' }[options.mode]
     const lines = [
-      `### ${options.mode === 'quick' ? 'Quick run' : 'Run'} of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${Math.round((Date.now() - began) / 1000)} s)`,
+      `### ${title} of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (${Math.round((Date.now() - began) / 1000)} s)`,
       '',
-      ...environmentLines(options, machine, os.loadavg(), servers),
+      ...environmentLines(options, machine, servers),
       '',
-      ...resultsTable(variants, all, servers),
+      ...machineLines(options, machine, all, os.loadavg(), quiet.waited),
       '',
-      ...comparisonLines(all)
+      ...resultsTable(options, variants, all, servers),
+      '',
+      ...comparisonLines(all),
+      '',
+      '```text',
+      ...verdictLines(options, verdict, all, variants),
+      '```'
     ]
-    process.stdout.write(`\n${lines.join('\n')}\n`)
+    process.stdout.write(`\n${lines.join('\n')}\n\nRow for the "before and after, per change" table of docs/benchmarks.md:\n${changeRow(verdict)}\n`)
     if (options.out !== null) {
       writeBlock(options.out, START, END, lines)
       log(`written to ${options.out}`)
     }
+    return options.mode === 'check' ? verdict.exitCode : 0
   } finally {
     await cleanup()
   }
 }
 
 async function profileRun (options: Options, servers: Server[], machine: Machine): Promise<void> {
+  const { analyseProfile, profileMarkdown } = await import('./profile.js')
   const folder = join(os.tmpdir(), `fastify-secure-https-profiles-${Date.now()}`)
   mkdirSync(folder, { recursive: true })
   const reports: ProfileReport[] = []
   for (const server of servers) {
     const file = join(folder, `${server.variant.name}.cpuprofile`)
-    const sample = await measure(server, options.duration, options.connections, options.rate, {
+    const sample = await measure(server, servers, machine, options, {
       before: async () => { await server.call({ type: 'profile-start', id: nextId++, interval: 100 }, 'done') },
       after: async () => { await server.call({ type: 'profile-stop', id: nextId++, file }, 'done', 60_000) }
     })
     const report = analyseProfile(JSON.parse(readFileSync(file, 'utf8')), server.variant.name, sample.requests, sample.cpuPerRequest, ROOT)
     reports.push(report)
-    log(`profiled ${server.variant.name}: ${fmt(sample.cpuPerRequest, 1)} µs/req (process), ${fmt(report.sampledPerRequest, 1)} µs/req sampled on the main thread; ${file}`)
+    log(`profiled ${server.variant.name}: ${fmt(sample.cpuPerRequest, 1)} µs/req (process), ${fmt(report.sampledPerRequest, 1)} µs/req sampled on the main thread, busy ${pct(sample.busy)}; ${file}`)
   }
   const lines = [
     `### Profile of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    ...environmentLines(options, machine, os.loadavg(), servers),
-    `- V8 CPU profiler (the one behind \`node --cpu-prof\`), 100 µs sampling, started and stopped through the inspector around the measured window only. Profiles: ${folder} (open in Chrome DevTools, Performance tab).`,
+    ...environmentLines(options, machine, servers).filter((line) => !line.startsWith('- Method')),
+    `- Method: one ${options.duration} s window per variant after ${options.warmup} s of warm-up, ${options.connections} keep-alive connections, flat out; ${machine.pinning.note}. V8 CPU profiler (the one behind \`node --cpu-prof\`), 100 µs sampling, started and stopped through the inspector around the measured window only. Profiles: ${folder} (open in Chrome DevTools, Performance tab).`,
     '',
     ...profileMarkdown(reports)
   ]
@@ -691,7 +878,13 @@ function log (message: string): void {
   process.stderr.write(`[bench] ${message}\n`)
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`[bench] failed: ${error instanceof Error ? error.message : String(error)}\n`)
-  process.exitCode = 1
-})
+let parsed: Options | undefined
+try {
+  parsed = parseOptions(process.argv.slice(2))
+  process.exitCode = await main(parsed)
+} catch (error: unknown) {
+  const usage = error instanceof UsageError || (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+  process.stderr.write(`[bench] ${usage ? '' : 'failed: '}${error instanceof Error ? error.message : String(error)}\n`)
+  // In --check, 1 means a target was missed: a run that could not be made gives no verdict.
+  process.exitCode = parsed?.mode === 'check' || process.argv.includes('--check') ? 2 : 1
+}

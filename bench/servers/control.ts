@@ -5,7 +5,8 @@
  * route or a hook.
  *
  * Messages from the runner: `cpu` (reply with process.cpuUsage()), `profile-start` and
- * `profile-stop` (V8 CPU profile of exactly the measured window, written to a file), `exit`.
+ * `profile-stop` (V8 CPU profile of exactly the measured window, written to a file), `headers`
+ * (the header list the static-headers variant sends), `exit`.
  * @internal
  */
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -17,7 +18,10 @@ export interface BenchEnvironment {
   /** PEM key and certificate made by the suite's generator, shared by all variants. */
   key: string
   cert: string
-  /** TLS_DIR holding the same pair in the suite's self-signed cache layout. */
+  /**
+   * A TLS_DIR of its own, holding the same pair in the layout of the suite's self-signed cache
+   * (`self-signed/key.pem`, `self-signed/cert.pem`), for a variant run in TLS_MODE=self-signed.
+   */
   tlsDir: string
   /** A base64 32-byte session key. */
   sessionKey: string
@@ -47,6 +51,7 @@ export type ControlMessage =
   | { type: 'cpu', id: number }
   | { type: 'profile-start', id: number, interval: number }
   | { type: 'profile-stop', id: number, file: string }
+  | { type: 'headers', id: number, headers: Array<[string, string]> }
   | { type: 'exit' }
 
 /** A message to the runner. @internal */
@@ -54,18 +59,22 @@ export type ServerMessage =
   | { type: 'ready', port: number, redirectPort: number | null }
   | { type: 'cpu', id: number, user: number, system: number, rss: number }
   | { type: 'done', id: number }
+  | { type: 'refused', id: number, message: string }
   | { type: 'failed', message: string }
 
 function send (message: ServerMessage): void {
   process.send?.(message)
 }
 
+/** Receives the `headers` message; only the static-headers variant has one. @internal */
+export type HeadersHandler = (headers: Array<[string, string]>) => void
+
 /**
  * Announces the listening server to the runner and answers its control messages until told to exit.
  * `close` stops the server; the process then exits.
  * @internal
  */
-export function controlled (port: number, redirectPort: number | null, close: () => Promise<unknown>): void {
+export function controlled (port: number, redirectPort: number | null, close: () => Promise<unknown>, onHeaders?: HeadersHandler): void {
   if (process.send === undefined) throw new Error('benchmark servers are started by bench/run.ts (npm run bench), which talks to them over IPC')
   let profiler: Session | undefined
   process.on('message', (message: ControlMessage) => {
@@ -95,6 +104,14 @@ export function controlled (port: number, redirectPort: number | null, close: ()
         }, failed)
         break
       }
+      case 'headers':
+        if (onHeaders === undefined) {
+          send({ type: 'refused', id: message.id, message: 'this variant takes no header list' })
+        } else {
+          onHeaders(message.headers)
+          send({ type: 'done', id: message.id })
+        }
+        break
       case 'exit':
         close().finally(() => process.exit(0))
         break
@@ -116,12 +133,12 @@ export function failed (error: unknown): never {
  * the failure. `redirectPort` names the suite's HTTP listener, for the variants that have one.
  * @internal
  */
-export async function serveFastify (build: (env: BenchEnvironment) => Promise<FastifyInstance>, redirectPort: (app: FastifyInstance) => number | null = () => null): Promise<void> {
+export async function serveFastify (build: (env: BenchEnvironment) => Promise<FastifyInstance>, redirectPort: (app: FastifyInstance) => number | null = () => null, onHeaders?: HeadersHandler): Promise<void> {
   try {
     const app = await build(benchEnvironment())
     await app.listen({ host: '127.0.0.1', port: 0 })
     const address = app.server.address()
-    controlled(typeof address === 'object' && address !== null ? address.port : 0, redirectPort(app), () => app.close())
+    controlled(typeof address === 'object' && address !== null ? address.port : 0, redirectPort(app), () => app.close(), onHeaders)
   } catch (error) {
     failed(error)
   }

@@ -1,29 +1,21 @@
 /**
- * The suite as a user would run it, for the suite and suite-headers variants: `serverOptions` +
- * `secureHttps` with a self-signed certificate (the runner's pair, already in the TLS_DIR cache), the
- * HTTP redirect listener on a free port, HSTS for a real host name (so the header is sent: it is
- * skipped only for localhost), the security headers and the production error handler; the session
- * with a configured key when `session` is true.
+ * The suite as a user runs it in production, for the suite and suite-headers variants: the
+ * configuration read from the environment by `loadConfig(process.env)` (NODE_ENV=production,
+ * TLS_MODE=files with the runner's certificate in a folder of its own, SESSION_KEYS, ALLOWED_HOSTS,
+ * the HTTP redirect listener on a free port; HSTS, the security headers and the error handler at
+ * their production defaults), then `serverOptions` + `secureHttps`. Without `session`, the same
+ * configuration with `secureSession: false`, as an app that keeps no session would pass it.
  * @internal
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import secureHttps, { resolveConfig, serverOptions } from 'fastify-secure-https'
+import secureHttps, { loadConfig, serverOptions } from 'fastify-secure-https'
 import { serveFastify } from './control.js'
 
 /** Starts the suite variant; `routes` adds its routes. @internal */
 export async function serveSuite (session: boolean, routes: (app: FastifyInstance) => void): Promise<void> {
-  await serveFastify(async (env) => {
-    const config = resolveConfig({
-      host: '127.0.0.1',
-      port: 0,
-      allowedHosts: [env.host],
-      tls: { mode: 'self-signed', dir: env.tlsDir },
-      httpsRedirect: { port: 0 },
-      hsts: { maxAge: 31536000, includeSubDomains: true },
-      securityHeaders: {},
-      secureSession: session ? { keys: [env.sessionKey] } : false,
-      errorHandler: true
-    })
+  await serveFastify(async () => {
+    const loaded = loadConfig(process.env)
+    const config = session ? loaded : { ...loaded, secureSession: false as const }
     const app = Fastify({ logger: false, ...(await serverOptions(config)) }) as unknown as FastifyInstance
     await app.register(secureHttps, config)
     routes(app)

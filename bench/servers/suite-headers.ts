@@ -1,7 +1,8 @@
 /**
- * The suite without its session: TLS, the redirect listener, proxy trust, HSTS, the security
- * headers and the production error handler. Against bare Fastify it gives the cost of the headers
- * (and the hooks deciding them) alone.
+ * The suite without its session, as a user runs it in production (see suite-app.ts): TLS from
+ * certificate files, the redirect listener, proxy trust, HSTS, the security headers and the
+ * production error handler. Against bare Fastify it gives the cost of the headers (and the hooks
+ * deciding them) alone.
  */
 import { serveSuite } from './suite-app.js'
 

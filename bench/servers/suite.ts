@@ -1,9 +1,7 @@
 /**
- * The suite with everything on, as a user would run it: `serverOptions` + `secureHttps` with a
- * self-signed certificate (the runner's pair, already in the TLS_DIR cache), the HTTP redirect
- * listener on a free port, HSTS for a real host name (so the header is sent: it is skipped only for
- * localhost), the security headers, the session with a configured key, and the production error
- * handler.
+ * The suite with everything on, as a user runs it in production (see suite-app.ts): TLS from
+ * certificate files, the HTTP redirect listener, proxy trust, HSTS, the security headers, the
+ * session with a configured key and the production error handler.
  */
 import { serveSuite } from './suite-app.js'
 import { sessionRoutes } from './routes.js'
