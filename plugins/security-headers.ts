@@ -166,7 +166,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     if (declared !== undefined && !(responseKinds as readonly unknown[]).includes(declared)) {
       issues.push({ path: 'config.securityHeaders', message: `must be ${responseKinds.join(', ')} (got ${JSON.stringify(declared)})` })
     }
-    const option = shorthand ?? routeConfig?.helmet
+    const option = shorthand !== undefined ? shorthand : routeConfig?.helmet
     let routeOptions = null
     if (option !== undefined && option !== false) {
       const parsed = securityHeadersRouteSchema.safeParse(option)

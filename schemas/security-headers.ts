@@ -337,8 +337,13 @@ const headerFields = {
 
 type HeaderInput = z.output<z.ZodObject<typeof headerFields>>
 
-/** Refuses an option given under both of its names, as helmet does, naming both. */
+/**
+ * Refuses an option given under both of its names, as helmet does, naming both. Runs even when
+ * other options are invalid (`when`), so that one run reports every problem; it only looks at
+ * which names are present.
+ */
 function checkAliases (value: HeaderInput, ctx: z.RefinementCtx): void {
+  if (!isObject(value)) return
   for (const [name, alias, header] of ALIASES) {
     if (value[name] !== undefined && value[alias] !== undefined) {
       ctx.addIssue({ code: 'custom', path: [alias], message: `${header} is set twice, as ${name} and as ${alias} (its older name); keep one` })
@@ -375,7 +380,7 @@ function modernNames (value: HeaderInput) {
  */
 export const securityHeadersRouteSchema = z.strictObject(headerFields, {
   error: 'a route\'s helmet option must be false or an options object such as { frameguard: false }'
-}).superRefine(checkAliases).transform(modernNames)
+}).superRefine(checkAliases, { when: () => true }).transform(modernNames)
 
 /** What a route's `helmet` option takes. */
 export type SecurityHeadersRouteOptions = z.input<typeof securityHeadersRouteSchema>
@@ -399,7 +404,7 @@ export const securityHeadersSchema = z.strictObject({
    * where it would send a browser to an https:// that does not answer.
    */
   upgradeInsecureRequests: bool('upgradeInsecureRequests').optional()
-}).superRefine(checkAliases).transform((value) => {
+}).superRefine(checkAliases, { when: () => true }).transform((value) => {
   const named = modernNames(value)
   return {
     contentSecurityPolicy: named.contentSecurityPolicy ?? { useDefaults: true, directives: {}, reportOnly: false },
