@@ -46,7 +46,7 @@ export interface Plan {
   /** The short set for API answers (OWASP REST Security Cheat Sheet). */
   readonly api: HeaderList
   /** With nonces: the CSP header, its value split where the script and the style nonce go, and its value without them. */
-  readonly csp: { readonly name: string, readonly parts: readonly [string, string, string], readonly withoutNonces: string } | null
+  readonly csp: { readonly name: string, readonly parts: readonly [string, string, string], readonly scriptFirst: boolean, readonly withoutNonces: string } | null
   /** helmet's middleware, run per request on the raw response, when a directive is a function. */
   readonly dynamic: Middleware | null
   /** Route `hsts: false`: take the hsts plugin's header off this route's answers. */
@@ -198,13 +198,15 @@ export function compilePlan (options: HeaderOptions, kind: ResponseKind, skip: b
   const recorded = recordHeaders(helmet(helmetOptionsOf(options, { script: SCRIPT_PLACEHOLDER, style: STYLE_PLACEHOLDER })))
   const cspEntry = recorded.find(([name]) => name === 'content-security-policy' || name === 'content-security-policy-report-only')
   const value = cspEntry?.[1] ?? ''
-  const [before, rest] = splitOnce(value, '\u0001')
-  const [middle, after] = splitOnce(rest, '\u0002')
+  // The directives keep the user's order: style-src may come before script-src.
+  const scriptFirst = value.indexOf('\u0001') < value.indexOf('\u0002')
+  const [before, rest] = splitOnce(value, scriptFirst ? '\u0001' : '\u0002')
+  const [middle, after] = splitOnce(rest, scriptFirst ? '\u0002' : '\u0001')
   const withoutNonces = recordHeaders(helmet({ contentSecurityPolicy: helmetOptionsOf(options).contentSecurityPolicy, ...OFF }))[0]?.[1] ?? ''
   return Object.freeze({
     ...base,
     html: listOf([...recorded.filter((entry) => entry !== cspEntry), ...extra]),
-    csp: Object.freeze({ name: cspEntry?.[0] ?? 'content-security-policy', parts: Object.freeze([before, middle, after] as [string, string, string]), withoutNonces }),
+    csp: Object.freeze({ name: cspEntry?.[0] ?? 'content-security-policy', parts: Object.freeze([before, middle, after] as [string, string, string]), scriptFirst, withoutNonces }),
     dynamic: null
   })
 }

@@ -115,8 +115,11 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     const script = bytes.toString('hex', 0, 16)
     const style = bytes.toString('hex', 16, 32)
     reply.cspNonce = { script, style }
-    if (plan.csp !== null) {
-      reply[kCsp] = plan.csp.parts[0] + script + plan.csp.parts[1] + style + plan.csp.parts[2]
+    const csp = plan.csp
+    if (csp !== null) {
+      reply[kCsp] = csp.scriptFirst
+        ? csp.parts[0] + script + csp.parts[1] + style + csp.parts[2]
+        : csp.parts[0] + style + csp.parts[1] + script + csp.parts[2]
     } else if (plan.dynamic !== null) {
       const raw = reply.raw as NonceCarrier
       raw[kScriptNonce] = script
