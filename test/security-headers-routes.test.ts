@@ -212,3 +212,13 @@ t.test('reply.helmet() on a route without its own options sets helmet\'s headers
   t.equal(res.headers['cache-control'], 'no-store', 'the API set adds what helmet does not send')
   await app.close()
 })
+
+t.test('regression: nonces land in the right directives when style-src comes before script-src', async (t) => {
+  const app = Fastify()
+  await app.register(securityHeaders, { enableCSPNonces: true, contentSecurityPolicy: { useDefaults: false, directives: { 'style-src': ["'self'"], 'default-src': ["'self'"], 'script-src': ["'self'"] } } })
+  app.get('/', async (_request, reply) => reply.type('text/html').send(JSON.stringify(reply.cspNonce)))
+  const res = await app.inject('/')
+  const nonce = res.json<{ script: string, style: string }>()
+  t.equal(res.headers['content-security-policy'], `style-src 'self' 'nonce-${nonce.style}';default-src 'self';script-src 'self' 'nonce-${nonce.script}'`)
+  await app.close()
+})
