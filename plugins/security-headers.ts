@@ -96,15 +96,15 @@ function schemaKind (schema: RouteOptions['schema']): ResponseKind | undefined {
   return json && !other ? 'api' : undefined
 }
 
+const HELMET_TOO = 'securityHeaders: @fastify/helmet is registered on this instance too; remove it: securityHeaders takes its options, its route option helmet and reply.helmet()'
+
 function prepend (route: RouteOptions, hook: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): void {
   const own = route.onRequest
   route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])] as RouteOptions['onRequest']
 }
 
 const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async function securityHeadersPlugin (fastify: FastifyInstance, options) {
-  if (fastify.hasPlugin('@fastify/helmet')) {
-    throw new Error('securityHeaders: @fastify/helmet is registered on this instance too; remove it: securityHeaders takes its options, its route option helmet and reply.helmet()')
-  }
+  if (fastify.hasPlugin('@fastify/helmet')) throw new Error(HELMET_TOO)
   const config = parseOptions(securityHeadersSchema, options, 'securityHeaders')
   const { global, responseKind, ...headerOptions } = config
   const defaultPlan = compile(headerOptions, responseKind, !global, 'securityHeaders')
@@ -210,6 +210,11 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
       else done()
     })
   }
+
+  // @fastify/helmet registered after this plugin would set every header a second time.
+  fastify.addHook('onReady', async function securityHeadersAlone () {
+    if (fastify.hasPlugin('@fastify/helmet')) throw new Error(HELMET_TOO)
+  })
 
   fastify.addHook('onSend', function securityHeaders (_request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: Done) {
     const planned = reply as PlannedReply

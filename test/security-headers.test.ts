@@ -113,12 +113,17 @@ t.test('what helmet refuses is refused at registration, not on each request', as
   t.match(noDefault.message, /needs a default-src/)
 })
 
-t.test('@fastify/helmet registered beside it is refused with the fix', async (t) => {
+t.test('@fastify/helmet registered beside it, before or after, is refused with the fix', async (t) => {
   const app = Fastify()
   await app.register(fastifyHelmet)
   app.register(securityHeaders)
   await t.rejects(Promise.resolve(app.ready()), /securityHeaders: @fastify\/helmet is registered on this instance too; remove it/)
   await app.close()
+  const after = Fastify()
+  await after.register(securityHeaders)
+  await after.register(fastifyHelmet)
+  await t.rejects(Promise.resolve(after.ready()), /securityHeaders: @fastify\/helmet is registered on this instance too/, 'registered after it, too')
+  await after.close()
 })
 
 t.test('without TLS the CSP has no upgrade-insecure-requests: the aggregate sets upgradeInsecureRequests from TLS_MODE', async (t) => {
