@@ -96,7 +96,10 @@ function schemaKind (schema: RouteOptions['schema']): ResponseKind | undefined {
   return json && !other ? 'api' : undefined
 }
 
-const HELMET_TOO = 'securityHeaders: @fastify/helmet is registered on this instance too; remove it: securityHeaders takes its options, its route option helmet and reply.helmet()'
+/** @fastify/helmet beside this plugin would set every header twice, with two sets of options. */
+function helmetToo (): ConfigError {
+  return new ConfigError([{ path: 'securityHeaders', message: '@fastify/helmet is registered on this instance too; remove it: securityHeaders takes its options, its route option helmet and reply.helmet()' }], 'securityHeaders')
+}
 
 function prepend (route: RouteOptions, hook: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): void {
   const own = route.onRequest
@@ -104,7 +107,7 @@ function prepend (route: RouteOptions, hook: (request: FastifyRequest, reply: Fa
 }
 
 const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async function securityHeadersPlugin (fastify: FastifyInstance, options) {
-  if (fastify.hasPlugin('@fastify/helmet')) throw new Error(HELMET_TOO)
+  if (fastify.hasPlugin('@fastify/helmet')) throw helmetToo()
   const config = parseOptions(securityHeadersSchema, options, 'securityHeaders')
   const { global, responseKind, ...headerOptions } = config
   const defaultPlan = compile(headerOptions, responseKind, !global, 'securityHeaders')
@@ -213,7 +216,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
 
   // @fastify/helmet registered after this plugin would set every header a second time.
   fastify.addHook('onReady', async function securityHeadersAlone () {
-    if (fastify.hasPlugin('@fastify/helmet')) throw new Error(HELMET_TOO)
+    if (fastify.hasPlugin('@fastify/helmet')) throw helmetToo()
   })
 
   fastify.addHook('onSend', function securityHeaders (_request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: Done) {
