@@ -23,7 +23,7 @@ export { hstsSchema, type HstsConfig, type HstsOptions } from './schemas/hsts.js
 export { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from './schemas/https-redirect.js'
 export { proxyTrustSchema, type ProxyTrustConfig, type ProxyTrustOptions } from './schemas/proxy-trust.js'
 export { secureSessionSchema, type SecureSessionConfig, type SecureSessionOptions } from './schemas/secure-session.js'
-export { securityHeadersSchema, type SecurityHeadersConfig, type SecurityHeadersOptions } from './schemas/security-headers.js'
+export { securityHeadersSchema, securityHeadersRouteSchema, type SecurityHeadersConfig, type SecurityHeadersOptions, type SecurityHeadersRouteOptions, type ResponseKind } from './schemas/security-headers.js'
 export { errorHandlerSchema, type ErrorHandlerConfig, type ErrorHandlerOptions } from './schemas/error-handler.js'
 export { hostAuthorizationSchema, parseHost, type HostAuthorizationConfig, type HostAuthorizationOptions } from './schemas/host-authorization.js'
 export { crossSiteSchema, type CrossSiteConfig, type CrossSiteOptions } from './schemas/cross-site.js'

@@ -7,8 +7,9 @@
  * such as a session store write while the store is down), Fastify hands the new error to the next
  * error handler up the chain, and at the root that is its default handler, which sends the new
  * error's message as it is. So this handler writes its answers itself, through Fastify's public
- * `reply.hijack()` and the raw response: the headers already set (security headers, HSTS, CORS) are
- * kept, and no onSend hook runs for an error answer, so none can fail it. Session changes made by the
+ * `reply.hijack()` and the raw response: the headers already set (HSTS, CORS) are kept, the
+ * securityHeaders plugin's are added through its reply method (they are otherwise set in onSend), and
+ * no onSend hook runs for an error answer, so none can fail it. Session changes made by the
  * failed request are not saved, as they would not be with a failed request anyway.
  */
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
@@ -16,6 +17,7 @@ import fp from 'fastify-plugin'
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
 import { parseOptions } from '../schemas/common.js'
 import { errorHandlerSchema, type ErrorHandlerOptions } from '../schemas/error-handler.js'
+import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
 
 /** Headers of the failed answer that do not describe the error answer (or would commit a session). */
 const DROPPED_HEADERS: ReadonlySet<string> = new Set([
@@ -38,6 +40,16 @@ function writeAnswer (reply: FastifyReply, status: number, body: Record<string, 
     return
   }
   const payload = JSON.stringify(body)
+  // The headers other plugins add in onSend (securityHeaders'), which runs for no answer written here.
+  reply.header('content-type', 'application/json; charset=utf-8')
+  const answerHeaders = (reply as unknown as Partial<Record<typeof kAnswerHeaders, AnswerHeaders>>)[kAnswerHeaders]
+  if (typeof answerHeaders === 'function') {
+    try {
+      answerHeaders(reply)
+    } catch {
+      // Never fails an error answer: it goes out with the headers it has.
+    }
+  }
   const headers: OutgoingHttpHeaders = {}
   const current = reply.getHeaders()
   for (const name in current) {

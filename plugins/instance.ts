@@ -2,7 +2,7 @@
  * What a Fastify instance was constructed with, read through its public surface, for the
  * register-time checks. @internal
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 
 /** True when the instance's server speaks TLS (HTTPS or HTTP/2 over TLS). @internal */
 export function isTlsServer (fastify: FastifyInstance): boolean {
@@ -24,3 +24,13 @@ export function hostnameOf (host: string | undefined): string {
   if (end > 1 && host.charCodeAt(end - 1) === 46 /* . */) end--
   return (end === host.length ? host : host.slice(0, end)).toLowerCase()
 }
+
+/**
+ * A reply decorator under this symbol adds the headers a plugin would add in its onSend hook to an
+ * answer written without onSend hooks: the `errorHandler` plugin writes its answers through
+ * `reply.hijack()`, so that no hook can fail them, and calls each one it finds. @internal
+ */
+export const kAnswerHeaders = Symbol('fastify-secure-https.answerHeaders')
+
+/** The shape of the `kAnswerHeaders` decorator: given the reply whose Content-Type is already set. @internal */
+export type AnswerHeaders = (reply: FastifyReply) => void

@@ -1,88 +1,262 @@
 /**
- * The `securityHeaders` plugin: helmet's headers, tightened for an HTTPS app, minus HSTS (the `hsts`
- * plugin owns it and sends it over HTTPS only).
+ * The `securityHeaders` plugin: @fastify/helmet's behaviour (its options under both of helmet's
+ * names, the route option `helmet`, `reply.helmet()`, `reply.cspNonce`), minus HSTS, which the `hsts`
+ * plugin owns, with two changes for speed and correctness:
  *
- * Helmet computes the same headers for every request unless CSP nonces are on, so the plugin runs
- * helmet once at register time, keeps what it set, and copies that list onto each reply: the cost
- * per request is a loop over a dozen precomputed strings instead of helmet's middleware chain. With
- * `enableCSPNonces`, @fastify/helmet runs per request as usual, since each response needs its own nonce.
+ * - Each route's headers are computed once, when the route is declared, by running helmet's own
+ *   middleware against a recording response (the strings are helmet's). A request only copies them.
+ *   helmet still runs per request where a CSP directive is a function, as @fastify/helmet runs it.
+ * - An answer gets the header set of its kind: helmet's full set for HTML (and anything not known
+ *   to be an API answer), OWASP's short REST set for JSON. The kind is settled per route when the
+ *   route says it (`config: { securityHeaders: 'api' | 'html' }`, or a response schema listing only
+ *   JSON or HTML types), and otherwise when the reply is sent, from its Content-Type.
+ *
+ * Headers are set when the reply is sent, and only those the reply does not carry yet: whatever the
+ * route set itself (a CSP of its own, a Cache-Control) wins, wherever it set it.
  */
-import fastifyHelmet from '@fastify/helmet'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyHelmetRouteOptions } from '@fastify/helmet'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import helmet, { type HelmetOptions } from 'helmet'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { parseOptions } from '../schemas/common.js'
-import { securityHeadersSchema, type SecurityHeadersConfig, type SecurityHeadersOptions } from '../schemas/security-headers.js'
+import helmet, { contentSecurityPolicy } from 'helmet'
+import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import { ConfigError } from '../errors.js'
+import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
+import { parseOptions, toConfigIssues } from '../schemas/common.js'
+import {
+  responseKinds,
+  securityHeadersRouteSchema,
+  securityHeadersSchema,
+  serializePermissionsPolicy,
+  type ResponseKind,
+  type SecurityHeadersOptions
+} from '../schemas/security-headers.js'
+import {
+  compilePlan,
+  helmetHeaderNames,
+  helmetOptionsOf,
+  isApiAnswer,
+  isJsonType,
+  kScriptNonce,
+  kStyleNonce,
+  mergeOptions,
+  type HeaderOptions,
+  type Plan
+} from './security-headers-sets.js'
 
-/** The suite's CSP additions to helmet's defaults. */
-export const tightenedDirectives = {
-  'frame-ancestors': ["'none'"],
-  'upgrade-insecure-requests': []
-} as const
-
-/** Helmet options for the resolved config. @internal */
-export function helmetOptions (config: SecurityHeadersConfig): HelmetOptions {
-  const { enableCSPNonces: _nonces, hsts: _hsts, strictTransportSecurity: _sts, contentSecurityPolicy, referrerPolicy, crossOriginOpenerPolicy, ...rest } = config
-  let csp: HelmetOptions['contentSecurityPolicy'] = false
-  if (contentSecurityPolicy !== false) {
-    const user = contentSecurityPolicy === true ? {} : contentSecurityPolicy
-    csp = {
-      ...user,
-      useDefaults: user.useDefaults ?? true,
-      directives: { ...tightenedDirectives, ...(user.directives ?? {}) }
-    } as HelmetOptions['contentSecurityPolicy']
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Which header set this route's answers get (fastify-secure-https): `html` helmet's full set,
+     * `api` the short REST set (an HTML answer still gets the full one), `auto` by Content-Type.
+     */
+    securityHeaders?: ResponseKind
+    /** @fastify/helmet's route option, read from the route's config too: `false` or options over the plugin's. */
+    helmet?: FastifyHelmetRouteOptions['helmet']
   }
-  return {
-    ...rest,
-    contentSecurityPolicy: csp,
-    referrerPolicy: referrerPolicy === true ? { policy: 'strict-origin-when-cross-origin' } : referrerPolicy,
-    crossOriginOpenerPolicy: crossOriginOpenerPolicy === true ? { policy: 'same-origin' } : crossOriginOpenerPolicy,
-    strictTransportSecurity: false
-  } as HelmetOptions
 }
 
-/** Runs helmet once against a recording response and returns the headers it sets. @internal */
-export function staticHeaders (options: HelmetOptions): Array<[string, string]> {
-  const headers = new Map<string, string>()
-  const recorder = {
-    setHeader (name: string, value: string | number | readonly string[]) {
-      headers.set(name.toLowerCase(), Array.isArray(value) ? value.join(', ') : String(value))
-    },
-    removeHeader (name: string) { headers.delete(name.toLowerCase()) },
-    getHeader (name: string) { return headers.get(name.toLowerCase()) }
+const kPlan = Symbol('fastify-secure-https.headersPlan')
+const kCsp = Symbol('fastify-secure-https.cspValue')
+
+type PlannedReply = FastifyReply & { [kPlan]: Plan | null, [kCsp]: string | null }
+/** `reply.cspNonce` as the plugin writes it: null where no nonce was made, as with @fastify/helmet. */
+type NonceSlot = { cspNonce: { script: string, style: string } | null }
+type NonceCarrier = ServerResponse & { [kScriptNonce]?: string, [kStyleNonce]?: string }
+type Done = (error?: Error) => void
+
+function rethrow (error?: unknown): void {
+  if (error !== undefined && error !== null) throw error
+}
+
+/** Compiles a plan, reporting what helmet refuses as a ConfigError naming where the options came from. */
+function compile (options: HeaderOptions, kind: ResponseKind, skip: boolean, where: string): Plan {
+  try {
+    return compilePlan(options, kind, skip)
+  } catch (error) {
+    throw new ConfigError([{ path: where, message: `helmet refused the options: ${(error as Error).message}` }], 'securityHeaders')
   }
-  let failure: unknown
-  helmet(options)({ headers: {} } as IncomingMessage, recorder as unknown as ServerResponse, (error?: unknown) => { failure = error })
-  if (failure !== undefined) throw failure
-  return [...headers]
+}
+
+/** The kind a route's response schema declares: only JSON types (api) or HTML among them (html). */
+function schemaKind (schema: RouteOptions['schema']): ResponseKind | undefined {
+  const response = (schema as { response?: unknown } | undefined)?.response
+  if (response === null || typeof response !== 'object') return undefined
+  let json = false
+  let other = false
+  for (const entry of Object.values(response)) {
+    const content = (entry as { content?: unknown } | null)?.content
+    // A schema without content types says nothing: a string reply may still be HTML.
+    if (content === null || typeof content !== 'object') return undefined
+    for (const type of Object.keys(content)) {
+      if (type.toLowerCase().startsWith('text/html')) return 'html'
+      if (isJsonType(type)) json = true
+      else other = true
+    }
+  }
+  return json && !other ? 'api' : undefined
+}
+
+/** @fastify/helmet beside this plugin would set every header twice, with two sets of options. */
+function helmetToo (): ConfigError {
+  return new ConfigError([{ path: 'securityHeaders', message: '@fastify/helmet is registered on this instance too; remove it: securityHeaders takes its options, its route option helmet and reply.helmet()' }], 'securityHeaders')
+}
+
+function prepend (route: RouteOptions, hook: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): void {
+  const own = route.onRequest
+  route.onRequest = own === undefined ? [hook] : [hook, ...(Array.isArray(own) ? own : [own])] as RouteOptions['onRequest']
 }
 
 const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async function securityHeadersPlugin (fastify: FastifyInstance, options) {
+  if (fastify.hasPlugin('@fastify/helmet')) throw helmetToo()
   const config = parseOptions(securityHeadersSchema, options, 'securityHeaders')
-  const helmetConfig = helmetOptions(config)
+  const { global, responseKind, ...headerOptions } = config
+  const defaultPlan = compile(headerOptions, responseKind, !global, 'securityHeaders')
+  const plainHelmet = new WeakMap<Plan, ReturnType<typeof helmet>>()
 
-  if (config.enableCSPNonces) {
-    await fastify.register(fastifyHelmet, { ...helmetConfig, enableCSPNonces: true, global: true } as Parameters<typeof fastifyHelmet>[1])
-    return
+  function setNonces (reply: PlannedReply, plan: Plan): void {
+    const bytes = randomBytes(32)
+    const script = bytes.toString('hex', 0, 16)
+    const style = bytes.toString('hex', 16, 32)
+    reply.cspNonce = { script, style }
+    const csp = plan.csp
+    if (csp !== null) {
+      reply[kCsp] = csp.scriptFirst
+        ? csp.parts[0] + script + csp.parts[1] + style + csp.parts[2]
+        : csp.parts[0] + style + csp.parts[1] + script + csp.parts[2]
+    } else if (plan.dynamic !== null) {
+      const raw = reply.raw as NonceCarrier
+      raw[kScriptNonce] = script
+      raw[kStyleNonce] = style
+    }
   }
 
-  let headers: Array<[string, string]>
-  try {
-    headers = staticHeaders(helmetConfig)
-  } catch (error) {
-    throw new Error(`securityHeaders: helmet refused the options: ${(error as Error).message}`)
+  function runDynamic (plan: Plan, request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    (plan.dynamic as NonNullable<Plan['dynamic']>)(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined))
   }
-  const names = headers.map(([name]) => name)
-  const values = headers.map(([, value]) => value)
-  const count = headers.length
 
-  fastify.addHook('onRequest', function securityHeaders (_request: FastifyRequest, reply: FastifyReply, done: () => void) {
-    for (let i = 0; i < count; i++) reply.header(names[i] as string, values[i])
+  /** `reply.helmet(options?)`: helmet on the raw response, as @fastify/helmet does, with this route's options. */
+  function replyHelmet (this: FastifyReply, opts?: unknown): undefined {
+    const plan = (this as PlannedReply)[kPlan] ?? defaultPlan
+    if (opts === undefined || opts === null || opts === false) {
+      let middleware = plainHelmet.get(plan)
+      if (middleware === undefined) {
+        middleware = helmet(helmetOptionsOf(plan.options))
+        plainHelmet.set(plan, middleware)
+      }
+      middleware(this.request.raw, this.raw, rethrow)
+      if (plan.options.permissionsPolicy !== false) this.raw.setHeader('permissions-policy', serializePermissionsPolicy(plan.options.permissionsPolicy))
+      return undefined
+    }
+    const merged = mergeOptions(plan.options, parseOptions(securityHeadersRouteSchema, opts, 'reply.helmet()'))
+    helmet(helmetOptionsOf(merged))(this.request.raw, this.raw, rethrow)
+    if (merged.permissionsPolicy !== false) this.raw.setHeader('permissions-policy', serializePermissionsPolicy(merged.permissionsPolicy))
+    return undefined
+  }
+
+  // Decorators as @fastify/helmet adds them; an instance that has them already gets ours per request.
+  const helmetDecorated = fastify.hasReplyDecorator('helmet')
+  if (!helmetDecorated) fastify.decorateReply('helmet', replyHelmet as unknown as FastifyReply['helmet'])
+  if (!fastify.hasReplyDecorator('cspNonce')) fastify.decorateReply('cspNonce', null as unknown as FastifyReply['cspNonce'])
+  if (!fastify.hasReplyDecorator(kPlan)) fastify.decorateReply(kPlan, null)
+  if (!fastify.hasReplyDecorator(kCsp)) fastify.decorateReply(kCsp, null)
+
+  function planOfRoute (route: RouteOptions): Plan | null {
+    const shorthand = (route as { helmet?: unknown }).helmet
+    const routeConfig = route.config as { helmet?: unknown, securityHeaders?: unknown } | undefined
+    const where = `route ${String(route.method)} ${route.url}`
+    const issues = []
+    if (shorthand !== undefined && routeConfig?.helmet !== undefined) {
+      issues.push({ path: 'config.helmet', message: 'the helmet option is given twice, beside the route options and in config; keep one' })
+    }
+    const declared = routeConfig?.securityHeaders
+    if (declared !== undefined && !(responseKinds as readonly unknown[]).includes(declared)) {
+      issues.push({ path: 'config.securityHeaders', message: `must be ${responseKinds.join(', ')} (got ${JSON.stringify(declared)})` })
+    }
+    const option = shorthand !== undefined ? shorthand : routeConfig?.helmet
+    let routeOptions = null
+    if (option !== undefined && option !== false) {
+      const parsed = securityHeadersRouteSchema.safeParse(option)
+      if (parsed.success) routeOptions = parsed.data
+      else issues.push(...toConfigIssues(parsed.error.issues, ['helmet']))
+    }
+    if (issues.length > 0) throw new ConfigError(issues, `securityHeaders ${where}`)
+
+    const kind = (declared as ResponseKind | undefined) ?? schemaKind(route.schema) ?? responseKind
+    if (option === undefined && kind === responseKind) return null
+    if (option === false) return compile({ ...headerOptions, enableCSPNonces: false }, kind, true, where)
+    if (routeOptions === null) return compile(headerOptions, kind, !global, where)
+    return compile(mergeOptions(headerOptions, routeOptions), kind, false, where)
+  }
+
+  fastify.addHook('onRoute', function securityHeadersRoute (route) {
+    const plan = planOfRoute(route)
+    if (plan === null) return
+    const undoDynamic = defaultPlan.dynamic !== null && !defaultPlan.skip
+    prepend(route, function securityHeadersOfRoute (request: FastifyRequest, reply: FastifyReply, done: Done) {
+      const planned = reply as PlannedReply
+      planned[kPlan] = plan
+      // The instance-wide hook ran first, for the plugin's options: undo what this route does otherwise.
+      if (undoDynamic) for (const name of helmetHeaderNames) reply.raw.removeHeader(name)
+      if (plan.nonces) setNonces(planned, plan)
+      else if (defaultPlan.nonces) (reply as unknown as NonceSlot).cspNonce = null
+      if (plan.dynamic !== null) runDynamic(plan, request, reply, done)
+      else done()
+    })
+  })
+
+  // Work that must precede the handler: nonces it reads, helmet's directive functions.
+  if (defaultPlan.nonces || defaultPlan.dynamic !== null || helmetDecorated) {
+    fastify.addHook('onRequest', function securityHeadersPrepare (request: FastifyRequest, reply: FastifyReply, done: Done) {
+      if (helmetDecorated) (reply as { helmet: unknown }).helmet = replyHelmet
+      if (defaultPlan.nonces) setNonces(reply as PlannedReply, defaultPlan)
+      if (defaultPlan.dynamic !== null && !defaultPlan.skip) runDynamic(defaultPlan, request, reply, done)
+      else done()
+    })
+  }
+
+  // @fastify/helmet registered after this plugin would set every header a second time.
+  fastify.addHook('onReady', async function securityHeadersAlone () {
+    if (fastify.hasPlugin('@fastify/helmet')) throw helmetToo()
+  })
+
+  function addHeaders (reply: FastifyReply): void {
+    const planned = reply as PlannedReply
+    const plan = planned[kPlan] ?? defaultPlan
+    const html = plan.html
+    if (html !== null) {
+      const api = plan.kind !== 'html' && isApiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
+      const { names, values } = api ? plan.api : html
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i] as string
+        if (!reply.hasHeader(name)) reply.header(name, values[i])
+      }
+      const csp = plan.csp
+      if (!api && csp !== null && !reply.hasHeader(csp.name)) reply.header(csp.name, planned[kCsp] ?? csp.withoutNonces)
+    }
+    if (plan.removeHsts) reply.removeHeader('strict-transport-security')
+  }
+
+  // The errorHandler plugin writes its answers without onSend hooks: it adds these headers through this.
+  // A method on the reply's prototype: no per-request work.
+  if (!fastify.hasReplyDecorator(kAnswerHeaders)) {
+    const answerHeaders: AnswerHeaders = addHeaders
+    fastify.decorateReply(kAnswerHeaders, answerHeaders)
+  }
+
+  fastify.addHook('onSend', function securityHeaders (_request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: Done) {
+    addHeaders(reply)
     done()
   })
 }
 
-/** Security headers (CSP, framing, referrer, MIME sniffing, ...), computed once. */
-export const securityHeaders = fp(securityHeadersPlugin, { fastify: '5.x', name: 'fastify-secure-https/security-headers' })
+/**
+ * Security headers: @fastify/helmet's options, route option and decorators, with the headers of each
+ * route computed once, HTML and API answers each getting their own set, and no HSTS (the `hsts`
+ * plugin's). `securityHeaders.contentSecurityPolicy` is helmet's, as on @fastify/helmet's export.
+ */
+export const securityHeaders: FastifyPluginAsync<SecurityHeadersOptions> & { contentSecurityPolicy: typeof contentSecurityPolicy } = Object.assign(
+  fp(securityHeadersPlugin, { fastify: '5.x', name: 'fastify-secure-https/security-headers' }),
+  { contentSecurityPolicy }
+)
 export default securityHeaders

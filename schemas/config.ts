@@ -145,7 +145,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
 
   const securityHeaders = input.securityHeaders === false
     ? false
-    : parseSection(securityHeadersSchema, objectOr(input.securityHeaders), 'securityHeaders', ctx)
+    : parseSection(securityHeadersSchema, { upgradeInsecureRequests: mode !== 'off', ...objectOr(input.securityHeaders) }, 'securityHeaders', ctx)
 
   const secureSession = input.secureSession === false
     ? false

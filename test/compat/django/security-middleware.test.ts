@@ -117,7 +117,7 @@ t.test('test_referrer_policy', async (t) => {
   // Django's test predates its same-origin default and expects none.
   const { get } = await django(t)
   t.ok((await get('/some/url', true)).headers['referrer-policy'], 'a Referrer-Policy by default')
-  for (const policy of ['no-referrer', 'no-referrer-when-downgrade', 'origin', 'origin-when-cross-origin', 'same-origin', 'strict-origin', 'strict-origin-when-cross-origin', 'unsafe-url']) {
+  for (const policy of ['no-referrer', 'no-referrer-when-downgrade', 'origin', 'origin-when-cross-origin', 'same-origin', 'strict-origin', 'strict-origin-when-cross-origin', 'unsafe-url'] as const) {
     const app = await django(t, { securityHeaders: { referrerPolicy: { policy } } })
     t.equal((await app.get('/some/url', true)).headers['referrer-policy'], policy, policy)
   }
@@ -128,7 +128,7 @@ t.test('test_referrer_policy', async (t) => {
 t.test('test_coop_default, test_coop_on, test_coop_off', async (t) => {
   const { get } = await django(t)
   t.equal((await get('/some/url', true)).headers['cross-origin-opener-policy'], 'same-origin', 'same-origin by default, as Django')
-  for (const policy of ['same-origin', 'same-origin-allow-popups', 'unsafe-none']) {
+  for (const policy of ['same-origin', 'same-origin-allow-popups', 'unsafe-none'] as const) {
     const app = await django(t, { securityHeaders: { crossOriginOpenerPolicy: { policy } } })
     t.equal((await app.get('/some/url', true)).headers['cross-origin-opener-policy'], policy, policy)
   }
