@@ -66,7 +66,7 @@ t.test('the demo behind nginx', async (t) => {
 
   t.test('plain HTTP through nginx gets one redirect to HTTPS, not a loop; /healthz answers', async (t) => {
     const get = await follow(`${nginx.httpUrl}/api/me?x=1`, https)
-    t.same(get.hops, [`301 ${nginx.httpsUrl}/api/me?x=1`], 'exactly one redirect, to nginx\'s HTTPS port')
+    t.same(get.hops, [`307 ${nginx.httpsUrl}/api/me?x=1`], 'exactly one redirect, to nginx\'s HTTPS port')
     t.equal(get.final.status, 200)
     t.same(JSON.parse(get.final.body), { user: null })
 
@@ -79,7 +79,7 @@ t.test('the demo behind nginx', async (t) => {
     t.equal(health.body, 'ok')
 
     const spoofed = await request(`${nginx.httpUrl}/api/me`, { headers: { 'x-forwarded-proto': 'https', forwarded: 'proto=https', 'x-forwarded-host': 'evil.example' } })
-    t.equal(spoofed.status, 301, 'a client claiming https through nginx\'s HTTP port is still redirected: nginx replaces the header')
+    t.equal(spoofed.status, 307, 'a client claiming https through nginx\'s HTTP port is still redirected: nginx replaces the header')
     t.equal(spoofed.headers.location, `${nginx.httpsUrl}/api/me`, 'and X-Forwarded-Host from the client is replaced too')
 
     const evil = await request(`${nginx.httpUrl}/`, { headers: { host: 'evil.example' } })
@@ -98,7 +98,7 @@ t.test('the demo behind nginx', async (t) => {
     t.equal(plainHealth.status, 200)
     t.notOk(plainHealth.headers[STS], 'plain HTTP through nginx: no HSTS (RFC 6797 7.2)')
     const plainRedirect = await request(`${nginx.httpUrl}/`, { headers: { host: 'app.test' } })
-    t.equal(plainRedirect.status, 301)
+    t.equal(plainRedirect.status, 307)
     t.equal(plainRedirect.headers.location, `https://app.test:${nginx.httpsPort}/`)
     t.notOk(plainRedirect.headers[STS], 'nor on the redirect')
   })
@@ -106,7 +106,7 @@ t.test('the demo behind nginx', async (t) => {
   t.test('a client that skips nginx cannot pose as HTTPS, and is logged', async (t) => {
     const spoof = { 'x-forwarded-proto': 'https', forwarded: 'proto=https' }
     const me = await request(`${demo.url}/api/me`, { localAddress: '127.0.0.2', headers: { ...spoof, host: 'localhost' } })
-    t.equal(me.status, 301, 'treated as plain HTTP: redirected')
+    t.equal(me.status, 307, 'treated as plain HTTP: redirected')
     t.equal(me.headers.location, `${nginx.httpsUrl}/api/me`)
 
     const login = await request(`${demo.url}/login`, { localAddress: '127.0.0.2', method: 'POST', headers: { ...spoof, ...FORM, host: 'localhost' }, body: 'user=mallory' })

@@ -55,7 +55,17 @@ export async function startApp (
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const inProcess = config.tls !== false && ['self-signed', 'files', 'acme'].includes(config.tls.mode)
-  const redirect = app.hasDecorator('httpsRedirect') ? app.httpsRedirect.address() : null
+  // The redirect listener starts in an onListen hook, just after listen() resolves.
+  let redirect = app.hasDecorator('httpsRedirect') ? app.httpsRedirect.address() : null
+  if (config.httpsRedirect !== false && config.httpsRedirect.mode === 'listener') {
+    const deadline = Date.now() + 10_000
+    while (redirect === null && app.httpsRedirect.error() === null && Date.now() < deadline) {
+      await new Promise((resolve) => setImmediate(resolve))
+      redirect = app.httpsRedirect.address()
+    }
+    const failed = app.httpsRedirect.error()
+    if (failed !== null) throw failed
+  }
   let cert: string | null = null
   if (inProcess) {
     // The development leaf, then the development CA that issued it: clients trust the pair.
