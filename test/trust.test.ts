@@ -166,7 +166,7 @@ t.test('system stores: the commands for macOS and Windows, and Linux without roo
   const macResult = await installTrust({ ...base, platform: 'darwin', run: mac.run })
   t.equal(macResult[0]?.status, 'installed')
   t.same(mac.calls, [
-    `security find-certificate -a -Z -c fastify-secure-https development CA /Users/dev/Library/Keychains/login.keychain-db`,
+    'security find-certificate -a -Z -c fastify-secure-https development CA /Users/dev/Library/Keychains/login.keychain-db',
     `(tty) security add-trusted-cert -r trustRoot -k /Users/dev/Library/Keychains/login.keychain-db ${ca.certPath}`
   ], 'macOS: the login keychain, trusted as a root for this user')
 
