@@ -87,9 +87,12 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
   const port = parseField(portSchema, input.port, 'port', ctx) ?? (inProcess ? (production ? 443 : 8443) : 3000)
   const allowedHosts = parseField(allowedHostsSchema, input.allowedHosts, 'allowedHosts', ctx) ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
 
+  // The certificate must cover the names the user set; the development defaults (localhost,
+  // 127.0.0.1, ::1) are the development certificate's own, and no one's requirement of another.
+  const certificateHosts = input.allowedHosts === undefined ? [] : allowedHosts
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: allowedHosts, production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
+    : parseSection(tlsSchema, { hosts: certificateHosts, production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')

@@ -110,6 +110,8 @@ t.test('a taken HTTP_PORT: the error is logged with the fix, and the app serves 
   t.match(JSON.stringify(logged), /EADDRINUSE\): another process has that port.*HTTP_PORT=off/, 'logged at error level, with the fix')
   t.match(app.httpsRedirect.error()?.message, /EADDRINUSE/)
   t.equal(app.httpsRedirect.address(), null)
+  const summary = await logs.waitFor((line) => /development server ready/.test(String(line.msg)))
+  t.match(String(summary.msg), /redirect +NOT listening: .*EADDRINUSE/, 'the start-up summary says so too')
   const served = await request(`https://localhost:${(app.server.address() as { port: number }).port}/`, { insecure: true })
   t.equal(served.body, 'still here')
 })
