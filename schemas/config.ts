@@ -81,7 +81,9 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     }
     mode = production ? 'files' : 'self-signed'
   }
-  const sectionMode = tlsInput.mode ?? mode
+  // Without a mode in production, TLS_MODE is reported above; the tls section is checked without
+  // the requirements of a mode nobody chose (no "TLS_CERT_FILE is required" for an empty environment).
+  const sectionMode = tlsInput.mode ?? (production ? 'proxy' : mode)
   const inProcess = IN_PROCESS.has(mode)
   const host = parseField(hostSchema, input.host, 'host', ctx) ?? (production ? '0.0.0.0' : '127.0.0.1')
   const port = parseField(portSchema, input.port, 'port', ctx) ?? (inProcess ? (production ? 443 : 8443) : 3000)

@@ -99,7 +99,7 @@ t.test('a bad environment reports every problem at once, by variable', async (t)
   for (const variable of ['PORT', 'HTTP_PORT', 'TLS_MODE', 'TLS_PROFILE', 'HSTS_MAX_AGE', 'HSTS_PRELOAD', 'SESSION_KEYS', 'TRUST_PROXY', 'ALLOWED_HOSTS']) {
     t.ok(variables.includes(variable), `${variable} is reported`)
   }
-  t.match(error.message, /PORT: "eighty" is not a whole number/)
+  t.match(error.message, /PORT: "eighty" is not a port number; use a whole number from 0 to 65535/)
   t.match(error.message, /HTTP_PORT: must be at most 65535/)
   t.match(error.message, /TLS_MODE: must be one of self-signed, files, acme, proxy, off/)
   t.match(error.message, /HSTS_PRELOAD: "yes please" is not a boolean; write true or false/)
