@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ERR_REDIRECT_LISTEN } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
@@ -154,6 +154,9 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
   // HTTP_PORT, open no port. A failure cannot fail listen() (Fastify logs an onListen hook's
   // error); the app keeps serving HTTPS and the error says how to fix the port.
   fastify.addHook('onListen', async () => {
+    if (server !== null || closed) return
+    // node:http is Fastify's anyway; loaded here, importing the suite alone does not pay for it.
+    const { createServer } = await import('node:http')
     if (server !== null || closed) return
     const listener = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
     listener.keepAliveTimeout = 5_000

@@ -10,10 +10,8 @@
  * - every ACME problem document seen is kept, because acme-client keeps only its `detail` text.
  */
 import { generateKeyPair } from 'node:crypto'
-import { Agent } from 'node:https'
 import { isIP } from 'node:net'
 import { createRequire } from 'node:module'
-import { rootCertificates } from 'node:tls'
 import { promisify } from 'node:util'
 import { importOptional } from '../optional.js'
 
@@ -95,11 +93,13 @@ type AcmeClientModule = typeof import('acme-client')
  * acme-client, an optional peer dependency: loaded at the first order, so that apps without
  * TLS_MODE=acme neither install nor import it.
  */
-async function loadAcme (): Promise<{ acme: AcmeClientModule, httpAdapter: Adapter }> {
+async function loadAcme (): Promise<{ acme: AcmeClientModule, httpAdapter: Adapter, Agent: typeof import('node:https').Agent, rootCertificates: readonly string[] }> {
   const acme = await importOptional('acme-client', () => import('acme-client'))
+  const { Agent } = await import('node:https')
+  const { rootCertificates } = await import('node:tls')
   // acme-client's own axios (its dependency, not ours): its Node HTTP adapter is wrapped below.
   const axiosFromAcme = createRequire(createRequire(import.meta.url).resolve('acme-client'))('axios') as { getAdapter (name: string): Adapter }
-  return { acme, httpAdapter: axiosFromAcme.getAdapter('http') }
+  return { acme, httpAdapter: axiosFromAcme.getAdapter('http'), Agent, rootCertificates }
 }
 
 /**
@@ -159,7 +159,7 @@ export function parseRetryAfter (header: string | undefined, now = Date.now()): 
  * @throws AcmeOrderError with the server's problem document when one was sent
  */
 export async function orderCertificate (options: OrderOptions): Promise<IssuedPair> {
-  const { acme, httpAdapter } = await loadAcme()
+  const { acme, httpAdapter, Agent, rootCertificates } = await loadAcme()
   const client = new acme.Client({
     directoryUrl: options.directoryUrl,
     accountKey: options.accountKey,
