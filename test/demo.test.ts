@@ -115,3 +115,15 @@ t.test('npm start again: the same certificate, and still logged in', async (t) =
   const summary = await second.demo.waitFor((line) => /development server ready/.test(String(line.msg)))
   t.match(String(summary.msg), /cert +reused from /, 'the summary says the certificate was reused')
 })
+
+t.test('the demo\'s terminal logs: one readable line per JSON line, the summary as it is written', async (t) => {
+  const { prettyLine } = await import('../examples/demo/pretty.js')
+  const time = Date.UTC(2026, 11, 1, 9, 30, 5)
+  const line = prettyLine(JSON.stringify({ level: 30, time, pid: 1, hostname: 'h', msg: 'HTTP to HTTPS redirect listening', port: 8080, host: '127.0.0.1' }), false)
+  t.match(line, /^\d\d:\d\d:\d\d INFO {2}HTTP to HTTPS redirect listening port=8080 host=127\.0\.0\.1$/, 'time, level, message, then the fields; no pid or hostname')
+  const summary = prettyLine(JSON.stringify({ level: 30, time, msg: 'fastify-secure-https: development server ready\n  open       https://localhost:8443', secureHttps: { url: 'https://localhost:8443' } }), false)
+  t.match(summary, /development server ready\n {2}open {7}https:\/\/localhost:8443$/, 'the multi-line summary is printed as written, its fields left out')
+  t.match(prettyLine(JSON.stringify({ level: 50, time, msg: 'failed', err: { message: 'boom', stack: 'Error: boom\n    at x' } }), false), /ERROR failed\nError: boom\n {4}at x$/, 'an error with its stack')
+  t.ok(prettyLine(JSON.stringify({ level: 40, time, msg: 'careful' }), true).includes('\u001b[33mWARN '), 'levels in colour on a terminal that has them')
+  t.equal(prettyLine('not json', false), 'not json', 'anything else passes through')
+})
