@@ -126,4 +126,14 @@ t.test('the demo\'s terminal logs: one readable line per JSON line, the summary 
   t.match(prettyLine(JSON.stringify({ level: 50, time, msg: 'failed', err: { message: 'boom', stack: 'Error: boom\n    at x' } }), false), /ERROR failed\nError: boom\n {4}at x$/, 'an error with its stack')
   t.ok(prettyLine(JSON.stringify({ level: 40, time, msg: 'careful' }), true).includes('\u001b[33mWARN '), 'levels in colour on a terminal that has them')
   t.equal(prettyLine('not json', false), 'not json', 'anything else passes through')
+
+  const { prettyStream } = await import('../examples/demo/pretty.js')
+  let written = ''
+  const terminal = { hasColors: () => false, write: (text: string) => { written += text; return true } } as unknown as NodeJS.WriteStream
+  const stream = prettyStream(terminal)
+  const first = JSON.stringify({ level: 30, time, msg: 'one' })
+  await new Promise<void>((resolve) => stream.write(`${first.slice(0, 10)}`, () => resolve()))
+  t.equal(written, '', 'half a line waits for the rest')
+  await new Promise<void>((resolve) => stream.write(`${first.slice(10)}\n${JSON.stringify({ level: 30, time, msg: 'two' })}\n`, () => resolve()))
+  t.match(written, /^\d\d:\d\d:\d\d INFO {2}one\n\d\d:\d\d:\d\d INFO {2}two\n$/, 'then each line comes out whole')
 })

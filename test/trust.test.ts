@@ -6,7 +6,7 @@
  * checked with a recording command runner.
  */
 import { execFile } from 'node:child_process'
-import { createPublicKey } from 'node:crypto'
+import { createPublicKey, X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { createServer } from 'node:https'
 import { join } from 'node:path'
@@ -182,4 +182,80 @@ t.test('system stores: the commands for macOS and Windows, and Linux without roo
   } else {
     t.equal(linux[0]?.status, 'skipped')
   }
+})
+
+t.test('the trust command in process: usage, status, JSON, a missing CA', async (t) => {
+  const { main } = await import('../bin/cli.js')
+  const home = tempDir('secure-https-home-', t)
+  const saved = process.env.HOME
+  process.env.HOME = home
+  t.teardown(() => { process.env.HOME = saved })
+  const run = async (args: string[]): Promise<{ code: number, out: string, err: string }> => {
+    let out = ''
+    let err = ''
+    const code = await main(args, { out: (text) => { out += text }, err: (text) => { err += text } })
+    return { code, out, err }
+  }
+  const help = await run(['trust', '--help'])
+  t.equal(help.code, 0)
+  t.match(help.out, /Usage: fastify-secure-https trust \[options\][\s\S]*--store KIND/)
+  t.match((await run(['--help'])).out, /trust +install the local development CA/)
+  t.match(await run(['trust', '--uninstall', '--status']), { code: 2, err: /--uninstall and --status cannot be combined/ })
+  t.match(await run(['trust', '--store', 'keychain']), { code: 2, err: /--store keychain: use nss or system/ })
+  const empty = join(tempDir(undefined, t), 'tls')
+  t.match(await run(['trust', '--status', '--dir', empty]), { code: 0, out: /no development CA in .*; nothing to check/ })
+  t.match(await run(['trust', '--uninstall', '--dir', empty]), { code: 0, out: /nothing to remove/ })
+  if (requirePrograms(t, ['certutil']) === null) return
+
+  const dir = join(tempDir(undefined, t), 'tls')
+  const installed = await run(['trust', '--dir', dir, '--store', 'nss', '--json'])
+  t.equal(installed.code, 0, installed.err)
+  const report = JSON.parse(installed.out) as { ca: { path: string, permitted: { dns: string[] } }, results: Array<{ store: string, status: string }> }
+  t.equal(report.ca.path, join(dir, 'ca', 'cert.pem'))
+  t.ok(report.ca.permitted.dns.includes('localhost'))
+  t.same(report.results.map((result) => [result.store, result.status]), [['Chromium and Chrome (NSS)', 'installed']])
+  const status = await run(['trust', '--status', '--dir', dir, '--store', 'nss'])
+  t.match(status.out, /Chromium and Chrome \(NSS\): already there/)
+  t.notMatch(status.out, /Restart the browser/, 'a status changes nothing, so asks nothing')
+  t.match(await run(['trust', '--uninstall', '--dir', dir, '--store', 'nss', '--json']), { code: 0, out: /"status": "removed"/ })
+})
+
+t.test('system stores: status and removal commands, and Linux as root', async (t) => {
+  const dir = join(tempDir(undefined, t), 'tls')
+  const ca = await loadOrCreateDevCa(dir)
+  const base = { cert: ca.cert, certPath: ca.certPath, stores: ['system'] as const, home: '/Users/dev' }
+  const sha1 = new X509Certificate(ca.cert).fingerprint.replace(/:/g, '')
+
+  const macThere = recorder()
+  const listed: CommandRunner = async (file, args, options) => {
+    await macThere.run(file, args, options)
+    return { code: 0, stdout: args[0] === 'find-certificate' ? `SHA-1 hash: ${sha1}\n` : '', stderr: '' }
+  }
+  t.equal((await trustStatus({ ...base, platform: 'darwin', run: listed }))[0]?.status, 'present')
+  t.equal((await installTrust({ ...base, platform: 'darwin', run: listed }))[0]?.status, 'present', 'already there: nothing added')
+  t.equal((await uninstallTrust({ ...base, platform: 'darwin', run: listed }))[0]?.status, 'removed')
+  t.ok(macThere.calls.some((call) => call === `security delete-certificate -Z ${sha1} /Users/dev/Library/Keychains/login.keychain-db`), 'removed by its SHA-1 from the login keychain')
+  const macFails = await installTrust({ ...base, platform: 'darwin', run: recorder((_file, args) => 1).run })
+  t.match(macFails[0], { status: 'failed', detail: /by hand: security add-trusted-cert -r trustRoot/ })
+
+  const serial = new X509Certificate(ca.cert).serialNumber
+  const win = recorder()
+  t.equal((await trustStatus({ ...base, platform: 'win32', run: win.run }))[0]?.status, 'present')
+  t.equal((await uninstallTrust({ ...base, platform: 'win32', run: win.run }))[0]?.status, 'removed')
+  t.ok(win.calls.includes(`(tty) certutil -user -delstore Root ${serial}`))
+  const winNss = await installTrust({ ...base, stores: ['nss'], platform: 'win32', run: win.run })
+  t.match(winNss[0], { status: 'skipped', detail: /Firefox reads the Windows store/ })
+
+  if (existsSync('/usr/local/share/ca-certificates')) {
+    const root = recorder()
+    const which = async (program: string): Promise<string | null> => program === 'update-ca-certificates' ? '/usr/sbin/update-ca-certificates' : null
+    const asRoot = await installTrust({ ...base, platform: 'linux', run: root.run, uid: 0, which })
+    t.equal(asRoot[0]?.status, 'installed', 'as root: done without sudo (the commands are recorded here, not run)')
+    t.match(root.calls, [new RegExp(`^install -m 644 ${ca.certPath.replace(/[.]/g, '\\.')} /usr/local/share/ca-certificates/fastify-secure-https-development-CA-[0-9A-F]{16}\\.crt$`), /^update-ca-certificates$/])
+    const failing = await installTrust({ ...base, platform: 'linux', run: recorder((file) => file === 'update-ca-certificates' ? 1 : 0).run, uid: 0, which })
+    t.match(failing[0], { status: 'failed', detail: /update-ca-certificates failed/ })
+    t.equal((await uninstallTrust({ ...base, platform: 'linux', run: root.run, uid: 0, which }))[0]?.status, 'absent', 'not there: nothing to remove')
+  }
+  const nowhere = await trustStatus({ ...base, platform: 'linux', which: async () => null })
+  t.match(nowhere[0], { status: 'absent', detail: /no known system store/ })
 })
