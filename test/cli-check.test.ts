@@ -94,7 +94,8 @@ t.test('the demo passes every check', async (t) => {
     const timer = setTimeout(() => reject(new Error(`the demo did not start within 60 s:\n${output}`)), 60_000)
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8')
-      if (output.includes('Server listening')) {
+      // The redirect listener starts just after the app's own port (Fastify's onListen).
+      if (output.includes('HTTP to HTTPS redirect listening')) {
         clearTimeout(timer)
         resolve()
       }

@@ -12,6 +12,8 @@ import { startDemo } from './helpers/proxy-process.js'
 async function zeroConfigDemo (tlsDir: string) {
   const httpPort = await freePort()
   const demo = await startDemo({ TLS_MODE: 'self-signed', TRUST_PROXY: 'false', HTTP_PORT: String(httpPort), TLS_DIR: tlsDir, SESSION_KEYS: '' })
+  // The redirect listener starts just after the app's own port (Fastify's onListen).
+  await demo.waitFor((line) => line.msg === 'HTTP to HTTPS redirect listening')
   // What a client trusts: the development CA (the leaf in front, for the SPKI pin of browsers).
   const cert = readFileSync(join(tlsDir, 'self-signed', 'cert.pem'), 'utf8') + readFileSync(join(tlsDir, 'ca', 'cert.pem'), 'utf8')
   return { demo, cert, https: `https://localhost:${demo.port}`, http: `http://localhost:${httpPort}` }
