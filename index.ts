@@ -30,6 +30,8 @@ export { crossSiteSchema, type CrossSiteConfig, type CrossSiteOptions } from './
 export { ConfigError, type ConfigIssue, ERR_CERTIFICATE, ERR_INSECURE_STORAGE, ERR_INSTANCE_MISMATCH, ERR_REDIRECT_LISTEN } from './errors.js'
 export { inspectCertificate, type CertificateInfo } from './tls/inspect.js'
 export { generateSelfSigned } from './tls/self-signed.js'
+export { findDevCa, loadOrCreateDevCa, devCaPaths, type DevCa } from './tls/dev-ca.js'
+export { installTrust, uninstallTrust, trustStatus, trustStoreKinds, type TrustResult, type TrustStoreKind, type TrustStoreOptions } from './tls/trust-store.js'
 export { profileOptions } from './tls/profiles.js'
 export type { CertificatePair, CertificateSource } from './tls/source.js'
 export { doctor, doctorConfig, doctorChecks, doctorCheckIds, keyFingerprint, type DoctorCheckId, type DoctorOptions, type DoctorReport } from './audit/doctor.js'

@@ -18,6 +18,14 @@ export type OptionalDependency = keyof typeof optionalDependencies
 
 const loaded = new Map<string, Promise<unknown>>()
 
+const notFound = (error: unknown): boolean => {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+}
+
+const missing = (name: OptionalDependency): Error =>
+  new ERR_MISSING_DEPENDENCY(`${optionalDependencies[name]} needs the package ${name}, which is not installed; install it in the app: npm install ${name}`)
+
 /**
  * Imports an optional package once. `load` is the `import()` of it, written at the call site so that
  * the package's types follow: `await importOptional('ioredis', () => import('ioredis'))`.
@@ -29,13 +37,26 @@ export async function importOptional<T> (name: OptionalDependency, load: () => P
   if (pending === undefined) {
     pending = load().catch((error: unknown) => {
       loaded.delete(name)
-      const code = (error as NodeJS.ErrnoException).code
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-        throw new ERR_MISSING_DEPENDENCY(`${optionalDependencies[name]} needs the package ${name}, which is not installed; install it in the app: npm install ${name}`)
-      }
+      if (notFound(error)) throw missing(name)
       throw error
     })
     loaded.set(name, pending)
   }
   return await pending
+}
+
+/**
+ * The synchronous twin of `importOptional`, for a CommonJS package that a synchronous API needs
+ * (`redisSessionStore()` builds its client at once): `requireOptional('ioredis', () => require('ioredis'))`
+ * with `require = createRequire(import.meta.url)`.
+ * @throws ERR_SECURE_HTTPS_MISSING_DEPENDENCY when the package is not installed.
+ * @internal
+ */
+export function requireOptional<T> (name: OptionalDependency, load: () => T): T {
+  try {
+    return load()
+  } catch (error) {
+    if (notFound(error)) throw missing(name)
+    throw error
+  }
 }

@@ -5,8 +5,7 @@
  * is a check with a stable id, documented in docs/check.md.
  */
 import { X509Certificate } from 'node:crypto'
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import type { IncomingHttpHeaders } from 'node:http'
 import { connect as netConnect, isIP, type LookupFunction } from 'node:net'
 import {
   checkServerIdentity,
@@ -374,8 +373,10 @@ interface HttpOutcome {
 }
 
 /** One GET without following redirects; the body is read and dropped. */
-function get (target: Target, url: URL, secure: boolean): Promise<HttpOutcome> {
-  return new Promise((resolve, reject) => {
+async function get (target: Target, url: URL, secure: boolean): Promise<HttpOutcome> {
+  // Loaded when a site is checked, not when an app imports the package.
+  const { request } = secure ? await import('node:https') : await import('node:http')
+  return await new Promise((resolve, reject) => {
     const options: import('node:https').RequestOptions = {
       method: 'GET',
       hostname: target.hostname,
@@ -399,7 +400,7 @@ function get (target: Target, url: URL, secure: boolean): Promise<HttpOutcome> {
       if (outcome instanceof Error) reject(outcome)
       else resolve(outcome)
     }
-    const req = (secure ? httpsRequest : httpRequest)(options, (res) => {
+    const req = request(options, (res) => {
       res.resume()
       res.once('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers }))
       res.once('error', settle)

@@ -1,10 +1,10 @@
 /**
  * The benchmark runner.
  *
- *   npm run bench                  full run: every variant, 10 rounds; writes docs/benchmarks.md
- *   npm run bench -- --check       the budget: PASS/FAIL per target, exit 0, 1 or 2
- *   npm run bench -- --quick       under a minute, for before and after a change; prints only
- *   npm run bench -- --profile     V8 CPU profile: what costs what per request
+ *   node dist/bench/run.js                  full run: every variant, 10 rounds; writes docs/benchmarks.md
+ *   node dist/bench/run.js --check       the budget: PASS/FAIL per target, exit 0, 1 or 2
+ *   node dist/bench/run.js --quick       under a minute, for before and after a change; prints only
+ *   node dist/bench/run.js --profile     V8 CPU profile: what costs what per request
  *
  * Each variant is its own server process on loopback over TLS; this process is the load generator
  * (autocannon over keep-alive connections). Servers and the load generator are pinned to separate
@@ -18,7 +18,7 @@
  * range over rounds, with the machine's load (load average, and what other processes took of the
  * cores during the windows, from /proc/stat) and whether each server was saturated.
  *
- * `npm run bench -- --help` lists every option.
+ * `node dist/bench/run.js --help` lists every option.
  */
 import type autocannon from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -83,7 +83,7 @@ const MODE_DEFAULTS: Record<Mode, [number, number, number]> = {
   profile: [1, 5, 2]
 }
 
-const HELP = `npm run bench [-- options]          (npm run build first: the bench runs from dist/)
+const HELP = `node dist/bench/run.js [options]          (npm run build first: the bench runs from dist/)
 
 Modes
   (none)             full run: every variant, ${MODE_DEFAULTS.full[0]} rounds of ${MODE_DEFAULTS.full[1]} s, about 6 minutes;

@@ -1,6 +1,6 @@
 /**
  * The pure part of the benchmark: the order windows are measured in, per-round ratios, their
- * median and spread, and the verdict of `npm run bench -- --check`. No I/O, so that
+ * median and spread, and the verdict of `node dist/bench/run.js --check`. No I/O, so that
  * test/bench-stats.test.ts can check every rule on made-up numbers.
  * @internal
  */

@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 /**
  * The `fastify-secure-https` command: `doctor` (deploy audit of the environment), `check URL`
- * (live audit of a site) and `keygen` (a session key). Exit codes: 0 no error, 1 errors found,
+ * (live audit of a site), `keygen` (a session key) and `trust` (the development CA in the trust
+ * stores). Exit codes: 0 no error, 1 errors found,
  * 2 usage error.
  */
 import { realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.js'
 import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.js'
 import { generateSessionKey } from '../audit/keygen.js'
 import { formatChecks, summaryLine } from '../audit/report.js'
+import type { TrustResult } from '../tls/trust-store.js'
 
 const NAME = 'fastify-secure-https'
 
@@ -26,6 +28,8 @@ Commands:
                   the risky settings, each with an id and its fix
   check <url>     audit a live https:// site: protocols, certificate, HSTS, redirect, cookies
   keygen          print a new session key for SESSION_KEYS
+  trust           install the local development CA in the browsers' and the system's
+                  trust stores (--uninstall removes it)
 
 Options:
   -h, --help      show this help; "${NAME} <command> --help" for a command's options
@@ -90,6 +94,37 @@ Options:
 
 Example:
   echo "SESSION_KEYS=$(${NAME} keygen)" >> .env
+`,
+  trust: `Usage: ${NAME} trust [options]
+
+Installs the development CA of TLS_DIR (made now if there is none yet) in the trust stores, so
+that browsers and tools trust https://localhost and every other certificate TLS_MODE=self-signed
+issues, now and after ALLOWED_HOSTS changes, as mkcert -install and caddy trust do:
+
+  nss      the NSS databases of $HOME: Chromium and Chrome on Linux ($HOME/.pki/nssdb, made if
+           missing) and every Firefox profile; needs certutil (Debian: libnss3-tools)
+  system   the system store: update-ca-certificates (Debian, Ubuntu, openSUSE) or
+           update-ca-trust (Fedora, Arch), with sudo; the macOS login keychain; the Windows
+           user Root store
+
+The CA may only issue for local names (localhost, *.test, *.localhost, private addresses...)
+and the names ALLOWED_HOSTS held when it was made: its key, kept 0600 in TLS_DIR/ca/, cannot
+impersonate other sites. Restart the browser afterwards.
+
+Options:
+  --uninstall           remove the CA from the stores instead
+  --status              only tell whether each store has it
+  --dir DIR             the TLS_DIR (default: $TLS_DIR, else .secure-https)
+  --store KIND          nss or system; repeatable (default: both)
+  --json                print the results as JSON
+  -h, --help            show this help
+
+Exit codes: 0 every store done (or nothing to do), 1 a store could not be done, 2 usage error.
+
+Example:
+  npx ${NAME} trust
+  npx ${NAME} trust --store nss            # the browsers only, no sudo
+  npx ${NAME} trust --uninstall
 `
 } as const
 
@@ -243,6 +278,69 @@ async function runKeygen (args: string[], io: Output): Promise<number> {
   return 0
 }
 
+const TRUST_MARKS: Record<TrustResult['status'], string> = {
+  installed: 'installed',
+  removed: 'removed',
+  present: 'already there',
+  absent: 'not there',
+  skipped: 'skipped',
+  failed: 'FAILED'
+}
+
+async function runTrust (args: string[], io: Output): Promise<number> {
+  const { values } = parse(args, {
+    uninstall: { type: 'boolean' },
+    status: { type: 'boolean' },
+    dir: { type: 'string' },
+    store: { type: 'string', multiple: true },
+    json: { type: 'boolean' }
+  }, false)
+  if (values.help === true) {
+    io.out(HELP.trust)
+    return 0
+  }
+  if (values.uninstall === true && values.status === true) throw new UsageError('--uninstall and --status cannot be combined')
+  const { trustStoreKinds, installTrust, uninstallTrust, trustStatus } = await import('../tls/trust-store.js')
+  const stores = (values.store ?? []).flatMap((value) => value.split(',')).map((value) => value.trim().toLowerCase()).filter((value) => value !== '')
+  for (const store of stores) {
+    if (!(trustStoreKinds as readonly string[]).includes(store)) throw new UsageError(`--store ${store}: use ${trustStoreKinds.join(' or ')}`)
+  }
+  const dir = values.dir ?? (process.env.TLS_DIR?.trim() || '.secure-https')
+  const { findDevCa, loadOrCreateDevCa } = await import('../tls/dev-ca.js')
+  // A CA made here may also issue for the names the app will ask for (its name constraints).
+  const hosts = (process.env.ALLOWED_HOSTS ?? '').split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')
+  const ca = values.uninstall === true || values.status === true ? await findDevCa(dir) : await loadOrCreateDevCa(dir, hosts)
+  if (ca === null) {
+    io.out(`${NAME} trust: no development CA in ${resolve(dir)}; nothing to ${values.uninstall === true ? 'remove' : 'check'} (it is made at the first start with TLS_MODE=self-signed, or by "${NAME} trust")\n`)
+    return 0
+  }
+  const options = { cert: ca.cert, certPath: ca.certPath, ...(stores.length > 0 ? { stores: stores as Array<typeof trustStoreKinds[number]> } : {}) }
+  const results = values.uninstall === true ? await uninstallTrust(options) : values.status === true ? await trustStatus(options) : await installTrust(options)
+  const failed = results.some((result) => result.status === 'failed')
+  if (values.json === true) {
+    io.out(`${JSON.stringify({ ca: { path: ca.certPath, fingerprint: ca.fingerprint, notAfter: ca.notAfter, permitted: ca.permitted }, results }, null, 2)}\n`)
+    return failed && values.status !== true ? 1 : 0
+  }
+  const lines = [
+    `${NAME} trust: the development CA ${ca.certPath}${ca.created ? ' (made now)' : ''}`,
+    `  SHA-256 ${ca.fingerprint}, valid until ${ca.notAfter.toISOString().slice(0, 10)}`,
+    `  may issue for: ${ca.permitted.dns.map((name) => name.includes('.') || name === 'localhost' ? `${name}, *.${name}` : `*.${name}`).join(', ')}, ${ca.permitted.ip.join(', ')}`,
+    ''
+  ]
+  for (const result of results) {
+    lines.push(`  ${result.store}: ${TRUST_MARKS[result.status]}${result.location === '' ? '' : ` (${result.location})`}`)
+    if (result.detail !== undefined) lines.push(`      ${result.detail}`)
+  }
+  lines.push('')
+  if (values.uninstall !== true && values.status !== true) {
+    lines.push('Restart the browser to pick the change up.')
+    lines.push(`Node.js reads none of these stores: NODE_EXTRA_CA_CERTS=${ca.certPath} node app.js (or, with the system store done, node --use-system-ca on Node 22.15 or later).`)
+    lines.push(`curl: --cacert ${ca.certPath}, or the system store.`)
+  }
+  io.out(`${lines.join('\n')}\n`)
+  return failed && values.status !== true ? 1 : 0
+}
+
 async function version (): Promise<string> {
   const root = await findPackageRoot()
   if (root === null) return 'unknown'
@@ -258,6 +356,7 @@ export async function main (argv: string[], io: Output): Promise<number> {
       case 'doctor': return await runDoctor(rest, io)
       case 'check': return await runCheck(rest, io)
       case 'keygen': return await runKeygen(rest, io)
+      case 'trust': return await runTrust(rest, io)
       case undefined:
         io.err(HELP.main)
         return 2
@@ -268,7 +367,7 @@ export async function main (argv: string[], io: Output): Promise<number> {
         io.out(`${await version()}\n`)
         return 0
       default:
-        throw new UsageError(`unknown command "${command}"; the commands are doctor, check and keygen`)
+        throw new UsageError(`unknown command "${command}"; the commands are doctor, check, keygen and trust`)
     }
   } catch (error) {
     if (error instanceof UsageError) {

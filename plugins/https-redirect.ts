@@ -2,13 +2,18 @@
  * The `httpsRedirect` plugin: sends plain HTTP to HTTPS, only to the site's own host names.
  *
  * With TLS in this process it runs a small HTTP listener of its own beside the app (HTTP_PORT),
- * started and closed with it. Behind a TLS-terminating proxy it is an onRequest hook on the app that
- * redirects the requests the proxy did not mark as HTTPS. Exempt paths (load-balancer probes) and
- * ACME HTTP-01 challenges are handed to the app instead.
+ * started when the app listens (`app.listen()`, Fastify's onListen hook: `ready()` and `inject()`
+ * open no port) and closed with it. Behind a TLS-terminating proxy it is an onRequest hook on the
+ * app that redirects the requests the proxy did not mark as HTTPS. Exempt paths (load-balancer
+ * probes) and ACME HTTP-01 challenges are handed to the app instead.
+ *
+ * In production the redirects are permanent (301, or 308 for other methods than GET and HEAD).
+ * Outside production they are temporary (307) and `Cache-Control: no-store`: a browser that cached
+ * a permanent redirect of http://localhost:8080 would send every later app on that port to HTTPS.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ERR_REDIRECT_LISTEN } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
@@ -20,8 +25,23 @@ import { secureTest, type SecureTest } from './secure-request.js'
 
 /** The `fastify.httpsRedirect` decorator. */
 export interface HttpsRedirectControl {
-  /** Address of the HTTP listener once the app is ready (mode `listener`), else null. */
+  /** Address of the HTTP listener once the app listens (mode `listener`), else null. */
   address (): AddressInfo | null
+  /** Why the HTTP listener could not start (ERR_SECURE_HTTPS_REDIRECT_LISTEN), or null. */
+  error (): Error | null
+}
+
+/** The error for a redirect listener that cannot listen, with the fix for the usual causes. @internal */
+export function redirectListenError (host: string, port: number, error: NodeJS.ErrnoException): Error {
+  const where = `${host}:${port}`
+  const code = error.code ?? error.message
+  if (code === 'EACCES' && port < 1024) {
+    return new ERR_REDIRECT_LISTEN(`the HTTP redirect listener cannot listen on ${where} (EACCES): ports below 1024 are privileged. Give node the right to bind them (sudo setcap cap_net_bind_service=+ep "$(command -v node)"), lower the limit (sysctl net.ipv4.ip_unprivileged_port_start=80), or listen on a higher port (HTTP_PORT=8080) and forward 80 to it; HTTP_PORT=off runs without it`)
+  }
+  if (code === 'EADDRINUSE') {
+    return new ERR_REDIRECT_LISTEN(`the HTTP redirect listener cannot listen on ${where} (EADDRINUSE): another process has that port (find it with: ss -ltnp 'sport = :${port}'); choose another HTTP_PORT, or HTTP_PORT=off to run without it`)
+  }
+  return new ERR_REDIRECT_LISTEN(`the HTTP redirect listener cannot listen on ${where} (${code}); choose another HTTP_PORT, or HTTP_PORT=off to run without it`)
 }
 
 declare module 'fastify' {
@@ -37,15 +57,16 @@ export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 /** Outcome of the redirect rules for one request. @internal */
 export type RedirectDecision =
   | { kind: 'pass' }
-  | { kind: 'redirect', status: 301 | 308, location: string }
+  | { kind: 'redirect', status: 301 | 307 | 308, location: string }
   | { kind: 'unknown-host', host: string }
 
 /**
  * Compiles the redirect rules once; the returned function does no allocation beyond the URL.
- * `httpsPort` 0 means the app's own port, known once it listens (`listeningPort`). @internal
+ * `httpsPort` 0 means the app's own port, known once it listens (`listeningPort`). Outside
+ * production every redirect is a 307. @internal
  */
 export function compileRedirect (
-  config: Pick<HttpsRedirectConfig, 'allowedHosts' | 'exempt' | 'httpsPort'>,
+  config: Pick<HttpsRedirectConfig, 'allowedHosts' | 'exempt' | 'httpsPort'> & { production?: boolean },
   listeningPort: () => number = () => 443
 ): (method: string, url: string, host: string | undefined) => RedirectDecision {
   const isAllowed = compileAllowedHosts(config.allowedHosts)
@@ -53,6 +74,7 @@ export function compileRedirect (
   const suffix = (port: number): string => port === 443 ? '' : `:${port}`
   let portSuffix: string | null = config.httpsPort === 0 ? null : suffix(config.httpsPort)
   const pass: RedirectDecision = { kind: 'pass' }
+  const production = config.production === true
   return (method, url, hostHeader) => {
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
@@ -65,7 +87,7 @@ export function compileRedirect (
     if (portSuffix === null) portSuffix = suffix(listeningPort())
     return {
       kind: 'redirect',
-      status: method === 'GET' || method === 'HEAD' ? 301 : 308,
+      status: !production ? 307 : method === 'GET' || method === 'HEAD' ? 301 : 308,
       location: `https://${authority}${portSuffix}${target}`
     }
   }
@@ -78,6 +100,8 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
     return typeof address === 'object' && address !== null ? address.port : 443
   })
   const limit = eventLimiter(10)
+  // Temporary redirects must not be kept by the browser either (a 307 may be cached when told so).
+  const redirectHeaders = config.production ? { 'content-length': '0' } : { 'content-length': '0', 'cache-control': 'no-store' }
 
   function reportUnknownHost (log: FastifyInstance['log'], host: string, remoteAddress: string | undefined): void {
     const suppressed = limit()
@@ -87,7 +111,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
   }
 
   if (config.mode === 'hook') {
-    fastify.decorate('httpsRedirect', { address: () => null })
+    fastify.decorate('httpsRedirect', { address: () => null, error: () => null })
     // Chosen once every plugin is registered: proxyTrust's `request.secure` (X-Forwarded-Proto and,
     // when enabled, Forwarded, from trusted peers only) if it is there, else `request.protocol`.
     let isSecure: SecureTest = (request) => request.protocol === 'https'
@@ -100,6 +124,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
         reportUnknownHost(request.log, decision.host, request.socket?.remoteAddress)
         return reply.code(400).type('text/plain; charset=utf-8').send('Unknown host\n')
       }
+      if (!config.production) reply.header('cache-control', 'no-store')
       return reply.code(decision.status).header('location', decision.location).send()
     })
     return
@@ -123,32 +148,40 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       res.end('Unknown host\n')
       return
     }
-    res.writeHead(decision.status, { location: decision.location, 'content-length': '0' })
+    res.writeHead(decision.status, { ...redirectHeaders, location: decision.location })
     res.end()
   }
 
-  fastify.decorate('httpsRedirect', {
-    address () {
-      const address = server?.address()
-      return address !== null && typeof address === 'object' ? address : null
-    }
-  })
+  let closed = false
+  let failure: Error | null = null
 
-  fastify.addHook('onReady', async () => {
+  // Started by listen(), not by ready(): a test that only injects, or two apps built with the same
+  // HTTP_PORT, open no port. A failure cannot fail listen() (Fastify logs an onListen hook's
+  // error); the app keeps serving HTTPS and the error says how to fix the port.
+  fastify.addHook('onListen', async () => {
+    if (server !== null || closed) return
+    // node:http is Fastify's anyway; loaded here, importing the suite alone does not pay for it.
+    const { createServer } = await import('node:http')
+    if (server !== null || closed) return
     const listener = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
     listener.keepAliveTimeout = 5_000
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', (error: NodeJS.ErrnoException) => {
-        reject(new ERR_REDIRECT_LISTEN(`the HTTP redirect listener cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}); choose another HTTP_PORT, or HTTP_PORT=off to run without it`))
-      })
-      listener.listen({ host: config.host, port: config.port }, resolve)
-    })
     server = listener
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', (error: NodeJS.ErrnoException) => { reject(redirectListenError(config.host, config.port, error)) })
+        listener.listen({ host: config.host, port: config.port }, resolve)
+      })
+    } catch (error) {
+      server = null
+      failure = error as Error
+      throw error
+    }
     const address = listener.address() as AddressInfo
     fastify.log.info({ port: address.port, host: address.address }, 'HTTP to HTTPS redirect listening')
   })
 
   fastify.addHook('onClose', async () => {
+    closed = true
     const listener = server
     if (listener === null) return
     server = null
@@ -156,6 +189,16 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       listener.close(() => resolve())
       listener.closeAllConnections()
     })
+  })
+
+  fastify.decorate('httpsRedirect', {
+    address () {
+      const address = server?.address()
+      return address !== null && typeof address === 'object' ? address : null
+    },
+    error () {
+      return failure
+    }
   })
 }
 

@@ -17,6 +17,42 @@ import { proxyTrust } from './proxy-trust.js'
 import { secureSession } from './secure-session.js'
 import { securityHeaders } from './security-headers.js'
 import { tls } from './tls.js'
+import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.js'
+import { findDevCa } from '../tls/dev-ca.js'
+import { excludedHosts } from '../tls/self-signed.js'
+import { trustStatus } from '../tls/trust-store.js'
+import { startupSummary, type StartupFacts } from './first-start.js'
+
+/** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
+async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig, session: StartupFacts['session']): Promise<StartupFacts> {
+  const address = fastify.server.address()
+  const tls = config.tls !== false && fastify.hasDecorator('tls') ? fastify.tls.status() : null
+  const redirect = fastify.hasDecorator('httpsRedirect') && config.httpsRedirect !== false && config.httpsRedirect.mode === 'listener'
+    ? { address: fastify.httpsRedirect.address(), error: fastify.httpsRedirect.error() }
+    : null
+  let ca: StartupFacts['ca'] = null
+  let excluded: string[] = []
+  let trust: StartupFacts['trust'] = null
+  if (config.tls !== false && config.tls.mode === 'self-signed') {
+    const found = await findDevCa(config.tls.dir)
+    if (found !== null) {
+      ca = { certPath: found.certPath, fingerprint: found.fingerprint, notAfter: found.notAfter }
+      excluded = excludedHosts(found, config.tls.hosts)
+      // A certutil -L per NSS database and a file check: a few milliseconds, after the app listens.
+      trust = await trustStatus({ cert: found.cert, certPath: found.certPath, interactive: false }).catch(() => null)
+    }
+  }
+  return {
+    config,
+    address: typeof address === 'object' && address !== null ? address : null,
+    tls,
+    redirect,
+    ca,
+    excluded,
+    trust,
+    session
+  }
+}
 
 const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConfig> = async function secureHttpsPlugin (fastify: FastifyInstance, options) {
   const config = resolveConfig(options)
@@ -35,8 +71,32 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   if (config.hsts !== false) await fastify.register(hsts, config.hsts)
   if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
   if (config.crossSite !== false) await fastify.register(crossSite, config.crossSite)
-  if (config.secureSession !== false) await fastify.register(secureSession, config.secureSession)
+  // In development a session key is kept under TLS_DIR (made once, 0600), so that a restart does
+  // not log the developer out; production requires SESSION_KEYS (the schema refuses to start without).
+  let session: StartupFacts['session'] = { source: 'off' }
+  if (config.secureSession !== false) {
+    let sessionConfig = config.secureSession
+    session = { source: sessionConfig.keys.length > 0 ? 'keys' : 'ephemeral' }
+    if (!config.production && sessionConfig.keys.length === 0 && config.tls !== false) {
+      const kept = await loadOrCreateDevSessionKey(config.tls.dir)
+      sessionConfig = { ...sessionConfig, keys: [kept.key] }
+      session = { source: 'dev-key', path: kept.path, created: kept.created }
+    }
+    await fastify.register(secureSession, sessionConfig)
+  }
   if (config.errorHandler !== false) await fastify.register(errorHandler, config.errorHandler)
+
+  if (!config.production) {
+    // After the redirect listener's own onListen hook (registered above, so run before this one).
+    fastify.addHook('onListen', async function startupSummaryHook () {
+      // Nothing to gather for a logger that would drop the line (none, silent, or warn and above).
+      const level = fastify.log.level as string | undefined
+      if (level === undefined || level === 'silent' || level === 'warn' || level === 'error' || level === 'fatal') return
+      const facts = await gatherFacts(fastify, config, session)
+      const { text, fields } = startupSummary(facts)
+      fastify.log.info({ secureHttps: fields }, text)
+    })
+  }
 
   // The doctor's deploy checks on this very config, summed up once: a warning in production, where
   // each one matters, and a debug line in development, where most fail by design.

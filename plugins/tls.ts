@@ -42,6 +42,8 @@ export interface TlsStatus extends CertificateInfo {
   warnings: string[]
   /** `shared` when TLS_TICKET_KEYS is set (instances resume each other's sessions), else `per-process`. */
   sessionTickets: 'shared' | 'per-process'
+  /** Where the certificate being served came from (reused from the cache, issued now...), when the source says. */
+  origin: string | null
 }
 
 /** The `fastify.tls` decorator. */
@@ -128,7 +130,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   }
 
   function certificateWarnings (pair: CertificatePair): string[] {
-    const found = chainWarnings(pair.cert)
+    const found = chainWarnings(pair.cert, Date.now(), pair.roots ?? pair.ca)
     const missing = uncoveredHosts(pair.info.sans, config.hosts)
     // ACME certifies ACME_DOMAINS; the names it leaves out are that plugin's to report.
     if (missing.length > 0 && config.mode !== 'acme') {
@@ -195,7 +197,8 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
         lastReloadError,
         lastReloadErrorAt,
         warnings: warnings.slice(),
-        sessionTickets: config.ticketKeys.length === 0 ? 'per-process' : 'shared'
+        sessionTickets: config.ticketKeys.length === 0 ? 'per-process' : 'shared',
+        origin: current.origin ?? null
       }
     },
     reload () {

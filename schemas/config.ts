@@ -89,15 +89,20 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     }
     mode = production ? 'files' : 'self-signed'
   }
-  const sectionMode = tlsInput.mode ?? mode
+  // Without a mode in production, TLS_MODE is reported above; the tls section is checked without
+  // the requirements of a mode nobody chose (no "TLS_CERT_FILE is required" for an empty environment).
+  const sectionMode = tlsInput.mode ?? (production ? 'proxy' : mode)
   const inProcess = IN_PROCESS.has(mode)
   const host = parseField(hostSchema, input.host, 'host', ctx) ?? (production ? '0.0.0.0' : '127.0.0.1')
   const port = parseField(portSchema, input.port, 'port', ctx) ?? (inProcess ? (production ? 443 : 8443) : 3000)
   const allowedHosts = parseField(allowedHostsSchema, input.allowedHosts, 'allowedHosts', ctx) ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
 
+  // The certificate must cover the names the user set; the development defaults (localhost,
+  // 127.0.0.1, ::1) are the development certificate's own, and no one's requirement of another.
+  const certificateHosts = input.allowedHosts === undefined ? [] : allowedHosts
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: exactHosts(allowedHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
+    : parseSection(tlsSchema, { hosts: exactHosts(certificateHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')

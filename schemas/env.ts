@@ -13,16 +13,41 @@ export type Env = Readonly<Record<string, string | undefined>>
 type Parser = (raw: string) => { ok: true, value: unknown } | { ok: false, message: string }
 
 const text: Parser = (raw) => ({ ok: true, value: raw })
-const integer: Parser = (raw) => /^\d+$/.test(raw)
+
+/** A value as a message shows it: quoted, control characters escaped, long ones cut. */
+function shown (raw: string): string {
+  return JSON.stringify(raw.length > 64 ? `${raw.slice(0, 61)}...` : raw)
+}
+
+const DIGITS = /^\d+$/
+const SIGNED_OR_DECIMAL = /^[+-]?\d+(?:\.\d+)?$/
+
+/** A TCP port: digits, range checked by the schema. */
+const port: Parser = (raw) => DIGITS.test(raw)
   ? { ok: true, value: Number(raw) }
-  : { ok: false, message: `"${raw}" is not a whole number; write digits only` }
+  : { ok: false, message: `${shown(raw)} is not a port number; use a whole number from 0 to 65535` }
+/** A number of seconds. */
+const seconds: Parser = (raw) => {
+  if (DIGITS.test(raw)) return { ok: true, value: Number(raw) }
+  if (SIGNED_OR_DECIMAL.test(raw) && raw.startsWith('-')) return { ok: false, message: `${shown(raw)} is negative; write 0 or a positive whole number of seconds, e.g. 86400` }
+  return { ok: false, message: `${shown(raw)} is not a whole number of seconds; write digits only, e.g. 86400` }
+}
+/** A keyword of a fixed list (TLS_MODE=files): compared without case, as HTTP_PORT=off is. */
+const keyword: Parser = (raw) => ({ ok: true, value: raw.toLowerCase() })
 const list: Parser = (raw) => ({ ok: true, value: raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0) })
 const strictBoolean = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
 const boolean: Parser = (raw) => {
   const result = strictBoolean.safeParse(raw.toLowerCase())
-  return result.success ? { ok: true, value: result.data } : { ok: false, message: `"${raw}" is not a boolean; write true or false` }
+  return result.success ? { ok: true, value: result.data } : { ok: false, message: `${shown(raw)} is not a boolean; write true or false` }
 }
-const portOrOff: Parser = (raw) => raw.toLowerCase() === 'off' ? { ok: true, value: false } : integer(raw)
+const portOrOff: Parser = (raw) => {
+  if (raw.toLowerCase() === 'off') return { ok: true, value: false }
+  return DIGITS.test(raw)
+    ? { ok: true, value: Number(raw) }
+    : { ok: false, message: `${shown(raw)} is not a port number; use a whole number from 0 to 65535, or off for no redirect listener` }
+}
+/** ACME_DIRECTORY: a short name (any case) or a URL (kept as written: paths are case-sensitive). */
+const directory: Parser = (raw) => ({ ok: true, value: /^letsencrypt(-staging)?$/i.test(raw) ? raw.toLowerCase() : raw })
 const trust: Parser = (raw) => {
   const lower = raw.toLowerCase()
   if (lower === 'false') return { ok: true, value: false }
@@ -39,33 +64,33 @@ interface Variable { path: string, parse: Parser, doc: string }
  */
 export const environmentVariables: Readonly<Record<string, Variable>> = {
   HOST: { path: 'host', parse: text, doc: 'listen address' },
-  PORT: { path: 'port', parse: integer, doc: 'port of the app' },
+  PORT: { path: 'port', parse: port, doc: 'port of the app' },
   HTTP_PORT: { path: 'httpsRedirect.port', parse: portOrOff, doc: 'port of the HTTP redirect listener, or off' },
-  HTTPS_PUBLIC_PORT: { path: 'httpsRedirect.httpsPort', parse: integer, doc: 'port in redirect URLs' },
-  TLS_MODE: { path: 'tls.mode', parse: text, doc: 'self-signed, files, acme, proxy or off' },
+  HTTPS_PUBLIC_PORT: { path: 'httpsRedirect.httpsPort', parse: port, doc: 'port in redirect URLs' },
+  TLS_MODE: { path: 'tls.mode', parse: keyword, doc: 'self-signed, files, acme, proxy or off' },
   TLS_CERT_FILE: { path: 'tls.certFile', parse: text, doc: 'PEM certificate chain' },
   TLS_KEY_FILE: { path: 'tls.keyFile', parse: text, doc: 'PEM private key' },
   TLS_CA_FILE: { path: 'tls.caFile', parse: text, doc: 'PEM CA bundle' },
   TLS_KEY_PASSPHRASE: { path: 'tls.passphrase', parse: text, doc: 'passphrase of the key' },
-  TLS_PROFILE: { path: 'tls.profile', parse: text, doc: 'intermediate or modern' },
+  TLS_PROFILE: { path: 'tls.profile', parse: keyword, doc: 'intermediate or modern' },
   TLS_DIR: { path: 'tls.dir', parse: text, doc: 'cache directory' },
   TLS_TICKET_KEYS: { path: 'tls.ticketKeys', parse: list, doc: 'shared session ticket keys' },
   HTTP2: { path: 'tls.http2', parse: boolean, doc: 'HTTP/2 with HTTP/1.1 fallback' },
   ACME_DOMAINS: { path: 'tls.acme.domains', parse: list, doc: 'names to certify' },
   ACME_EMAIL: { path: 'tls.acme.email', parse: text, doc: 'account contact' },
-  ACME_DIRECTORY: { path: 'tls.acme.directory', parse: text, doc: 'directory URL or name' },
+  ACME_DIRECTORY: { path: 'tls.acme.directory', parse: directory, doc: 'directory URL or name' },
   ACME_CA_FILE: { path: 'tls.acme.caFile', parse: text, doc: 'extra CA for the ACME server' },
   ACME_AGREE_TOS: { path: 'tls.acme.agreeTos', parse: boolean, doc: 'accept the CA\'s terms' },
-  HSTS_MAX_AGE: { path: 'hsts.maxAge', parse: integer, doc: 'seconds' },
+  HSTS_MAX_AGE: { path: 'hsts.maxAge', parse: seconds, doc: 'seconds' },
   HSTS_INCLUDE_SUBDOMAINS: { path: 'hsts.includeSubDomains', parse: boolean, doc: 'includeSubDomains' },
   HSTS_PRELOAD: { path: 'hsts.preload', parse: boolean, doc: 'preload' },
   SESSION_KEYS: { path: 'secureSession.keys', parse: list, doc: 'base64 keys, newest first' },
   SESSION_COOKIE_NAME: { path: 'secureSession.cookieName', parse: text, doc: 'cookie name' },
-  SESSION_MAX_AGE: { path: 'secureSession.maxAge', parse: integer, doc: 'seconds' },
-  SESSION_IDLE_TIMEOUT: { path: 'secureSession.idleTimeout', parse: integer, doc: 'seconds, 0 for none' },
+  SESSION_MAX_AGE: { path: 'secureSession.maxAge', parse: seconds, doc: 'seconds' },
+  SESSION_IDLE_TIMEOUT: { path: 'secureSession.idleTimeout', parse: seconds, doc: 'seconds, 0 for none' },
   SESSION_DOMAIN: { path: 'secureSession.domain', parse: text, doc: 'cookie Domain' },
   SESSION_CSRF: { path: 'secureSession.csrf', parse: boolean, doc: 'CSRF tokens on unsafe methods' },
-  SESSION_STORE: { path: 'secureSession.store', parse: text, doc: 'cookie or redis' },
+  SESSION_STORE: { path: 'secureSession.store', parse: keyword, doc: 'cookie or redis' },
   REDIS_URL: { path: 'secureSession.redisUrl', parse: text, doc: 'Redis for SESSION_STORE=redis' },
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },

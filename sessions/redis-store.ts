@@ -13,8 +13,10 @@
  * Writes are Lua scripts (atomic), so the store needs a single Redis primary (with replicas or
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
+import { createRequire } from 'node:module'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
+import { requireOptional } from '../optional.js'
 import type { SessionStore, StoredSessionData } from './store.js'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
@@ -161,7 +163,8 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   if (ownClient && options.url === undefined) {
     throw new Error('redisSessionStore needs a url (REDIS_URL, e.g. redis://127.0.0.1:6379) or a client')
   }
-  const client = (options.client ?? new Redis(options.url as string, clientOptions)) as ScriptClient
+  // ioredis is an optional peer dependency, loaded only when a store is made without a client.
+  const client = (options.client ?? new (requireOptional('ioredis', () => createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis)(options.url as string, clientOptions)) as ScriptClient
   client.defineCommand('sessionSet', { numberOfKeys: 3, lua: SET_SCRIPT })
   client.defineCommand('sessionDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT })
   client.defineCommand('sessionRevoke', { numberOfKeys: 1, lua: REVOKE_SCRIPT })

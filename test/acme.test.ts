@@ -77,7 +77,7 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
     const unknown = await request(`http://127.0.0.1:${pebble.httpPort}/.well-known/acme-challenge/nope`, { headers: { host: 'app.test' } })
     t.equal(unknown.status, 404, 'an unknown challenge token gets 404 from the redirect listener')
     const other = await request(`http://127.0.0.1:${pebble.httpPort}/other`, { headers: { host: 'app.test' } })
-    t.equal(other.status, 301, 'every other path still redirects')
+    t.equal(other.status, 307, 'every other path still redirects')
   })
 
   t.test('a restart serves the stored certificate at once and orders nothing', async (t) => {

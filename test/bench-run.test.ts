@@ -3,7 +3,7 @@
  * `--check` run starts its servers, checks their sample answers, measures every round and prints a
  * verdict. Nothing here depends on how fast the machine is: the exit code may be 0, 1 or 2
  * depending on the neighbours, but the report must be complete and its figures must be numbers.
- * What the suite costs is measured by `npm run bench`, never by a test.
+ * What the suite costs is measured by `node dist/bench/run.js`, never by a test.
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'

@@ -1,6 +1,6 @@
 /**
  * The pure parts of the benchmark (bench/stats.ts, bench/machine.ts): quantiles, the rotated
- * order, per-round ratios, the verdict of `npm run bench -- --check`, and the readers of the
+ * order, per-round ratios, the verdict of `node dist/bench/run.js --check`, and the readers of the
  * kernel's CPU counters. No load is generated here: the benchmark is never a timed test.
  */
 import { execFileSync, spawn } from 'node:child_process'

@@ -199,7 +199,7 @@ t.test('usage errors exit 2 with one message and no stack trace', async (t) => {
     [['doctor', '--compare-env', join(dir, 'missing.env')], /--compare-env .*missing\.env: no such file/],
     [['doctor', 'extra'], /Unexpected argument 'extra'/],
     [['keygen', '--count', '2'], /Unknown option '--count'/],
-    [['frobnicate'], /unknown command "frobnicate"; the commands are doctor, check and keygen/],
+    [['frobnicate'], /unknown command "frobnicate"; the commands are doctor, check, keygen and trust/],
     [[], /Usage: fastify-secure-https <command>/]
   ] as const) {
     const result = await inProcess([...args])

@@ -34,7 +34,7 @@ t.test('over TLS: sent for a real host name, not for localhost unless asked', as
   t.equal(notFound.headers[STS], 'max-age=31536000; includeSubDomains', 'also on 404')
 
   const redirect = await request(`${s.redirectUrl as string}/`, { headers: { host: 'app.test' } })
-  t.equal(redirect.status, 301)
+  t.equal(redirect.status, 307)
   t.notOk(redirect.headers[STS], 'never on the HTTP redirect listener')
   const probe = await request(`${s.redirectUrl as string}/healthz`, { headers: { host: 'app.test' } })
   t.notOk(probe.headers[STS], 'nor on exempt paths answered over HTTP')
@@ -71,13 +71,13 @@ t.test('behind a trusted proxy: only when the proxy says https, and only from th
   t.equal(viaProxy.headers[STS], 'max-age=31536000', 'present when the trusted proxy says https')
 
   const spoofed = await request(`${base}/`, { localAddress: '127.0.0.2', headers: { host: 'app.test', 'x-forwarded-proto': 'https' } })
-  t.equal(spoofed.status, 301, 'an untrusted peer claiming https is redirected like plain HTTP')
+  t.equal(spoofed.status, 307, 'an untrusted peer claiming https is redirected like plain HTTP')
   t.notOk(spoofed.headers[STS], 'and gets no HSTS')
   const event = await s.logs.waitFor((line) => line.securityEvent === 'proxy.untrusted-forwarded')
   t.equal(event.remoteAddress, '127.0.0.2')
 
   const plain = await request(`${base}/`, { localAddress: '127.0.0.1', headers: { host: 'app.test', 'x-forwarded-proto': 'http' } })
-  t.equal(plain.status, 301)
+  t.equal(plain.status, 307)
   t.notOk(plain.headers[STS], 'none when the proxy says http')
 })
 

@@ -122,14 +122,15 @@ t.test('a TLS_DIR planted by another user is not served (real server start)', { 
   chmodSync(join(dir, 'self-signed'), 0o700)
   await t.rejects(loadOrCreateSelfSigned(dir, ['localhost']), { code: 'ERR_SECURE_HTTPS_INSECURE_STORAGE', message: /key\.pem is owned by user 65534/ })
 
-  // Fixed as the message says: the same pair is served.
+  // Fixed as the message says: the folder is used again. (The planted self-signed pair is then
+  // replaced by a certificate from the development CA, which did not issue it.)
   chownSync(join(dir, 'self-signed', 'key.pem'), me, me)
   chmodSync(join(dir, 'self-signed', 'key.pem'), 0o600)
   chownSync(join(dir, 'self-signed', 'cert.pem'), me, me)
   const app = await startApp({ tls: { dir } }, (app) => { app.get('/', async () => 'ok') })
   t.teardown(() => app.close())
-  const served = await request(`${app.url}/`, { ca: planted.cert })
-  t.equal(served.body, 'ok', 'once owned by this user and 0600, the pair is used')
+  const served = await request(`${app.url}/`, { ca: app.cert as string })
+  t.equal(served.body, 'ok', 'once owned by this user and 0600, the folder is used')
 })
 
 t.test('the ACME store refuses an account key or a certificate key it did not write', async (t) => {

@@ -32,19 +32,19 @@ t.test('the demo behind haproxy, trusting Forwarded', async (t) => {
   t.same(JSON.parse(me.body), { user: 'carol' }, 'and the session reads back through haproxy')
 
   const plain = await request(`${haproxy.httpUrl}/api/me`)
-  t.equal(plain.status, 301, 'plain HTTP through haproxy (Forwarded proto=http) is redirected')
+  t.equal(plain.status, 307, 'plain HTTP through haproxy (Forwarded proto=http) is redirected')
   t.equal(plain.headers.location, `${haproxy.httpsUrl}/api/me`)
   const followed = await request(plain.headers.location as string, https)
   t.equal(followed.status, 200, 'once: the HTTPS side answers')
   t.equal((await request(`${haproxy.httpUrl}/healthz`)).status, 200, '/healthz over HTTP answers')
 
   const spoofed = await request(`${haproxy.httpUrl}/api/me`, { headers: { 'x-forwarded-proto': 'https', forwarded: 'for=1.2.3.4;proto=https' } })
-  t.equal(spoofed.status, 301, 'a client claiming https through haproxy\'s HTTP port is redirected: haproxy replaces Forwarded and drops X-Forwarded-Proto')
+  t.equal(spoofed.status, 307, 'a client claiming https through haproxy\'s HTTP port is redirected: haproxy replaces Forwarded and drops X-Forwarded-Proto')
   t.same(demo.events('proxy.untrusted-forwarded'), [], 'haproxy is trusted: no spoofing events')
   t.same(demo.events('proxy.conflicting-forwarded'), [], 'and no conflict: the client\'s X-Forwarded-Proto never reached the app')
 
   const direct = await request(`${demo.url}/api/me`, { localAddress: '127.0.0.2', headers: { forwarded: 'proto=https', host: 'localhost' } })
-  t.equal(direct.status, 301, 'Forwarded from a peer that is not trusted is ignored')
+  t.equal(direct.status, 307, 'Forwarded from a peer that is not trusted is ignored')
   const event = await demo.waitFor((line) => line.securityEvent === 'proxy.untrusted-forwarded')
   t.equal(event.remoteAddress, '127.0.0.2')
   t.same(event.headers, ['forwarded'])
@@ -88,7 +88,7 @@ t.test('the failure mode: a Forwarded-only proxy without TRUST_FORWARDED redirec
   const haproxy = await startHaproxy({ upstreamPort: s.port })
   t.teardown(() => haproxy.stop())
   const res = await request(`${haproxy.httpsUrl}/`, { ca: haproxy.ca })
-  t.equal(res.status, 301, 'HTTPS at the proxy, but the app sees plain HTTP and redirects')
+  t.equal(res.status, 307, 'HTTPS at the proxy, but the app sees plain HTTP and redirects')
   t.match(res.headers.location, /^https:\/\/localhost\//, 'to HTTPS: the browser comes back over HTTPS and is redirected again, forever')
 
   // The fix without TRUST_FORWARDED: have the proxy set X-Forwarded-Proto as well.

@@ -66,20 +66,20 @@ t.test('the demo behind nginx', async (t) => {
 
   t.test('plain HTTP through nginx gets one redirect to HTTPS, not a loop; /healthz answers', async (t) => {
     const get = await follow(`${nginx.httpUrl}/api/me?x=1`, https)
-    t.same(get.hops, [`301 ${nginx.httpsUrl}/api/me?x=1`], 'exactly one redirect, to nginx\'s HTTPS port')
+    t.same(get.hops, [`307 ${nginx.httpsUrl}/api/me?x=1`], 'exactly one redirect, to nginx\'s HTTPS port')
     t.equal(get.final.status, 200)
     t.same(JSON.parse(get.final.body), { user: null })
 
     const post = await follow(`${nginx.httpUrl}/login`, { ...https, method: 'POST', headers: FORM, body: 'user=bob' })
-    t.equal(post.hops[0], `308 ${nginx.httpsUrl}/login`, 'POST gets 308: method and body kept')
-    t.equal(post.hops.length, 3, '308 to HTTPS, then the login\'s 303 to /dashboard and its 303 to / (no cookie jar here)')
+    t.equal(post.hops[0], `307 ${nginx.httpsUrl}/login`, 'POST gets 307 in development: method and body kept')
+    t.equal(post.hops.length, 3, '307 to HTTPS, then the login\'s 303 to /dashboard and its 303 to / (no cookie jar here)')
 
     const health = await request(`${nginx.httpUrl}/healthz`)
     t.equal(health.status, 200, '/healthz over HTTP answers, for load-balancer probes')
     t.equal(health.body, 'ok')
 
     const spoofed = await request(`${nginx.httpUrl}/api/me`, { headers: { 'x-forwarded-proto': 'https', forwarded: 'proto=https', 'x-forwarded-host': 'evil.example' } })
-    t.equal(spoofed.status, 301, 'a client claiming https through nginx\'s HTTP port is still redirected: nginx replaces the header')
+    t.equal(spoofed.status, 307, 'a client claiming https through nginx\'s HTTP port is still redirected: nginx replaces the header')
     t.equal(spoofed.headers.location, `${nginx.httpsUrl}/api/me`, 'and X-Forwarded-Host from the client is replaced too')
 
     const evil = await request(`${nginx.httpUrl}/`, { headers: { host: 'evil.example' } })
@@ -98,7 +98,7 @@ t.test('the demo behind nginx', async (t) => {
     t.equal(plainHealth.status, 200)
     t.notOk(plainHealth.headers[STS], 'plain HTTP through nginx: no HSTS (RFC 6797 7.2)')
     const plainRedirect = await request(`${nginx.httpUrl}/`, { headers: { host: 'app.test' } })
-    t.equal(plainRedirect.status, 301)
+    t.equal(plainRedirect.status, 307)
     t.equal(plainRedirect.headers.location, `https://app.test:${nginx.httpsPort}/`)
     t.notOk(plainRedirect.headers[STS], 'nor on the redirect')
   })
@@ -106,11 +106,11 @@ t.test('the demo behind nginx', async (t) => {
   t.test('a client that skips nginx cannot pose as HTTPS, and is logged', async (t) => {
     const spoof = { 'x-forwarded-proto': 'https', forwarded: 'proto=https' }
     const me = await request(`${demo.url}/api/me`, { localAddress: '127.0.0.2', headers: { ...spoof, host: 'localhost' } })
-    t.equal(me.status, 301, 'treated as plain HTTP: redirected')
+    t.equal(me.status, 307, 'treated as plain HTTP: redirected')
     t.equal(me.headers.location, `${nginx.httpsUrl}/api/me`)
 
     const login = await request(`${demo.url}/login`, { localAddress: '127.0.0.2', method: 'POST', headers: { ...spoof, ...FORM, host: 'localhost' }, body: 'user=mallory' })
-    t.equal(login.status, 308, 'no login over a spoofed HTTPS')
+    t.equal(login.status, 307, 'no login over a spoofed HTTPS')
     t.notOk(login.headers['set-cookie'], 'and no session cookie')
 
     const health = await request(`${demo.url}/healthz`, { localAddress: '127.0.0.2', headers: { ...spoof, host: 'app.test' } })

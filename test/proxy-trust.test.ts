@@ -160,7 +160,7 @@ t.test('X-Forwarded-Proto: believed from the trusted peer only, last entry wins 
   t.match(await probe(s, UNTRUSTED, { 'x-forwarded-proto': 'https' }), { secure: false, protocol: 'http' }, 'from an untrusted peer the header is ignored, by Fastify too')
   t.match(await probe(s, UNTRUSTED, { 'x-forwarded-proto': 'http, https' }), { secure: false, protocol: 'http' })
   const redirect = await request(`http://127.0.0.1:${s.port}/`, { localAddress: UNTRUSTED, headers: { 'x-forwarded-proto': 'https', host: 'localhost' } })
-  t.equal(redirect.status, 301, 'and the in-app redirect sends it to HTTPS')
+  t.equal(redirect.status, 307, 'and the in-app redirect sends it to HTTPS')
   t.equal(redirect.headers.location, 'https://localhost/', 'on the public port (443 by default behind a proxy)')
   const passed = await request(`http://127.0.0.1:${s.port}/`, { localAddress: TRUSTED, headers: { 'x-forwarded-proto': 'https', host: 'localhost' } })
   t.equal(passed.status, 200, 'the trusted proxy saying https passes')

@@ -48,7 +48,7 @@ t.test('SESSION_KEYS accepts padded base64 keys, newest first, with spaces aroun
 
 t.test('lifetimes and cookie settings are validated', async (t) => {
   t.match(messageOf(() => loadConfig({ SESSION_MAX_AGE: '600', SESSION_IDLE_TIMEOUT: '900' })), /SESSION_IDLE_TIMEOUT: idleTimeout \(900\) is longer than maxAge \(600\)/)
-  t.match(messageOf(() => loadConfig({ SESSION_MAX_AGE: 'a day' })), /SESSION_MAX_AGE: "a day" is not a whole number/)
+  t.match(messageOf(() => loadConfig({ SESSION_MAX_AGE: 'a day' })), /SESSION_MAX_AGE: "a day" is not a whole number of seconds/)
   t.match(messageOf(() => loadConfig({ SESSION_COOKIE_NAME: 'bad name;' })), /SESSION_COOKIE_NAME: must be a cookie token/)
 })
 

@@ -149,12 +149,15 @@ t.test('a Secure cookie written over plain HTTP (a proxy not trusted) is warned 
   t.equal(warnings.length, 1, 'one warning for two such responses')
 })
 
-t.test('no SESSION_KEYS in development: an ephemeral key and a plain warning', async (t) => {
-  const s = await startApp({}, routes)
+t.test('no SESSION_KEYS in development: the aggregate keeps a development key in TLS_DIR; without a TLS_DIR, an ephemeral key and a plain warning', async (t) => {
+  const kept = await startApp({}, routes)
+  t.teardown(() => kept.close())
+  t.notOk(kept.logs.lines.some((line) => /SESSION_KEYS is not set/.test(line.msg ?? '')), 'a key kept under TLS_DIR: no warning')
+  const s = await startApp({ tls: false, secureSession: { secure: false } }, routes)
   t.teardown(() => s.close())
   t.ok(s.logs.lines.some((line) => line.level === 40 && /SESSION_KEYS is not set.*NOT survive a restart/.test(line.msg ?? '')))
-  const set = await send(s, 'POST', '/set?user=alice')
-  const read = await send(s, 'GET', '/read', sessionCookie(set)?.value)
+  const set = await send(kept, 'POST', '/set?user=alice')
+  const read = await send(kept, 'GET', '/read', sessionCookie(set)?.value)
   t.equal(JSON.parse(read.body).user, 'alice', 'sessions work within the process')
 })
 

@@ -22,7 +22,8 @@ t.test('the development certificate: ECDSA P-256, the right SANs, served over TL
   t.equal(status.mode, 'self-signed')
   t.equal(status.fingerprint, peer?.fingerprint256, 'fastify.tls.status() reports the certificate being served')
   t.equal(status.keyType, 'ec P-256')
-  t.ok(status.selfSigned)
+  t.notOk(status.selfSigned, 'issued by the development CA, not self-signed')
+  t.match(status.issuer, /CN=fastify-secure-https development CA/)
   t.ok(status.notAfter.getTime() > Date.now() + 60 * 86_400_000, 'valid for the next 60 days')
   const keyMode = statSync(join(dir, 'self-signed', 'key.pem')).mode & 0o777
   t.equal(keyMode, 0o600, 'the key file is readable by its owner only')
@@ -46,6 +47,7 @@ t.test('generation is fast and the cache is checked', async (t) => {
   const elapsed = performance.now() - started
   t.ok(elapsed < 1000, `generated in ${elapsed.toFixed(1)} ms`)
   t.equal(inspectCertificate(pair.cert).keyType, 'ec P-256')
+  t.ok(inspectCertificate(pair.cert).selfSigned, 'generateSelfSigned still makes a standalone self-signed pair, for tests and tools')
   t.equal(staleReason(pair, ['app.test']), null)
   t.match(staleReason(pair, ['new.test']), /does not cover new.test/)
   t.match(staleReason(pair, ['app.test'], Date.now() + 70 * 86_400_000), /has \d+ days left/)
@@ -56,7 +58,7 @@ t.test('generation is fast and the cache is checked', async (t) => {
   const dir = tempDir(undefined, t)
   const created = await loadOrCreateSelfSigned(dir, [])
   t.equal(created.generated, true)
-  t.equal(created.reason, 'no cached certificate')
+  t.equal(created.reason, 'the development CA was just made')
   const reused = await loadOrCreateSelfSigned(dir, [])
   t.equal(reused.generated, false)
   writeFileSync(join(dir, 'self-signed', 'cert.pem'), 'garbage')

@@ -21,7 +21,8 @@ interface Demo { child: ChildProcess, port: number, lines: LogLine[], waitFor (p
 
 async function startDemo (env: Record<string, string>): Promise<Demo> {
   const child = spawn(process.execPath, [server], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', HTTP_PORT: 'off', LOG_LEVEL: 'info', ...env },
+    // The child runs the compiled dist/: its coverage would be merged wrongly with the sources'.
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', HTTP_PORT: 'off', LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const lines: LogLine[] = []

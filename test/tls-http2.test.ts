@@ -93,7 +93,7 @@ t.test('HTTP/2 and HTTP/1.1 on one listener: ALPN, HSTS, session, redirect, relo
   t.equal(JSON.parse(bob.body).user, 'bob', 'an HTTP/1.1 session cookie works over HTTP/2')
 
   const redirect = await request(`${s.redirectUrl as string}/some/path?x=1`)
-  t.equal(redirect.status, 301)
+  t.equal(redirect.status, 307)
   t.equal(redirect.headers.location, `https://localhost:${s.port}/some/path?x=1`, 'the HTTP listener redirects to the HTTP/2 server')
 
   // Reload: the open HTTP/2 session keeps its connection and certificate; new ones get the new one.

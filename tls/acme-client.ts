@@ -9,13 +9,11 @@
  *   backoff retries instead, honouring Retry-After;
  * - every ACME problem document seen is kept, because acme-client keeps only its `detail` text.
  */
-import * as acme from 'acme-client'
 import { generateKeyPair } from 'node:crypto'
-import { Agent } from 'node:https'
 import { isIP } from 'node:net'
 import { createRequire } from 'node:module'
-import { rootCertificates } from 'node:tls'
 import { promisify } from 'node:util'
+import { importOptional } from '../optional.js'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
 
@@ -89,15 +87,26 @@ interface AcmeResponse {
 type RequestFunction = (url: string, method: string, opts?: Record<string, unknown>) => Promise<AcmeResponse>
 type Adapter = (config: unknown) => Promise<unknown>
 
-// acme-client's own axios (its dependency, not ours): its Node HTTP adapter is wrapped below.
-const axiosFromAcme = createRequire(createRequire(import.meta.url).resolve('acme-client'))('axios') as { getAdapter (name: string): Adapter }
-const httpAdapter = axiosFromAcme.getAdapter('http')
+type AcmeClientModule = typeof import('acme-client')
+
+/**
+ * acme-client, an optional peer dependency: loaded at the first order, so that apps without
+ * TLS_MODE=acme neither install nor import it.
+ */
+async function loadAcme (): Promise<{ acme: AcmeClientModule, httpAdapter: Adapter, Agent: typeof import('node:https').Agent, rootCertificates: readonly string[] }> {
+  const acme = await importOptional('acme-client', () => import('acme-client'))
+  const { Agent } = await import('node:https')
+  const { rootCertificates } = await import('node:tls')
+  // acme-client's own axios (its dependency, not ours): its Node HTTP adapter is wrapped below.
+  const axiosFromAcme = createRequire(createRequire(import.meta.url).resolve('acme-client'))('axios') as { getAdapter (name: string): Adapter }
+  return { acme, httpAdapter: axiosFromAcme.getAdapter('http'), Agent, rootCertificates }
+}
 
 /**
  * A network failure without axios's `config` field: acme-client's interceptor then passes it on
  * unchanged instead of retrying it and failing with a TypeError.
  */
-const plainNetworkErrors: Adapter = async (config) => {
+const plainNetworkErrors = (httpAdapter: Adapter): Adapter => async (config) => {
   try {
     return await httpAdapter(config)
   } catch (error) {
@@ -150,6 +159,7 @@ export function parseRetryAfter (header: string | undefined, now = Date.now()): 
  * @throws AcmeOrderError with the server's problem document when one was sent
  */
 export async function orderCertificate (options: OrderOptions): Promise<IssuedPair> {
+  const { acme, httpAdapter, Agent, rootCertificates } = await loadAcme()
   const client = new acme.Client({
     directoryUrl: options.directoryUrl,
     accountKey: options.accountKey,
@@ -170,7 +180,7 @@ export async function orderCertificate (options: OrderOptions): Promise<IssuedPa
     const response = await original.call(http, url, method, {
       ...opts,
       httpsAgent: agent,
-      adapter: plainNetworkErrors,
+      adapter: plainNetworkErrors(httpAdapter),
       retryAttempt: NO_RETRIES,
       timeout: 30_000,
       signal: options.signal

@@ -129,18 +129,33 @@ export function chainProblems (certPem: string | Buffer): string[] {
   return problems
 }
 
+/** True when one of the PEM certificates is a self-signed root that issued `cert`. */
+function issuedByRoot (cert: X509Certificate, roots: string | Buffer | undefined): boolean {
+  if (roots === undefined) return false
+  return splitPemCertificates(roots).some((pem) => {
+    try {
+      const root = new X509Certificate(pem)
+      return root.ca && root.subject === root.issuer && root.verify(root.publicKey) &&
+        cert.checkIssued(root) && cert.verify(root.publicKey)
+    } catch {
+      return false
+    }
+  })
+}
+
 /**
  * Problems with a chain that still works for some clients: a leaf served without its intermediates
  * (browsers that have cached them cope, curl, Android and API clients fail), or an intermediate out
- * of date.
+ * of date. `roots` are self-signed CAs the clients are expected to trust (the development CA,
+ * TLS_CA_FILE): a leaf issued straight by one of them needs no intermediate.
  */
-export function chainWarnings (certPem: string | Buffer, now = Date.now()): string[] {
+export function chainWarnings (certPem: string | Buffer, now = Date.now(), roots?: string | Buffer): string[] {
   const pems = splitPemCertificates(certPem)
   const warnings: string[] = []
   const first = pems[0]
   if (first === undefined) return warnings
   const leaf = new X509Certificate(first)
-  if (pems.length === 1 && !(leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey))) {
+  if (pems.length === 1 && !(leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey)) && !issuedByRoot(leaf, roots)) {
     warnings.push(`the certificate file holds only the leaf certificate, without the intermediates of its issuer (${leaf.issuer.replace(/\n/g, ', ')}); clients that do not have them cached will reject the site. Point TLS_CERT_FILE at the full chain (certbot: fullchain.pem, not cert.pem)`)
   }
   pems.slice(1).forEach((pem, i) => {

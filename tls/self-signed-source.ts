@@ -1,6 +1,8 @@
 /**
- * TLS_MODE=self-signed: a cached development certificate, renewed in place before it runs out.
+ * TLS_MODE=self-signed: a development certificate issued by the local development CA, cached,
+ * renewed in place before it runs out.
  */
+import { join, resolve } from 'node:path'
 import type { TlsConfig } from '../schemas/tls.js'
 import { inspectCertificate } from './inspect.js'
 import { loadOrCreateSelfSigned } from './self-signed.js'
@@ -16,7 +18,10 @@ export function selfSignedSource (config: Pick<TlsConfig, 'dir' | 'hosts'>, chec
   async function load (): Promise<CertificatePair> {
     const pair = await loadOrCreateSelfSigned(config.dir, config.hosts)
     current = pair.cert
-    return { key: pair.key, cert: pair.cert, info: inspectCertificate(pair.cert) }
+    const origin = pair.generated
+      ? `issued now by the development CA ${pair.ca.certPath}: ${pair.reason ?? 'no cached certificate'}`
+      : `reused from ${join(resolve(config.dir), 'self-signed', 'cert.pem')}, issued by the development CA ${pair.ca.certPath}`
+    return { key: pair.key, cert: pair.cert, info: inspectCertificate(pair.cert), roots: pair.ca.cert, origin }
   }
 
   return {

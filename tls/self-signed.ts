@@ -1,25 +1,25 @@
 /**
- * Self-signed development certificates: ECDSA P-256, generated with WebCrypto (OpenSSL underneath, a
- * few milliseconds) and signed with @peculiar/x509, cached under TLS_DIR and reused until the names
- * change or fewer than 30 days remain.
+ * Development certificates (TLS_MODE=self-signed): ECDSA P-256 leaves issued by the local
+ * development CA (tls/dev-ca.ts), cached under TLS_DIR/self-signed/ and reused until the names
+ * change, the CA changes or fewer than 30 days remain. Trusting the CA once trusts every leaf.
+ *
+ * `generateSelfSigned` still makes a standalone self-signed certificate, for tests and tools that
+ * need a pair in a millisecond and trust it by pinning.
  */
-import { randomBytes, webcrypto } from 'node:crypto'
+import { createPublicKey, randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
 import { ERR_INSECURE_STORAGE } from '../errors.js'
 import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
+import { issuedBy, loadOrCreateDevCa, permits, type DevCa } from './dev-ca.js'
 import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.js'
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+import { buildCertificate, generateEcdsaKey, privateKeyPem } from './x509.js'
 
 /** Names every development certificate covers. */
 export const DEFAULT_SELF_SIGNED_HOSTS = ['localhost', '127.0.0.1', '::1'] as const
-/** Lifetime of a generated certificate. */
-export const SELF_SIGNED_DAYS = 90
+/** Lifetime of a development certificate: within the 398 days browsers accept. */
+export const SELF_SIGNED_DAYS = 365
 /** A cached certificate with fewer days left is replaced. */
 export const SELF_SIGNED_RENEW_DAYS = 30
 
@@ -31,40 +31,68 @@ export interface PemPair {
   cert: string
 }
 
-/** The names a self-signed certificate for these hosts covers, defaults first, deduplicated. */
+/** The names a development certificate for these hosts covers, defaults first, deduplicated. */
 export function selfSignedHosts (hosts: readonly string[]): string[] {
   return [...new Set([...DEFAULT_SELF_SIGNED_HOSTS, ...hosts])]
 }
 
-/** Generates a self-signed ECDSA P-256 certificate for the hosts. */
-export async function generateSelfSigned (hosts: readonly string[], days = SELF_SIGNED_DAYS, now = Date.now()): Promise<PemPair> {
-  const names = selfSignedHosts(hosts)
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair
-  const serial = randomBytes(16)
-  serial[0] = (serial[0] as number) & 0x7f
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial.toString('hex'),
-    name: 'CN=fastify-secure-https development certificate',
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + days * DAY),
-    signingAlgorithm: algorithm,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: isIP(value) === 0 ? 'dns' as const : 'ip' as const, value }))),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)
-    ]
-  })
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as unknown as webcrypto.CryptoKey)
-  const key = x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')
-  return { key: `${key}\n`, cert: `${cert.toString('pem')}\n` }
+function leafSubject (names: readonly string[]): { commonName: string } {
+  // The CN is for people reading the certificate; clients match the SANs. A DNS name there stays
+  // inside the CA's name constraints (OpenSSL checks a CN that looks like a host name against them).
+  return { commonName: names.find((name) => isIP(name) === 0) ?? 'localhost' }
 }
 
-/** Why a cached pair cannot be reused, or null when it can. */
-export function staleReason (pair: PemPair, hosts: readonly string[], now = Date.now()): string | null {
+/**
+ * Generates a standalone self-signed ECDSA P-256 certificate for the hosts (and localhost,
+ * 127.0.0.1, ::1). Clients must pin it; for browsers, TLS_MODE=self-signed issues from the
+ * development CA instead, which can be trusted once.
+ */
+export async function generateSelfSigned (hosts: readonly string[], days = 90, now = Date.now()): Promise<PemPair> {
+  const names = selfSignedHosts(hosts)
+  const keys = await generateEcdsaKey()
+  const cert = buildCertificate({
+    subject: { commonName: 'fastify-secure-https self-signed certificate' },
+    publicKey: keys.publicKey,
+    selfKey: keys.privateKey,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + days * DAY),
+    ca: false,
+    hosts: names
+  })
+  return { key: privateKeyPem(keys.privateKey), cert }
+}
+
+/** Issues a leaf for the hosts from the development CA; names outside its constraints are left out. */
+export async function issueDevelopmentCertificate (ca: Pick<DevCa, 'key' | 'subject' | 'permitted'>, hosts: readonly string[], days = SELF_SIGNED_DAYS, now = Date.now()): Promise<PemPair> {
+  const names = coverableHosts(ca, hosts)
+  const keys = await generateEcdsaKey()
+  const cert = buildCertificate({
+    subject: leafSubject(names),
+    publicKey: keys.publicKey,
+    issuer: { subject: ca.subject, key: ca.key, publicKey: createPublicKey(ca.key) },
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + days * DAY),
+    ca: false,
+    hosts: names
+  })
+  return { key: privateKeyPem(keys.privateKey), cert }
+}
+
+/** The names of `selfSignedHosts(hosts)` the CA may issue for. */
+export function coverableHosts (ca: Pick<DevCa, 'permitted'>, hosts: readonly string[]): string[] {
+  return selfSignedHosts(hosts).filter((host) => permits(ca.permitted, host))
+}
+
+/** The names of `hosts` outside the CA's name constraints: no development certificate can cover them. */
+export function excludedHosts (ca: Pick<DevCa, 'permitted'>, hosts: readonly string[]): string[] {
+  return selfSignedHosts(hosts).filter((host) => !permits(ca.permitted, host))
+}
+
+/**
+ * Why a cached pair cannot be reused, or null when it can. With a CA, the pair must also have
+ * been issued by it, and only the names it may issue for are required.
+ */
+export function staleReason (pair: PemPair, hosts: readonly string[], now = Date.now(), ca?: Pick<DevCa, 'cert' | 'permitted'>): string | null {
   let info: CertificateInfo
   try {
     // Also checks the key belongs to the certificate: a crash between writing the two files must
@@ -73,7 +101,8 @@ export function staleReason (pair: PemPair, hosts: readonly string[], now = Date
   } catch (error) {
     return `the cached pair is unusable (${(error as Error).message})`
   }
-  const missing = uncoveredHosts(info.sans, selfSignedHosts(hosts))
+  if (ca !== undefined && !issuedBy(ca, pair.cert)) return 'it was not issued by the current development CA'
+  const missing = uncoveredHosts(info.sans, ca === undefined ? selfSignedHosts(hosts) : coverableHosts(ca, hosts))
   if (missing.length > 0) return `it does not cover ${missing.join(', ')}`
   const daysLeft = (info.notAfter.getTime() - now) / DAY
   if (daysLeft < SELF_SIGNED_RENEW_DAYS) return `it has ${Math.max(0, Math.floor(daysLeft))} days left`
@@ -94,14 +123,19 @@ export async function writePrivateFile (path: string, content: string): Promise<
 
 /** Result of `loadOrCreateSelfSigned`. */
 export interface SelfSignedResult extends PemPair {
-  /** True when a new pair was generated; `reason` says why. */
+  /** True when a new pair was issued; `reason` says why. */
   generated: boolean
   reason?: string
+  /** The development CA that issued it. */
+  ca: DevCa
+  /** Configured names the CA may not issue for (outside its name constraints), left out of the leaf. */
+  excluded: string[]
 }
 
 /**
- * Returns the cached pair under `dir/self-signed/` when it covers the hosts and has time left,
- * otherwise generates and stores a new one (key file mode 0600).
+ * Returns the cached leaf under `dir/self-signed/` when the development CA issued it, it covers
+ * the hosts and has time left; otherwise issues and stores a new one (key file mode 0600). Makes
+ * the CA on first use.
  */
 export async function loadOrCreateSelfSigned (dir: string, hosts: readonly string[], now = Date.now()): Promise<SelfSignedResult> {
   const folder = join(dir, 'self-signed')
@@ -110,21 +144,23 @@ export async function loadOrCreateSelfSigned (dir: string, hosts: readonly strin
   // TLS_DIR and its key are checked before anything in them is read: a key another local user could
   // have written is never served.
   await ensurePrivateDir(dir, { variable: 'TLS_DIR' })
+  const ca = await loadOrCreateDevCa(dir, hosts, now)
   await ensurePrivateDir(folder, { variable: 'TLS_DIR' })
-  let reason = 'no cached certificate'
+  const excluded = excludedHosts(ca, hosts)
+  let reason = !ca.created ? 'no cached certificate' : ca.reason === 'no development CA yet' ? 'the development CA was just made' : `the development CA was replaced: ${ca.reason ?? ''}`
   try {
     await checkPrivateFile(keyPath, true)
     await checkPrivateFile(certPath, false)
     const cached = { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') }
-    const stale = staleReason(cached, hosts, now)
-    if (stale === null) return { ...cached, generated: false }
-    reason = stale
+    const stale = staleReason(cached, hosts, now, ca)
+    if (stale === null) return { ...cached, generated: false, ca, excluded }
+    if (!ca.created) reason = stale
   } catch (error) {
     if (error instanceof ERR_INSECURE_STORAGE) throw error
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') reason = `the cache is unreadable (${(error as Error).message})`
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !ca.created) reason = `the cache is unreadable (${(error as Error).message})`
   }
-  const pair = await generateSelfSigned(hosts, SELF_SIGNED_DAYS, now)
+  const pair = await issueDevelopmentCertificate(ca, hosts, SELF_SIGNED_DAYS, now)
   await writePrivateFile(keyPath, pair.key)
   await writePrivateFile(certPath, pair.cert)
-  return { ...pair, generated: true, reason }
+  return { ...pair, generated: true, reason, ca, excluded }
 }

@@ -15,6 +15,13 @@ export interface CertificatePair {
   passphrase?: string
   /** Facts about the leaf. */
   info: CertificateInfo
+  /**
+   * Self-signed roots known to have issued the chain's last certificate (the development CA,
+   * TLS_CA_FILE): a leaf issued straight by one of them is a complete chain.
+   */
+  roots?: string
+  /** Where this pair came from, for people: `reused from ...`, `issued now by ...`. */
+  origin?: string
 }
 
 /** Callbacks a source reports to once started. */

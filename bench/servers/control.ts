@@ -31,7 +31,7 @@ export interface BenchEnvironment {
 
 function required (name: string): string {
   const value = process.env[name]
-  if (value === undefined || value === '') throw new Error(`${name} is not set: benchmark servers are started by bench/run.ts (npm run bench)`)
+  if (value === undefined || value === '') throw new Error(`${name} is not set: benchmark servers are started by bench/run.ts (node dist/bench/run.js)`)
   return value
 }
 
@@ -75,7 +75,7 @@ export type HeadersHandler = (headers: Array<[string, string]>) => void
  * @internal
  */
 export function controlled (port: number, redirectPort: number | null, close: () => Promise<unknown>, onHeaders?: HeadersHandler): void {
-  if (process.send === undefined) throw new Error('benchmark servers are started by bench/run.ts (npm run bench), which talks to them over IPC')
+  if (process.send === undefined) throw new Error('benchmark servers are started by bench/run.ts (node dist/bench/run.js), which talks to them over IPC')
   let profiler: Session | undefined
   process.on('message', (message: ControlMessage) => {
     switch (message.type) {

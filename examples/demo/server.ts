@@ -1,9 +1,11 @@
 /**
  * `npm start`: the demo with the environment as config. Zero configuration gives
- * https://localhost:8443 with a cached self-signed certificate and http://localhost:8080 redirecting.
+ * https://localhost:8443 with a certificate from the local development CA and
+ * http://localhost:8080 redirecting to it. Logs are readable text in a terminal, JSON otherwise.
  */
 import { ConfigError, loadConfig } from 'fastify-secure-https'
 import { buildDemo } from './app.js'
+import { prettyStream } from './pretty.js'
 
 async function main (): Promise<void> {
   let config
@@ -16,10 +18,25 @@ async function main (): Promise<void> {
     }
     throw error
   }
-  const app = await buildDemo(config, { logger: { level: process.env.LOG_LEVEL ?? 'info' } })
-  await app.listen({ host: config.host, port: config.port })
+  const level = process.env.LOG_LEVEL ?? 'info'
+  const logger = process.stdout.isTTY ? { level, stream: prettyStream(process.stdout) } : { level }
+  const app = await buildDemo(config, { logger })
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const fix = code === 'EACCES' && config.port < 1024
+      ? `ports below 1024 are privileged: give node the right to bind them (sudo setcap cap_net_bind_service=+ep "$(command -v node)"), or use PORT=${config.port === 443 ? 8443 : 3000} behind a port forward`
+      : code === 'EADDRINUSE'
+        ? `another process listens on ${config.host}:${config.port}: stop it, or choose another PORT`
+        : null
+    if (fix === null) throw error
+    process.stderr.write(`cannot listen on ${config.host}:${config.port} (${code}): ${fix}\n`)
+    process.exit(1)
+  }
 
   if (config.tls !== false) {
+    app.log.info({ pid: process.pid }, `kill -HUP ${process.pid} re-reads the certificate`)
     process.on('SIGHUP', () => {
       app.tls.reload().then(
         (status) => app.log.info({ fingerprint: status.fingerprint }, 'SIGHUP: certificate checked'),

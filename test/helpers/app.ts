@@ -16,7 +16,7 @@ export interface StartedApp {
   port: number
   /** Base URL of the HTTP redirect listener, when there is one. */
   redirectUrl: string | null
-  /** The certificate being served (PEM), to trust in clients; null without TLS. */
+  /** The certificate being served (PEM; for self-signed, followed by its development CA), to trust in clients; null without TLS. */
   cert: string | null
   logs: LogCapture
   /** The TLS_DIR used (a fresh temporary folder unless given). */
@@ -55,10 +55,21 @@ export async function startApp (
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const inProcess = config.tls !== false && ['self-signed', 'files', 'acme'].includes(config.tls.mode)
-  const redirect = app.hasDecorator('httpsRedirect') ? app.httpsRedirect.address() : null
+  // The redirect listener starts in an onListen hook, just after listen() resolves.
+  let redirect = app.hasDecorator('httpsRedirect') ? app.httpsRedirect.address() : null
+  if (config.httpsRedirect !== false && config.httpsRedirect.mode === 'listener') {
+    const deadline = Date.now() + 10_000
+    while (redirect === null && app.httpsRedirect.error() === null && Date.now() < deadline) {
+      await new Promise((resolve) => setImmediate(resolve))
+      redirect = app.httpsRedirect.address()
+    }
+    const failed = app.httpsRedirect.error()
+    if (failed !== null) throw failed
+  }
   let cert: string | null = null
   if (inProcess) {
-    if (config.tls.mode === 'self-signed') cert = readFileSync(join(config.tls.dir, 'self-signed', 'cert.pem'), 'utf8')
+    // The development leaf, then the development CA that issued it: clients trust the pair.
+    if (config.tls.mode === 'self-signed') cert = readFileSync(join(config.tls.dir, 'self-signed', 'cert.pem'), 'utf8') + readFileSync(join(config.tls.dir, 'ca', 'cert.pem'), 'utf8')
     else if (config.tls.mode === 'files' && config.tls.certFile !== undefined) cert = readFileSync(config.tls.certFile, 'utf8')
   }
   const dir = config.tls === false ? '' : config.tls.dir

@@ -25,6 +25,8 @@ export interface LaunchChromiumOptions {
   args?: string[]
   /** Accept any certificate (playwright's switch). HSTS is not stored with it: prefer the SPKI list. */
   ignoreHTTPSErrors?: boolean
+  /** The browser's environment, e.g. a `HOME` whose NSS database (`$HOME/.pki/nssdb`) it trusts. */
+  env?: NodeJS.ProcessEnv
 }
 
 /** The flags that keep Chromium quiet, deterministic and off the network on these machines. */
@@ -52,7 +54,8 @@ export async function launchChromium (t: BrowserTest, options: LaunchChromiumOpt
     context = await chromium.launchPersistentContext(dir, {
       executablePath: bins.chromium ?? '/usr/bin/chromium',
       args: [...baseChromiumArgs, ...(options.args ?? [])],
-      ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false
+      ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false,
+      ...(options.env === undefined ? {} : { env: options.env })
     })
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })

@@ -82,6 +82,8 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
       SESSION_KEYS: sessionKey(),
       ALLOWED_HOSTS: 'localhost',
       TLS_DIR: join(dir, 'tls'),
+      // The child runs the compiled dist/: its coverage would be merged wrongly with the sources'.
+      _TAPJS_PROCESSINFO_COVERAGE_: '0',
       ...env
     },
     stdio: ['ignore', 'pipe', 'pipe']

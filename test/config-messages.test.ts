@@ -1,0 +1,90 @@
+/**
+ * Configuration messages that say what is wrong and what would be right, for the mistakes people
+ * make: `HTTP_PORT=none`, `PORT=-1`, `TLS_MODE=FILES`, an empty environment under `doctor`. The
+ * environment is hostile input: every parser is fuzzed, and a value is never echoed raw.
+ */
+import fc from 'fast-check'
+import t from 'tap'
+import { ConfigError, loadConfig, environmentVariables } from '../index.js'
+import { doctor } from '../audit/doctor.js'
+import { configErrorOf } from './helpers/config.js'
+
+const messageOf = (env: Record<string, string>): string => configErrorOf(() => loadConfig(env)).message
+
+t.test('ports: what a port is, and that HTTP_PORT can be off', async (t) => {
+  t.match(messageOf({ HTTP_PORT: 'none' }), /HTTP_PORT: "none" is not a port number; use a whole number from 0 to 65535, or off for no redirect listener/)
+  t.match(messageOf({ PORT: '-1' }), /PORT: "-1" is not a port number; use a whole number from 0 to 65535/)
+  t.notMatch(messageOf({ PORT: '-1' }), /whole number;/, 'not "not a whole number": -1 is one')
+  t.match(messageOf({ PORT: '1.5' }), /PORT: "1\.5" is not a port number/)
+  t.match(messageOf({ PORT: '70000' }), /PORT: must be at most 65535/)
+  t.match(messageOf({ HTTPS_PUBLIC_PORT: 'https' }), /HTTPS_PUBLIC_PORT: "https" is not a port number/)
+  t.equal(loadConfig({ HTTP_PORT: 'Off' }).httpsRedirect, false)
+})
+
+t.test('keywords are compared without case, like HTTP_PORT=off', async (t) => {
+  const files = loadConfig({ TLS_MODE: 'FILES', TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' })
+  t.equal(files.tls !== false && files.tls.mode, 'files', 'TLS_MODE=FILES is files')
+  const modern = loadConfig({ TLS_PROFILE: 'Modern' })
+  t.equal(modern.tls !== false && modern.tls.profile, 'modern')
+  t.match(messageOf({ SESSION_STORE: 'Redis' }), /REDIS_URL: is required with SESSION_STORE=redis/, 'SESSION_STORE=Redis is redis (and needs REDIS_URL)')
+  const staging = loadConfig({ TLS_MODE: 'acme', ACME_DIRECTORY: 'LetsEncrypt-Staging', ACME_DOMAINS: 'example.com', ACME_EMAIL: 'ops@example.com', ACME_AGREE_TOS: 'true' })
+  t.equal(staging.tls !== false && staging.tls.acme.directory, 'https://acme-staging-v02.api.letsencrypt.org/directory')
+  const url = 'https://Acme.Example.com/Directory'
+  const custom = loadConfig({ TLS_MODE: 'acme', ACME_DIRECTORY: url, ACME_DOMAINS: 'example.com', ACME_EMAIL: 'ops@example.com', ACME_AGREE_TOS: 'true' })
+  t.equal(custom.tls !== false && custom.tls.acme.directory, url, 'a URL is kept as written')
+  t.match(messageOf({ TLS_MODE: 'bogus' }), /TLS_MODE: must be one of self-signed, files, acme, proxy, off/)
+})
+
+t.test('seconds: negative and decimal values are named as such', async (t) => {
+  t.match(messageOf({ HSTS_MAX_AGE: '-5' }), /HSTS_MAX_AGE: "-5" is negative; write 0 or a positive whole number of seconds/)
+  t.match(messageOf({ SESSION_MAX_AGE: '1e3' }), /SESSION_MAX_AGE: "1e3" is not a whole number of seconds; write digits only, e\.g\. 86400/)
+})
+
+t.test('production without TLS_MODE: the mode is asked for, not the files of a mode nobody chose', async (t) => {
+  const error = configErrorOf(() => loadConfig({ NODE_ENV: 'production' }))
+  t.match(error.message, /TLS_MODE: is required in production/)
+  t.notMatch(error.message, /TLS_CERT_FILE|TLS_KEY_FILE/)
+  const report = await doctor({})
+  const failed = report.checks.filter((check) => check.status === 'fail').map((check) => check.id)
+  t.ok(failed.includes('SH-TLS-001'), 'doctor on an empty environment: TLS_MODE is set fails')
+  t.notOk(failed.includes('SH-TLS-004'), 'and says nothing about TLS_CERT_FILE')
+  t.notMatch(JSON.stringify(report.checks.filter((check) => check.status === 'fail')), /TLS_CERT_FILE/)
+})
+
+t.test('a hostile value is shown escaped and cut, never raw', async (t) => {
+  const message = messageOf({ PORT: `x\u001b[31m\nfake: line${'a'.repeat(500)}` })
+  t.notOk(message.includes('\u001b'), 'no terminal escape')
+  t.equal(message.split('\n').length, 2, 'no forged line')
+  t.ok(message.length < 300, 'cut short')
+})
+
+t.test('fuzz: every variable parses any string into a value or one ConfigError naming it, in linear time', async (t) => {
+  const names = Object.keys(environmentVariables)
+  fc.assert(fc.property(fc.constantFrom(...names), fc.string({ maxLength: 200, unit: 'binary' }), (name, value) => {
+    try {
+      loadConfig({ [name]: value })
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      if (!error.issues.every((issue) => issue.message.length > 0)) throw new Error('an empty message')
+    }
+  }), { numRuns: 3000 })
+
+  // Sixteen times the length costs about sixteen times the time (a backtracking regex would cost
+  // 256 times): measured on medians, with room for the garbage collector's share.
+  const time = (value: string): number => {
+    const runs: number[] = []
+    for (let i = 0; i < 7; i++) {
+      const started = performance.now()
+      for (const name of ['PORT', 'HTTP_PORT', 'HSTS_MAX_AGE', 'SESSION_MAX_AGE', 'TLS_MODE', 'ACME_DIRECTORY', 'TRUST_PROXY']) {
+        try { loadConfig({ [name]: value }) } catch { /* measured, not checked */ }
+      }
+      runs.push(performance.now() - started)
+    }
+    return runs.sort((a, b) => a - b)[3] as number
+  }
+  const evil = (n: number): string => `-${'1'.repeat(n)}.${'1'.repeat(n)}e`
+  time(evil(20_000))
+  const small = time(evil(20_000))
+  const large = time(evil(320_000))
+  t.ok(large / Math.max(small, 0.1) < 100, `time grows about linearly with the value's length (x16 length: x${(large / Math.max(small, 0.1)).toFixed(1)} time)`)
+})
