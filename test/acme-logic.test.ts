@@ -8,10 +8,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writ
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig, resolveConfig } from '../index.js'
-import { acmeChallenges, logAcmeEvent } from '../plugins/acme-challenge.js'
+import { acmeChallenges, acmeLogState, logAcmeEvent } from '../plugins/acme-challenge.js'
 import { problemIn, parseRetryAfter } from '../tls/acme-client.js'
-import { acmeSource, isAcmeSource, renewalTime, retryDelay } from '../tls/acme-source.js'
-import { AcmeStore, directoryFolder, LOCK_STALE_AFTER } from '../tls/acme-store.js'
+import { acmeSource, isAcmeSource, renewalTime, retryDelay, type AcmeEvent } from '../tls/acme-source.js'
+import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
+import { isLease } from '../storage/storage.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
 import { selfSignedSource } from '../tls/self-signed-source.js'
 import { tempDir } from './helpers/app.js'
@@ -93,51 +94,74 @@ t.test('the store', async (t) => {
   })
 
   t.test('pairs: in date, expired (kept, flagged), mismatched or missing (ignored)', async (t) => {
-    t.equal(await store.readPair(['a.test']), null, 'nothing stored yet')
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'nothing stored yet')
     const good = await generateSelfSigned(['a.test'])
-    await store.writePair(good.key, good.cert)
-    const stored = await store.readPair(['a.test', 'b.test'])
+    await store.writeCertificate('a.test', { names: ['a.test'], onDemand: false }, good.key, good.cert)
+    const stored = await store.readCertificate('a.test', ['a.test', 'b.test'])
     t.equal(stored?.inDate, true)
     t.same(stored?.missing, ['b.test'], 'names the configuration added since')
-    t.equal(statSync(join(store.folder, 'key.pem')).mode & 0o777, 0o600, 'the key is private')
+    const folder = join(store.folder, 'certificates', 'a.test')
+    t.equal(statSync(join(folder, 'key.pem')).mode & 0o777, 0o600, 'the key is private')
+    t.same(await store.readMeta('a.test'), { names: ['a.test'], onDemand: false })
 
     const expired = await generateSelfSigned(['a.test'], 1, Date.now() - 10 * DAY)
-    await store.writePair(expired.key, expired.cert)
-    const old = await store.readPair(['a.test'])
+    await store.writeCertificate('a.test', { names: ['a.test'], onDemand: false }, expired.key, expired.cert)
+    const old = await store.readCertificate('a.test', ['a.test'])
     t.equal(old?.inDate, false, 'an expired certificate is returned, flagged, never dropped')
     t.equal(old?.pair.cert, expired.cert)
 
     const other = await generateSelfSigned(['a.test'])
-    writeFileSync(join(store.folder, 'key.pem'), other.key)
-    t.equal(await store.readPair(['a.test']), null, 'a key that does not match (a writer between two files) is not served')
-    writeFileSync(join(store.folder, 'cert.pem'), 'garbage')
-    t.equal(await store.readPair(['a.test']), null, 'nor an unreadable certificate')
+    writeFileSync(join(folder, 'key.pem'), other.key)
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'a key that does not match (a writer between two files) is not served')
+    writeFileSync(join(folder, 'cert.pem'), 'garbage')
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'nor an unreadable certificate')
   })
 
-  t.test('the lock', async (t) => {
-    const lock = await store.lock()
-    t.ok('release' in lock, 'taken when free')
-    const holder = await store.lock()
-    t.same('release' in holder ? null : { pid: holder.pid, host: holder.host }, { pid: process.pid, host: hostname() }, 'busy while held, naming its holder')
-    if ('release' in lock) await lock.release()
-    t.notOk(existsSync(join(store.folder, 'lock')), 'released')
+  t.test('the single certificate of earlier versions serves the names it covers until their own arrive', async (t) => {
+    const legacy = await generateSelfSigned(['old.test', 'www.old.test'])
+    await store.writePair(legacy.key, legacy.cert)
+    t.equal((await store.readCertificate('old.test', ['old.test']))?.pair.cert, legacy.cert, 'read for a name it covers')
+    t.equal((await store.readCertificate('www.old.test', ['www.old.test']))?.legacy, true)
+    t.equal(await store.readCertificate('new.test', ['new.test']), null, 'not for a name it does not cover')
+    const own = await generateSelfSigned(['old.test'])
+    await store.writeCertificate('old.test', { names: ['old.test'], onDemand: false }, own.key, own.cert)
+    t.equal((await store.readCertificate('old.test', ['old.test']))?.pair.cert, own.cert, 'its own certificate wins once stored')
+    const expired = await generateSelfSigned(['gone.test'], 1, Date.now() - 10 * DAY)
+    await store.writePair(expired.key, expired.cert)
+    t.equal(await store.readCertificate('gone.test', ['gone.test']), null, 'an expired one is not a reason to skip ordering')
+  })
 
-    const path = join(store.folder, 'lock')
-    writeFileSync(path, JSON.stringify({ pid: process.pid, host: 'another-host', since: new Date().toISOString() }))
-    t.notOk('release' in await store.lock(), 'a fresh lock from another host is respected')
-    const old = new Date(Date.now() - LOCK_STALE_AFTER - 60_000)
+  t.test('the lock: a lease, exclusive, refreshed, taken over once stale or dead', async (t) => {
+    const lock = await store.lock('a.test')
+    t.ok(isLease(lock), 'taken when free')
+    const holder = await store.lock('a.test')
+    t.same(isLease(holder) ? null : holder.owner, `${process.pid}@${hostname()}`, 'busy while held, naming its holder')
+    t.ok(isLease(await store.lock('b.test')), 'another certificate has its own lock')
+    if (isLease(lock)) await store.unlock(lock)
+    const path = join(store.folder, 'locks', 'a.test.lock')
+    t.notOk(existsSync(path), 'released')
+
+    writeFileSync(path, JSON.stringify({ owner: '1@another-host', pid: 1, host: 'another-host', token: 'theirs', since: new Date().toISOString(), ttl: 60_000 }))
+    t.notOk(isLease(await store.lock('a.test')), 'a fresh lock from another host is respected')
+    const old = new Date(Date.now() - 61_000)
     utimesSync(path, old, old)
-    const taken = await store.lock()
-    t.ok('release' in taken, 'one not refreshed for ten minutes is taken over')
-    writeFileSync(path, JSON.stringify({ pid: process.pid, host: 'another-host', since: 'x', token: 'theirs' }))
-    if ('release' in taken) await taken.release()
+    const taken = await store.lock('a.test')
+    t.ok(isLease(taken), 'one not refreshed for its lease (60 s) is taken over')
+    writeFileSync(path, JSON.stringify({ owner: '1@another-host', pid: 1, host: 'another-host', token: 'theirs', since: 'x', ttl: 60_000 }))
+    if (isLease(taken)) await store.unlock(taken)
     t.ok(existsSync(path), 'releasing never removes a lock that someone else took since')
 
+    writeFileSync(path, JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
+    const fromDead = await store.lock('a.test')
+    t.ok(isLease(fromDead), 'one left by a dead process on this host is taken over at once')
+    if (isLease(fromDead)) await store.unlock(fromDead)
+
     writeFileSync(path, '{"pid": 1')
-    t.notOk('release' in await store.lock(), 'a half-written lock is respected while fresh')
+    t.notOk(isLease(await store.lock('a.test')), 'a half-written lock is respected while fresh')
     utimesSync(path, old, old)
-    t.ok('release' in await store.lock(), 'and taken over once stale')
-    rmSync(path)
+    const again = await store.lock('a.test')
+    t.ok(isLease(again), 'and taken over once stale')
+    if (isLease(again)) await store.unlock(again)
   })
 
   t.test('challenges', async (t) => {
@@ -174,20 +198,41 @@ t.test('the challenge route and the event log', async (t) => {
   t.equal(traversal.statusCode, 404, 'a token that is a path gets 404')
 
   const at = new Date('2026-01-01T00:00:00Z')
-  logAcmeEvent(app.log, { type: 'ordering', domains: ['a.test'], reason: 'no certificate stored yet' })
-  logAcmeEvent(app.log, { type: 'issued', domains: ['a.test'], fingerprint: 'AA', notAfter: at, renewAt: at, durationMs: 1200 })
-  logAcmeEvent(app.log, { type: 'picked-up', fingerprint: 'AA', notAfter: at })
-  logAcmeEvent(app.log, { type: 'checked', fingerprint: 'AA', renewAt: at, nextCheck: at })
-  logAcmeEvent(app.log, { type: 'lock-busy', holder: { pid: 7, host: 'h', since: at.toISOString() }, retryAt: at })
-  logAcmeEvent(app.log, { type: 'order-failed', domains: ['a.test'], error: 'rate limited', problem: { type: 'urn:ietf:params:acme:error:rateLimited' }, attempt: 2, retryAt: at })
-  const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown })
+  const later = new Date('2026-01-02T00:00:00Z')
+  const state = acmeLogState()
+  const log = (event: AcmeEvent): void => logAcmeEvent(app.log, event, state)
+  log({ type: 'ordering', name: 'a.test', domains: ['a.test'], reason: 'no certificate stored yet' })
+  log({ type: 'issued', name: 'a.test', domains: ['a.test'], fingerprint: 'AA', notAfter: at, renewAt: at, durationMs: 1200 })
+  log({ type: 'picked-up', name: 'a.test', fingerprint: 'AA', notAfter: at, from: 'Redis' })
+  log({ type: 'checked', name: 'a.test', fingerprint: 'AA', renewAt: at, nextCheck: at, ari: true })
+  log({ type: 'lock-busy', name: 'a.test', holder: { owner: '7@h', since: at, expires: later }, retryAt: at })
+  log({ type: 'lock-lost', name: 'a.test', error: 'lease ran out' })
+  log({ type: 'order-failed', name: 'a.test', domains: ['a.test'], error: 'rate limited', problem: { type: 'urn:ietf:params:acme:error:rateLimited' }, attempt: 2, retryAt: at })
+  log({ type: 'storage', state: 'down', where: '10.0.0.5:6379', reason: 'ECONNREFUSED' })
+  log({ type: 'storage', state: 'up', where: '10.0.0.5:6379', downMs: 3100 })
+  log({ type: 'storage-unavailable', name: 'a.test', error: 'Redis is down', retryAt: at, serving: 'stored' })
+  log({ type: 'storage-unavailable', name: 'a.test', error: 'Redis is down', retryAt: at, serving: 'stored' })
+  log({ type: 'storage-rejected', name: 'a.test', error: 'failed authentication' })
+  log({ type: 'renewal-info', name: 'a.test', window: { start: at, end: later }, renewAt: at, explanationUrl: null })
+  log({ type: 'on-demand-allowed', name: 'shop.example' })
+  for (const reason of ['syntax', 'denied', 'busy', 'rate-limit', 'renewal-denied'] as const) log({ type: 'on-demand-refused', name: 'x.example', reason })
+  const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown, reason?: string })
   const failed = parsed.find((line) => line.securityEvent === 'acme.order-failed')
   t.equal(failed?.level, 40, 'acme.order-failed is a security event at warn')
   t.same(failed?.problem, { type: 'urn:ietf:params:acme:error:rateLimited' }, 'carrying the problem document')
   t.match(failed?.msg, /attempt 2.*still serving the current certificate.*rate limited/)
-  for (const text of ['ACME: ordering', 'ACME: certificate issued', 'ACME: serving the certificate another instance', 'ACME: certificate not due', 'ACME: another instance (pid 7 on h)']) {
+  for (const text of ['ACME: ordering', 'ACME: certificate issued', 'ACME: serving the certificate for a.test that another instance stored in Redis',
+    'ACME: certificate for a.test not due', 'ACME: another instance (7@h) is ordering a.test', 'ACME: the lock for a.test was lost',
+    'TLS storage: Redis at 10.0.0.5:6379 is unreachable (ECONNREFUSED)', 'TLS storage: Redis at 10.0.0.5:6379 is back after 3100 ms',
+    'ACME: the CA suggests renewing a.test between', 'ACME: on-demand name shop.example allowed']) {
     t.ok(parsed.some((line) => line.msg.startsWith(text)), text)
   }
+  const unavailable = parsed.filter((line) => line.msg.startsWith('ACME: cannot check a.test'))
+  t.same(unavailable.map((line) => line.level), [40, 20], 'a storage outage is logged at warn once per certificate, then at debug')
+  t.equal(parsed.find((line) => line.msg.startsWith('TLS storage: Redis at 10.0.0.5:6379 is unreachable'))?.level, 50, 'the outage itself at error')
+  t.equal(parsed.find((line) => line.securityEvent === 'tls.storage-rejected')?.level, 40, 'a rejected stored value is a security event')
+  t.same(parsed.filter((line) => line.securityEvent === 'acme.on-demand-refused').map((line) => line.reason), ['syntax', 'denied', 'busy', 'rate-limit', 'renewal-denied'],
+    'each on-demand refusal is a security event')
 })
 
 t.test('ACME_CA_FILE without a certificate in it stops the start', async (t) => {

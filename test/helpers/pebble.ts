@@ -179,8 +179,10 @@ export function presented (port: number, servername: string): Promise<X509Certif
 
 /** Options for an app in TLS_MODE=acme against this pebble. */
 export function acmeOptions (pebble: Pebble, dir: string, domains: string[], httpPort: number, extra: Record<string, unknown> = {}): SecureHttpsOptions {
+  // `a+b` puts names on one certificate; every name is an allowed host (wildcards are not).
+  const hosts = domains.flatMap((entry) => entry.split('+')).filter((name) => !name.startsWith('*.'))
   return {
-    allowedHosts: [...domains, 'localhost', '127.0.0.1'],
+    allowedHosts: [...hosts, 'localhost', '127.0.0.1'],
     tls: {
       mode: 'acme',
       dir,
