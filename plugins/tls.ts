@@ -181,6 +181,8 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   const slots = new Map<string, Slot>()
   const defaultName = listed[0]?.name ?? 'default'
   const contexts = new Map<string, SecureContext>()
+  /** Set once every certificate of the start is applied: warnings are judged from then on. */
+  let started = false
 
   // ---- Applying certificates -------------------------------------------------------------
 
@@ -248,9 +250,19 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
     slot.warned.clear()
     slots.set(name, slot)
     publishTable(slot)
-    slot.warnings = warningsFor(slot)
-    for (const warning of slot.warnings) fastify.log.warn({ fingerprint: pair.info.fingerprint, certificate: name }, `TLS certificate${several ? ` ${name}` : ''}: ${warning}`)
+    if (started) {
+      refreshWarnings(slot, true)
+      // Whether ALLOWED_HOSTS are covered depends on every certificate: the default says so.
+      const main = slots.get(defaultName)
+      if (main !== undefined && main !== slot) refreshWarnings(main, false)
+    }
     return slot
+  }
+
+  function refreshWarnings (slot: Slot, log: boolean): void {
+    slot.warnings = warningsFor(slot)
+    if (!log) return
+    for (const warning of slot.warnings) fastify.log.warn({ fingerprint: slot.pair.info.fingerprint, ...(several ? { certificate: slot.name } : {}) }, `TLS certificate${several ? ` ${slot.name}` : ''}: ${warning}`)
   }
 
   function publishCertificate (action: 'loaded' | 'reloaded' | 'reload-failed', name: string, pair: CertificatePair | null, error?: string): void {
@@ -269,8 +281,9 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   function checkExpiry (slot: Slot): void {
     const { info } = slot.pair
     const daysLeft = (info.notAfter.getTime() - Date.now()) / DAY
-    // Thresholds shrink with short lifetimes: a 6-day certificate does not warn when issued.
-    const scaled = scaledWarningDays(thresholds, info)
+    // ACME renews by itself: its thresholds shrink with short lifetimes, so that a 6-day
+    // certificate does not warn when issued. Other certificates warn as configured.
+    const scaled = config.mode === 'acme' ? scaledWarningDays(thresholds, info, config.acme.renewWhenRemaining) : thresholds
     for (let i = 0; i < scaled.length; i++) {
       if (daysLeft <= (scaled[i] as number)) {
         const threshold = thresholds[i] as number
@@ -336,7 +349,11 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   } else {
     for (const entry of listed) apply(entry.name, entry.name === defaultName ? first : entry.pair, entry.names, entry.onDemand === true)
   }
-  for (const slot of slots.values()) publishCertificate('loaded', slot.name, slot.pair)
+  started = true
+  for (const slot of slots.values()) {
+    refreshWarnings(slot, true)
+    publishCertificate('loaded', slot.name, slot.pair)
+  }
 
   if (router !== null) {
     if (typeof source.onDemand === 'function' && router.installed) {

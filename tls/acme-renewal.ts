@@ -96,16 +96,17 @@ export function ariCertId (certPem: string): string | null {
   return `${Buffer.from(keyId, 'hex').toString('base64url')}.${serial.toString('base64url')}`
 }
 
-/** Lifetime below which expiry warnings are scaled down: Let's Encrypt's classic 90 days. */
-const REFERENCE_LIFETIME = 90 * 86_400_000
-
 /**
- * Expiry warning thresholds (days) for a certificate with this lifetime: as configured for
- * lifetimes of 90 days and more, proportionally smaller for shorter ones, so that a 6-day
- * certificate does not warn on the day it is issued (30 days becomes 2, 7 becomes 0.47).
+ * Expiry warning thresholds (days) for an ACME certificate, which the suite renews itself: a warning
+ * must mean that renewal is failing, so no threshold lies before the renewal point (when
+ * `renewWhenRemaining` of the lifetime is left). For a 90-day certificate renewed with 30 days left,
+ * the thresholds stay as configured (30 and 7); shorter lifetimes scale them down in proportion, so
+ * that Let's Encrypt's 6-day certificates warn at 2 days and 11 hours left, not on the day they are
+ * issued.
  */
-export function scaledWarningDays (thresholds: readonly number[], info: Pick<CertificateInfo, 'notBefore' | 'notAfter'>): number[] {
-  const lifetime = info.notAfter.getTime() - info.notBefore.getTime()
-  const scale = lifetime >= REFERENCE_LIFETIME || lifetime <= 0 ? 1 : lifetime / REFERENCE_LIFETIME
+export function scaledWarningDays (thresholds: readonly number[], info: Pick<CertificateInfo, 'notBefore' | 'notAfter'>, renewWhenRemaining: number): number[] {
+  const renewalPoint = (info.notAfter.getTime() - info.notBefore.getTime()) * renewWhenRemaining / 86_400_000
+  const largest = Math.max(0, ...thresholds)
+  const scale = largest <= 0 || renewalPoint <= 0 ? 1 : Math.min(1, renewalPoint / largest)
   return thresholds.map((days) => days * scale)
 }
