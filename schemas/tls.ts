@@ -154,8 +154,8 @@ export const acmeSchema = z.strictObject({
   { error: 'must be an object with set(name, value) and remove(name, value) functions' }).optional(),
   /** External account binding (ACME_EAB_KID, ACME_EAB_HMAC_KEY), for CAs that require it. */
   eab: z.strictObject({
-    kid: z.string().min(1, { error: 'is the key identifier the CA gave you' }).max(1024),
-    hmacKey: z.string().regex(/^[A-Za-z0-9_-]{16,1024}={0,2}$/, { error: 'must be the base64url HMAC key the CA gave you' })
+    kid: z.string({ error: 'is required with ACME_EAB_HMAC_KEY: the key identifier the CA gave you with the HMAC key' }).min(1, { error: 'is the key identifier the CA gave you' }).max(1024),
+    hmacKey: z.string({ error: 'is required with ACME_EAB_KID: the base64url HMAC key the CA gave you with the key identifier' }).regex(/^[A-Za-z0-9_-]{16,1024}={0,2}$/, { error: 'must be the base64url HMAC key the CA gave you' })
   }).optional(),
   /** Lease of the ordering lock, in seconds: how long a dead holder blocks the others. */
   lockTtl: z.number().min(1).max(3600).default(60),
