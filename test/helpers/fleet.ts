@@ -18,6 +18,8 @@ export interface Instance {
   /** The redirect listener's port (HTTP-01), or null. */
   httpPort: number | null
   logs: LogCapture
+  /** The TLS_DIR it runs with. */
+  dir: string
   close (): Promise<void>
 }
 
@@ -36,6 +38,7 @@ export async function startInstance (options: SecureHttpsOptions, port = 0, rout
     port: typeof address === 'object' && address !== null ? address.port : 0,
     httpPort: redirect?.port ?? null,
     logs,
+    dir: config.tls === false ? '' : config.tls.dir,
     close: () => app.close()
   }
 }
