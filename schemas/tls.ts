@@ -84,21 +84,20 @@ const acmeNameList = z.array(z.string({ error: 'must be a host name such as exam
 })
 
 /** What the ask check may be: an https:// URL (http:// on loopback only) or a function. */
-const askSchema = z.union([
-  z.string().transform((value, ctx) => {
-    let url: URL | null = null
-    try {
-      url = new URL(value)
-    } catch {}
-    const loopback = url !== null && isLocalHostname(url.hostname.replace(/^\[(.*)\]$/, '$1'))
-    if (url === null || url.username !== '' || url.password !== '' || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
-      ctx.addIssue({ code: 'custom', message: `"${value.slice(0, 120)}" is not an ask URL; use https://host/path (http:// only on localhost: the answer decides which names get certificates), without user or password` })
-      return z.NEVER
-    }
-    return url.href
-  }),
-  z.custom<OnDemandAsk>((value) => typeof value === 'function', { error: 'must be an https:// URL or a function (name) => boolean' })
-])
+const askSchema = z.custom<string | OnDemandAsk>(() => true).transform((value, ctx): string | OnDemandAsk => {
+  if (typeof value === 'function') return value
+  const text = typeof value === 'string' ? value : ''
+  let url: URL | null = null
+  try {
+    url = new URL(text)
+  } catch {}
+  const loopback = url !== null && isLocalHostname(url.hostname.replace(/^\[(.*)\]$/, '$1'))
+  if (typeof value !== 'string' || url === null || url.username !== '' || url.password !== '' || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(text.slice(0, 120))} is not an ask URL; use https://host/path (http:// only on localhost: the answer decides which names get certificates), without user or password, or a function (name) => boolean in code` })
+    return z.NEVER
+  }
+  return url.href
+})
 
 /** On-demand TLS: certificates for names not configured in advance, at their first handshake. */
 export const onDemandSchema = z.strictObject({

@@ -169,7 +169,6 @@ async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T | fal
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms)
-    timer.unref()
   })
   try {
     return await Promise.race([promise, timeout])
