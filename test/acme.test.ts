@@ -87,6 +87,7 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
     t.equal(leaf?.fingerprint256, issued, 'the stored certificate from the first run')
     const checked = await s.logs.waitFor((line) => /^ACME: certificate for app\.test not due/.test(String(line.msg)), 10_000)
     t.ok(checked.renewAt, `checked at start: renewal due ${String(checked.renewAt)}`)
+    t.equal(checked.ari, false, 'pebble 2.4 offers no renewal information: renewal by the lifetime')
     t.same(s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering')), [], 'no new order')
   })
 
