@@ -243,11 +243,12 @@ export const tlsSchema = z.strictObject({
   expiryWarningDays: z.array(z.number().int().positive()).default([30, 7]),
   acme: acmeSchema.prefault({}),
   /** TLS_STORAGE: where ACME accounts, certificates, locks and challenges live; `redis` for a fleet. */
-  storage: z.union([
-    z.enum(tlsStorages, { error: `must be one of ${tlsStorages.join(', ')}` }),
-    z.custom<Storage>((value) => value !== null && typeof value === 'object' && typeof (value as Partial<Storage>).lock === 'function',
-      { error: `must be ${tlsStorages.join(' or ')}, or an object implementing Storage` })
-  ]).default('file'),
+  storage: z.custom<typeof tlsStorages[number] | Storage>(() => true).transform((value, ctx): typeof tlsStorages[number] | Storage => {
+    if (value === 'file' || value === 'redis') return value
+    if (value !== null && typeof value === 'object' && typeof (value as Partial<Storage>).lock === 'function') return value
+    ctx.addIssue({ code: 'custom', message: `must be ${tlsStorages.join(' or ')} (got ${JSON.stringify(String(value).slice(0, 40))}), or in code an object implementing Storage` })
+    return z.NEVER
+  }).default('file'),
   /** REDIS_URL, for TLS_STORAGE=redis (the same Redis the session store may use). */
   redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL, e.g. redis://10.0.0.5:6379' }).optional(),
   /** TLS_REDIS_PREFIX: prefix of the certificate storage's Redis keys. */

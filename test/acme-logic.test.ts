@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { ConfigError, loadConfig, resolveConfig } from '../index.js'
 import { acmeChallenges, acmeLogState, logAcmeEvent } from '../plugins/acme-challenge.js'
 import { problemIn, parseRetryAfter } from '../tls/acme-client.js'
-import { acmeSource, isAcmeSource, renewalTime, retryDelay, type AcmeEvent } from '../tls/acme-source.js'
+import { acmeSource, certificateGroups, isAcmeSource, renewalTime, retryDelay, type AcmeEvent } from '../tls/acme-source.js'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
 import { isLease } from '../storage/storage.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
@@ -42,6 +42,41 @@ t.test('configuration', async (t) => {
   t.throws(() => loadConfig({ ...env, ACME_AGREE_TOS: 'true', ACME_DIRECTORY: 'http://insecure.example/dir' }), /ACME_DIRECTORY: "http:\/\/insecure.example\/dir" is not an ACME directory/)
   t.throws(() => resolveConfig({ tls: { mode: 'acme', acme: { domains: ['a.test'], email: 'a@a.test', agreeTos: true, retryDelay: 600, retryMaxDelay: 60 } } }),
     /retryMaxDelay: must be at least retryDelay/)
+})
+
+t.test('configuration: names, groups, challenges, storage', async (t) => {
+  const env = { TLS_MODE: 'acme', ACME_EMAIL: 'ops@example.com', ACME_AGREE_TOS: 'true' }
+  const tlsOf = (config: ReturnType<typeof loadConfig>): Exclude<typeof config.tls, false> => {
+    if (config.tls === false) throw new Error('no tls')
+    return config.tls
+  }
+  const grouped = tlsOf(loadConfig({ ...env, ACME_DOMAINS: 'api.example.com, Example.com+WWW.example.com.' }))
+  t.same(grouped.acme.domains, ['api.example.com', 'example.com', 'www.example.com'], 'every name, lower-cased, in order')
+  t.same(grouped.acme.groups, [['example.com', 'www.example.com']], 'names joined with + share a certificate')
+  t.same(certificateGroups(grouped.acme), [{ name: 'api.example.com', names: ['api.example.com'] }, { name: 'example.com', names: ['example.com', 'www.example.com'] }], 'the others get one each')
+  t.same(resolveConfig({ tls: grouped }).tls, grouped, 'a resolved config parses to itself')
+  const inCode = tlsOf(resolveConfig({ tls: { mode: 'acme', acme: { domains: ['a.test', 'b.test', 'c.test'], groups: [['b.test', 'c.test']], email: 'a@a.test', agreeTos: true } } }))
+  t.same(certificateGroups(inCode.acme).map((group) => group.names), [['a.test'], ['b.test', 'c.test']], 'groups in code')
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test,a.test+b.test' }), /ACME_DOMAINS: puts a\.test on two certificates/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test,https://b.test/' }), /ACME_DOMAINS: "https:\/\/b\.test\/" is not a host name/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: '*.example.com' }), /ACME_DOMAINS: \*\.example\.com is a wildcard: only DNS-01 can validate wildcards; set ACME_CHALLENGE=dns-01/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'example.com', ACME_CHALLENGE: 'dns-01' }), /tls\.acme\.dns: is required with ACME_CHALLENGE=dns-01: give a DNS provider in code/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'example.com', ACME_CHALLENGE: 'dns-99' }), /ACME_CHALLENGE: must be one of http-01, tls-alpn-01, dns-01/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: '10.0.0.1', ACME_CHALLENGE: 'tls-alpn-01' }), /IP identifiers are validated with ACME_CHALLENGE=http-01 only/)
+  const dns = { set: async () => {}, remove: async () => {} }
+  t.same(tlsOf(resolveConfig({ tls: { mode: 'acme', acme: { domains: ['*.example.com+example.com'], challenge: 'dns-01', dns, email: 'a@a.test', agreeTos: true } } })).acme.groups, [['*.example.com', 'example.com']], 'a wildcard with DNS-01')
+
+  const redis = loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://10.0.0.5:6379', TLS_STORAGE_KEYS: 'YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY=' })
+  t.equal(tlsOf(redis).redisUrl, 'redis://10.0.0.5:6379', 'REDIS_URL serves the certificate storage too')
+  t.equal(tlsOf(redis).redisPrefix, 'secure-https:tls:')
+  const missing = t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis' })) as unknown as Error
+  t.match(missing.message, /REDIS_URL: is required with TLS_STORAGE=redis/)
+  t.match(missing.message, /TLS_STORAGE_KEYS: is required with TLS_STORAGE=redis: it seals the keys and certificates kept in Redis; .*openssl rand -base64 32/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://x', TLS_STORAGE_KEYS: 'c2hvcnQ=' }), /TLS_STORAGE_KEYS: a storage key must be 32 bytes in base64 \(got 5 bytes\)/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://x', TLS_STORAGE_KEYS: Buffer.alloc(32).toString('base64') }), /one byte repeated/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'consul' }), /TLS_STORAGE: must be/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', REDIS_URL: 'http://x' }), /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_REDIS_PREFIX: 'a b' }), /TLS_REDIS_PREFIX: must be 1 to 100 letters/)
 })
 
 t.test('renewal time and backoff', async (t) => {

@@ -12,6 +12,8 @@ import { requirePrograms } from './helpers/external.js'
 import { request } from './helpers/http.js'
 import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { channelNames, type AcmeMessage } from '../diagnostics.js'
 
 /** A TLS_DIR removed in the test's teardown. */
 function scratch (t: { teardown (fn: () => void): void }): string {
@@ -30,6 +32,10 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
 
   let issued = ''
   t.test('serves a temporary certificate at once, then pebble\'s, validated over real HTTP-01', async (t) => {
+    const published: AcmeMessage[] = []
+    const listener = (message: unknown): void => { published.push(message as AcmeMessage) }
+    subscribe(channelNames.acme, listener)
+    t.teardown(() => unsubscribe(channelNames.acme, listener))
     const started = Date.now()
     const s = await startApp(acmeOptions(pebble, dir, ['app.test+www.app.test'], pebble.httpPort), routes)
     t.teardown(() => s.close())
@@ -65,6 +71,7 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
 
     const ordering = s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering'))
     t.equal(ordering.length, 1, 'one order for the two names that share a certificate')
+    t.same(published, [{ action: 'order-succeeded', names: ['app.test', 'www.app.test'] }], 'published on the acme channel')
 
     const folder = join(dir, 'acme', directoryFolder(pebble.directory))
     for (const name of ['account-key.pem', 'certificates/app.test/key.pem']) {
@@ -106,9 +113,15 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
 
   t.test('failed orders against pebble: logged with the problem document, retried later, never leaving the server without a certificate', async (t) => {
     t.test('a refused order: rejectedIdentifier, doubling delays, the temporary certificate keeps serving', async (t) => {
+      const published: AcmeMessage[] = []
+      const listener = (message: unknown): void => { if ((message as AcmeMessage).names.includes('blocked.test')) published.push(message as AcmeMessage) }
+      subscribe(channelNames.acme, listener)
+      t.teardown(() => unsubscribe(channelNames.acme, listener))
       const s = await startApp(acmeOptions(pebble, scratch(t), ['blocked.test'], 0))
       t.teardown(() => s.close())
       await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed' && line.attempt === 3, 10_000)
+      t.same(published.slice(0, 2).map((m) => m.action), ['order-failed', 'next-attempt'], 'each failure and the next attempt are published on the acme channel')
+      t.ok(published[1]?.at instanceof Date)
       const failures = s.logs.events('acme.order-failed')
       const problem = failures[0]?.problem as { type?: string, detail?: string } | undefined
       t.equal(problem?.type, 'urn:ietf:params:acme:error:rejectedIdentifier', 'the ACME problem document is logged')
