@@ -105,15 +105,13 @@ export function logAcmeEvent (log: FastifyBaseLogger, event: AcmeEvent, state: A
     case 'on-demand-refused': {
       const suppressed = state.refusals()
       if (suppressed === false) break
-      const why = event.reason === 'syntax'
-        ? 'it is not a DNS name a CA could certify'
-        : event.reason === 'denied'
-          ? 'the ask check said no'
-          : event.reason === 'busy'
-            ? 'too many ask checks are running'
-            : event.reason === 'rate-limit'
-              ? 'the on-demand order limit is reached'
-              : 'the ask check said no before its renewal; it is no longer renewed'
+      const why = event.reason === 'denied'
+        ? 'the ask check said no'
+        : event.reason === 'busy'
+          ? 'too many ask checks are running'
+          : event.reason === 'rate-limit'
+            ? 'the on-demand order limit is reached'
+            : 'the ask check said no before its renewal; it is no longer renewed'
       securityEvent(log, 'acme.on-demand-refused', { name: event.name, reason: event.reason, ...(suppressed > 0 ? { suppressed } : {}) },
         `ACME: no on-demand certificate for ${JSON.stringify(event.name)}: ${why}`)
       break

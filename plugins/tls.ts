@@ -360,7 +360,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
       const obtain = source.onDemand.bind(source)
       router.onMiss = async (name) => {
         const entry = await obtain(name)
-        return entry === null ? null : onDemandSlot(entry)
+        return entry === null || entry === undefined ? entry : onDemandSlot(entry)
       }
     }
     if (config.mode === 'acme' && config.acme.challenge === 'tls-alpn-01' && typeof source.alpnChallenge === 'function') {

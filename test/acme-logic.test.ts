@@ -250,7 +250,7 @@ t.test('the challenge route and the event log', async (t) => {
   log({ type: 'storage-rejected', name: 'a.test', error: 'failed authentication' })
   log({ type: 'renewal-info', name: 'a.test', window: { start: at, end: later }, renewAt: at, explanationUrl: null })
   log({ type: 'on-demand-allowed', name: 'shop.example' })
-  for (const reason of ['syntax', 'denied', 'busy', 'rate-limit', 'renewal-denied'] as const) log({ type: 'on-demand-refused', name: 'x.example', reason })
+  for (const reason of ['denied', 'busy', 'rate-limit', 'renewal-denied'] as const) log({ type: 'on-demand-refused', name: 'x.example', reason })
   const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown, reason?: string })
   const failed = parsed.find((line) => line.securityEvent === 'acme.order-failed')
   t.equal(failed?.level, 40, 'acme.order-failed is a security event at warn')
@@ -266,7 +266,7 @@ t.test('the challenge route and the event log', async (t) => {
   t.same(unavailable.map((line) => line.level), [40, 20], 'a storage outage is logged at warn once per certificate, then at debug')
   t.equal(parsed.find((line) => line.msg.startsWith('TLS storage: Redis at 10.0.0.5:6379 is unreachable'))?.level, 50, 'the outage itself at error')
   t.equal(parsed.find((line) => line.securityEvent === 'tls.storage-rejected')?.level, 40, 'a rejected stored value is a security event')
-  t.same(parsed.filter((line) => line.securityEvent === 'acme.on-demand-refused').map((line) => line.reason), ['syntax', 'denied', 'busy', 'rate-limit', 'renewal-denied'],
+  t.same(parsed.filter((line) => line.securityEvent === 'acme.on-demand-refused').map((line) => line.reason), ['denied', 'busy', 'rate-limit', 'renewal-denied'],
     'each on-demand refusal is a security event')
 })
 

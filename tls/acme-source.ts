@@ -141,6 +141,8 @@ interface Managed {
   timer: NodeJS.Timeout | undefined
   nextCheckAt: Date | null
   running: Promise<void> | null
+  /** A re-read of the storage in progress (another instance stored something). */
+  refreshing: boolean
   /** Fixed per certificate, so the jittered renewal time does not move at every check. */
   jitter: number
   ari: { fingerprint: string, at: Date, until: number } | null
@@ -157,6 +159,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
   const pending = new Map<string, string>()
   const alpnPending = new Map<string, { key: string, cert: string }>()
   const allowed = new Set<string>()
+  const spread = new Set<Managed>()
   const gate = acme.onDemand === undefined ? null : new AskGate({ ask: acme.onDemand.ask, timeoutMs: acme.onDemand.askTimeout * 1000 })
   const limiter = acme.onDemand === undefined ? null : new OrderLimiter(acme.onDemand.maxOrders, acme.onDemand.per * 1000)
   let listener = options.onEvent ?? null
@@ -176,7 +179,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
   const abort = new AbortController()
 
   function create (name: string, names: string[], onDemand: boolean): Managed {
-    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, jitter: random(), ari: null, waiters: [], dropped: false }
+    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false }
     for (const served of names) managed.set(served, m)
     return m
   }
@@ -504,11 +507,12 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     return [...new Set(managed.values())]
   }
 
-  /** Re-reads a certificate another instance may have stored. */
+  /** Re-reads a certificate another instance may have stored (a check in progress reads it anyway). */
   function refresh (m: Managed): void {
-    if (m.running !== null || stopped || store === null) return
+    if (m.running !== null || m.refreshing || stopped || store === null) return
     const target = store
-    m.running = target.readCertificate(m.name, m.names).then((stored) => pickUp(m, stored), () => {}).finally(() => { m.running = null })
+    m.refreshing = true
+    target.readCertificate(m.name, m.names).then((stored) => pickUp(m, stored), () => {}).finally(() => { m.refreshing = false })
   }
 
   async function sync (): Promise<void> {
@@ -541,11 +545,12 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     })
   }
 
-  async function onDemand (servername: string): Promise<NamedCertificate | null> {
+  async function onDemand (servername: string): Promise<NamedCertificate | null | undefined> {
     const settings = acme.onDemand
     if (settings === undefined || gate === null || limiter === null || stopped) return null
     const name = onDemandName(servername)
-    if (name === null) return refused(servername.slice(0, 253), 'syntax')
+    // Not a name a CA could certify (localhost, a single label): the default certificate, as without on-demand TLS.
+    if (name === null) return undefined
     const known = managed.get(name)
     if (known !== undefined && !known.dropped) return await waitFor(known, settings.wait * 1000)
     const answer = await gate.allows(name)
@@ -591,6 +596,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       const m = create(name, [name], true)
       m.current = stored.pair
       allowed.add(name)
+      spread.add(m)
     }
   }
 
@@ -644,7 +650,9 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
 
     start (sourceEvents: SourceEvents) {
       events = sourceEvents
-      for (const m of all()) schedule(m, 0)
+      // Certificates obtained on demand may be many: their first checks are spread over ten minutes.
+      for (const m of all()) schedule(m, spread.has(m) ? random() * 600_000 : 0)
+      spread.clear()
       syncTimer = setInterval(() => { sync().catch(() => {}) }, acme.syncInterval * 1000)
       syncTimer.unref()
       openStore().then((target) => {

@@ -113,8 +113,8 @@ export interface AskGateOptions {
   now?: () => number
 }
 
-/** Why a name was refused. */
-export type Refusal = 'syntax' | 'denied' | 'busy'
+/** Why the ask gate refused a name. */
+export type Refusal = 'denied' | 'busy'
 
 /** The ask check with its guards: one check per name at a time, refusals remembered, a cap on checks in flight. */
 export class AskGate {

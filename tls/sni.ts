@@ -43,8 +43,8 @@ export function normalizeServername (servername: string): string {
 export class SniRouter {
   /** Set by `serverOptions` once the callbacks are in the server's options. */
   installed = false
-  /** Called for a name no certificate covers; resolve null to refuse the handshake. */
-  onMiss: ((name: string) => Promise<SecureContext | null>) | null = null
+  /** Called for a name no certificate covers; resolve null to refuse the handshake, undefined for the default. */
+  onMiss: ((name: string) => Promise<SecureContext | null | undefined>) | null = null
   /** The TLS-ALPN-01 challenge context for a name, or null. */
   onAlpn: ((name: string) => Promise<SecureContext | null>) | null = null
   /** How many handshakes asked for a name no certificate covers (for status). */
@@ -109,7 +109,7 @@ export class SniRouter {
       router.misses++
       router.onMiss(name).then((found) => {
         if (found === null) cb(new Error(`no certificate for ${name.slice(0, 253)}`))
-        else cb(null, found)
+        else cb(null, found ?? undefined)
       }, (error: unknown) => cb(error as Error))
     }
   })()

@@ -56,9 +56,10 @@ export interface CertificateSource {
   certificates? (): NamedCertificate[]
   /**
    * A certificate for an SNI name no certificate covers, obtained now (on-demand TLS): resolves
-   * with it, or null to refuse the handshake. Absent when the source has no such names.
+   * with it, null to refuse the handshake, or undefined to serve the default certificate (a name
+   * that is not on-demand material, such as localhost). Absent when the source has no such names.
    */
-  onDemand? (servername: string): Promise<NamedCertificate | null>
+  onDemand? (servername: string): Promise<NamedCertificate | null | undefined>
   /** The pending TLS-ALPN-01 challenge certificate for a name (RFC 8737), or null. */
   alpnChallenge? (servername: string): Promise<{ key: string, cert: string } | null>
   /** Starts watching for new pairs (files changed, renewal due). */
