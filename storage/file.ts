@@ -6,8 +6,9 @@
  * folder or a key file another user could write is refused with ERR_SECURE_HTTPS_INSECURE_STORAGE).
  * Files whose name contains `key` are private keys and must not be readable by others either.
  *
- * Locks are files created with O_EXCL holding their holder, token and lease time; the holder
- * refreshes the file's mtime every third of the lease. A lock whose mtime is older than its lease,
+ * Locks are files created with O_EXCL holding their holder, token, lease time and fence (a counter
+ * kept beside the lock, moved only by whoever holds it); the holder refreshes the file's mtime
+ * every third of the lease. A lock whose mtime is older than its lease,
  * or whose holder is a dead process on this host, is taken over. Instances that share TLS_DIR (a
  * shared volume, NFS) share the locks. A guarded write re-reads the lock file just before the
  * rename: a holder that lost its lease does not overwrite the new holder's work, short of a pause
@@ -60,6 +61,21 @@ function processAlive (pid: number): boolean {
 }
 
 const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException).code === 'ENOENT'
+
+/** Increments the fencing counter of a lock (a file beside it) and returns the new value. */
+async function nextFence (path: string): Promise<number> {
+  let current = 0
+  try {
+    current = Number(await readFile(path, 'utf8')) || 0
+  } catch (error) {
+    if (!isMissing(error)) throw error
+  }
+  const next = current + 1
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(temp, String(next), { mode: 0o600 })
+  await rename(temp, path)
+  return next
+}
 
 /**
  * Storage in a private folder (TLS_DIR). `options.variable` names the setting in messages.
@@ -178,7 +194,7 @@ export function fileStorage (root: string, options: FileStorageOptions = {}): St
     const keys: string[] = []
     for (const entry of entries) {
       // .gitignore, temporary files of a write in progress, lock files: not values.
-      if (entry.name.startsWith('.') || entry.name.endsWith('.tmp') || entry.name.endsWith('.lock')) continue
+      if (entry.name.startsWith('.') || entry.name.endsWith('.tmp') || entry.name.endsWith('.lock') || entry.name.endsWith('.fence')) continue
       const key = prefix === '' ? entry.name : `${prefix}/${entry.name}`
       if (entry.isDirectory()) {
         if (recursive) keys.push(...await list(key, true))
@@ -257,11 +273,14 @@ export function fileStorage (root: string, options: FileStorageOptions = {}): St
       const token = randomBytes(16).toString('hex')
       for (let attempt = 0; attempt < 2; attempt++) {
         const now = Date.now()
-        const data: LockFile = { owner: ownerName(process.pid, host), pid: process.pid, host, token, fence: now, since: new Date(now).toISOString(), ttl }
-        const content = JSON.stringify(data)
+        const data: LockFile = { owner: ownerName(process.pid, host), pid: process.pid, host, token, fence: 0, since: new Date(now).toISOString(), ttl }
+        let content = ''
         try {
           const handle = await open(path, 'wx', 0o600)
           try {
+            // Holding the lock (its file was created exclusively), the fence counter beside it is ours to move.
+            data.fence = await nextFence(`${path}.fence`)
+            content = JSON.stringify(data)
             await handle.writeFile(content)
           } finally {
             await handle.close()

@@ -12,7 +12,8 @@ import { acmeChallenges, acmeLogState, logAcmeEvent } from '../plugins/acme-chal
 import { problemIn, parseRetryAfter } from '../tls/acme-client.js'
 import { acmeSource, certificateGroups, isAcmeSource, renewalTime, retryDelay, type AcmeEvent } from '../tls/acme-source.js'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
-import { isLease } from '../storage/storage.js'
+import { isLease, type Storage } from '../storage/storage.js'
+import { fileStorage } from '../storage/file.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
 import { selfSignedSource } from '../tls/self-signed-source.js'
 import { tempDir } from './helpers/app.js'
@@ -279,4 +280,54 @@ t.test('ACME_CA_FILE without a certificate in it stops the start', async (t) => 
   if (config === false) throw new Error('no tls')
   await t.rejects(acmeSource(config).load(), /ACME_CA_FILE: .* holds no PEM certificate/)
   t.equal(readFileSync(join(dir, 'x', 'ca.pem'), 'utf8'), 'not a certificate')
+})
+
+t.test('a re-read of the storage (another instance stored something) never takes the place of a scheduled check', async (t) => {
+  // Before: the re-read borrowed the check's slot, so a check due while it ran was dropped, and
+  // nothing was scheduled again: a certificate waiting for a lock waited forever.
+  const dir = tempDir(undefined, t)
+  const files = fileStorage(dir)
+  const listeners = new Set<(key: string) => void>()
+  let slow = false
+  const storage: Storage = {
+    ...files,
+    description: 'slow file storage',
+    async load (key) {
+      if (slow && key.endsWith('/cert.pem')) await new Promise((resolve) => setTimeout(resolve, 800))
+      return await files.load(key)
+    },
+    watch (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    }
+  }
+  const config = resolveConfig({ tls: { mode: 'acme', dir, storage, acme: { domains: ['busy.test'], email: 'a@a.test', agreeTos: true, directory: 'https://127.0.0.1:1/dir', retryDelay: 0.3 } } }).tls
+  if (config === false) throw new Error('no tls')
+  const store = new AcmeStore(storage, config.acme.directory)
+  const held = await store.lock('busy.test')
+  if (!isLease(held)) throw new Error('the lock was not free')
+  t.teardown(() => store.unlock(held))
+  const events: AcmeEvent[] = []
+  let waiting: (() => void) | null = null
+  const source = acmeSource(config, {
+    onEvent (event) {
+      events.push(event)
+      if (event.type === 'lock-busy') waiting?.()
+    }
+  })
+  t.teardown(() => source.stop())
+  await source.load()
+  const busy = (): Promise<void> => new Promise((resolve) => { waiting = resolve })
+  const first = busy()
+  source.start({ update: () => {}, error: () => {} })
+  await first
+  // Once that check is over (its next one is due 300 ms later), another instance writes: the source
+  // re-reads, slowly, over the time its next check is due.
+  await new Promise((resolve) => setImmediate(resolve))
+  slow = true
+  for (const listener of listeners) listener(store.certificateKey('busy.test'))
+  // Bounded: without the fix the next lock-busy never comes.
+  await Promise.race([busy(), new Promise((resolve) => setTimeout(resolve, 5000))])
+  t.ok(events.filter((event) => event.type === 'lock-busy').length >= 2, 'the check due during the re-read still ran, and looked at the lock again')
+  t.ok(source.nextCheck() !== null, 'and the next one is scheduled')
 })
