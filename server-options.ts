@@ -41,6 +41,10 @@ export interface FastifyServerOptionsFromConfig {
   https: HttpsServerOptions | null
   trustProxy: boolean | string[]
   http2?: false
+  /** Whole-request timeout, ms (the `listener` section; absent when it is false). */
+  requestTimeout?: number
+  /** Idle-connection timeout, ms (the `listener` section; absent when it is false). */
+  connectionTimeout?: number
 }
 
 /** Pre-computed `https` options of a resolved config, including the certificate. @internal */
@@ -77,11 +81,16 @@ export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOpti
   const resolved = resolveConfig(config)
   const https = await httpsOptions(resolved)
   const trustProxy = resolved.proxyTrust === false ? false : trustProxyValue(resolved.proxyTrust.trust)
+  const listener = resolved.listener
+  // Node's defaults let a client hold a connection for two minutes without finishing a handshake,
+  // and Fastify's let a request trickle in forever.
+  const timeouts = listener === false ? {} : { requestTimeout: listener.requestTimeout, connectionTimeout: listener.connectionTimeout }
+  const limits = listener === false ? {} : { handshakeTimeout: listener.handshakeTimeout, headersTimeout: listener.headersTimeout }
   if (https !== null && resolved.tls !== false && resolved.tls.http2) {
     // allowHTTP1: ALPN offers h2 and http/1.1, and clients without ALPN get HTTP/1.1.
     // Typed as HTTPS on purpose: see FastifyServerOptionsFromConfig.
-    const http2 = { ...https, allowHTTP1: true }
-    return { http2: true, https: http2, trustProxy } as unknown as FastifyServerOptionsFromConfig
+    const http2 = { ...https, ...limits, allowHTTP1: true }
+    return { http2: true, https: http2, trustProxy, ...timeouts } as unknown as FastifyServerOptionsFromConfig
   }
-  return { https, trustProxy }
+  return { https: https === null ? null : { ...https, ...limits }, trustProxy, ...timeouts }
 }

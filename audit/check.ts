@@ -70,8 +70,17 @@ export interface CheckSiteOptions {
   ca?: string | Buffer
   /** Port of the plain HTTP redirect to test; default 80. */
   httpPort?: number
-  /** Milliseconds allowed for each connection and request; default 5000. */
+  /**
+   * Milliseconds allowed for each connection and request, from start to end (a server that keeps
+   * sending a byte at a time is cut too); default 5000.
+   */
   timeout?: number
+  /**
+   * Milliseconds allowed for the whole audit; default 60000, or 12 times `timeout` when that is
+   * more. Probes still running then are cut, and what they would have told is reported as not
+   * checked.
+   */
+  deadline?: number
   /**
    * IP address to connect to instead of resolving the URL's host; the host name is still sent as
    * SNI and Host. For a site not yet in DNS, or a test on loopback under a real name.
@@ -145,6 +154,26 @@ interface Target {
   lookup: LookupFunction | undefined
   ca: Array<string | Buffer> | undefined
   timeout: number
+  /** Date.now() past which no probe may run. */
+  deadline: number
+}
+
+/**
+ * Milliseconds a probe may take: its own timeout, or what is left of the whole run. @internal
+ */
+export function probeBudget (target: Pick<Target, 'timeout' | 'deadline'>, now = Date.now()): number {
+  return Math.max(0, Math.min(target.timeout, target.deadline - now))
+}
+
+/**
+ * Calls `cut` once the probe's budget is spent, whatever the peer does meanwhile: Node's socket
+ * timeouts are idle timeouts, which a server that trickles a byte now and then never trips.
+ * Returns the function that cancels it.
+ */
+function deadlineTimer (target: Target, cut: () => void): () => void {
+  const timer = setTimeout(cut, probeBudget(target))
+  timer.unref()
+  return () => clearTimeout(timer)
 }
 
 function fixedLookup (address: string): LookupFunction {
@@ -179,12 +208,16 @@ function timeoutError (): NodeJS.ErrnoException {
 function tcpProbe (target: Target): Promise<NodeJS.ErrnoException | null> {
   return new Promise((resolve) => {
     const socket = netConnect({ host: target.hostname, port: target.port, lookup: target.lookup })
-    socket.setTimeout(target.timeout, () => socket.destroy(timeoutError()))
+    const cancel = deadlineTimer(target, () => socket.destroy(timeoutError()))
     socket.once('connect', () => {
+      cancel()
       socket.destroy()
       resolve(null)
     })
-    socket.once('error', (error) => resolve(error))
+    socket.once('error', (error) => {
+      cancel()
+      resolve(error)
+    })
   })
 }
 
@@ -209,8 +242,10 @@ function handshake (target: Target, extra: ConnectionOptions): Promise<Handshake
     if (target.lookup !== undefined) (options as { lookup?: LookupFunction }).lookup = target.lookup
     if (target.ca !== undefined) options.ca = target.ca
     let settled = false
+    let cancel = (): void => {}
     const socket: TLSSocket = tlsConnect(options, () => {
       settled = true
+      cancel()
       const error = socket.authorizationError as unknown
       resolve({
         protocol: socket.getProtocol(),
@@ -221,8 +256,9 @@ function handshake (target: Target, extra: ConnectionOptions): Promise<Handshake
       })
       socket.destroy()
     })
-    socket.setTimeout(target.timeout, () => socket.destroy(timeoutError()))
+    cancel = deadlineTimer(target, () => socket.destroy(timeoutError()))
     socket.once('error', (error) => {
+      cancel()
       if (!settled) resolve(error)
     })
   })
@@ -355,13 +391,27 @@ function get (target: Target, url: URL, secure: boolean): Promise<HttpOutcome> {
       if (isIP(target.hostname) === 0) options.servername = target.hostname
       if (target.ca !== undefined) options.ca = target.ca
     }
+    let settled = false
+    const settle = (outcome: HttpOutcome | Error): void => {
+      if (settled) return
+      settled = true
+      cancel()
+      if (outcome instanceof Error) reject(outcome)
+      else resolve(outcome)
+    }
     const req = (secure ? httpsRequest : httpRequest)(options, (res) => {
       res.resume()
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }))
-      res.once('error', reject)
+      res.once('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers }))
+      res.once('error', settle)
+      res.once('close', () => { if (!res.complete) settle(timeoutError()) })
+    })
+    // From the request's start to the body's end: a body that trickles in cannot hold the audit.
+    const cancel = deadlineTimer(target, () => {
+      settle(timeoutError())
+      req.destroy()
     })
     req.once('timeout', () => req.destroy(timeoutError()))
-    req.once('error', reject)
+    req.once('error', settle)
     req.end()
   })
 }
@@ -431,6 +481,8 @@ function parseTarget (input: string | URL, options: CheckSiteOptions): Target {
   if (url.username !== '' || url.password !== '') throw new TypeError('the URL must not carry a user name or password')
   if (options.connectTo !== undefined && isIP(options.connectTo) === 0) throw new TypeError(`--connect-to ${options.connectTo} is not an IP address`)
   const timeout = options.timeout ?? 5000
+  const deadline = options.deadline ?? Math.max(60_000, timeout * 12)
+  if (!Number.isFinite(deadline) || deadline <= 0) throw new TypeError(`deadline ${String(options.deadline)} is not a positive number of milliseconds`)
   return {
     url,
     hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -438,7 +490,8 @@ function parseTarget (input: string | URL, options: CheckSiteOptions): Target {
     path: `${url.pathname}${url.search}`,
     lookup: options.connectTo === undefined ? undefined : fixedLookup(options.connectTo),
     ca: options.ca === undefined ? undefined : [...rootCertificates, options.ca],
-    timeout
+    timeout,
+    deadline: Date.now() + deadline
   }
 }
 

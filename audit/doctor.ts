@@ -20,7 +20,7 @@ import { configSchema, type SecureHttpsConfig } from '../schemas/config.js'
 import { envToOptions, variableOf, type Env } from '../schemas/env.js'
 import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
 import { proxyPresets } from '../schemas/proxy-trust.js'
-import { SESSION_KEY_BYTES } from '../schemas/secure-session.js'
+import { isPublishedSessionKey, SESSION_KEY_BYTES, sessionKeyWeakness } from '../schemas/secure-session.js'
 import { assertUsablePair, chainProblems, inspectCertificate, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
 import { result, summarize, type CheckDefinition, type CheckResult, type ReportSummary } from './report.js'
 
@@ -58,6 +58,8 @@ export const doctorChecks = {
   'SH-PROXY-002': { severity: 'error', title: 'TRUST_PROXY holds no hop count', fix: 'Replace the number with the proxies\' addresses: TRUST_PROXY=127.0.0.1, a subnet such as 10.0.3.0/24, or loopback' },
   'SH-PROXY-003': { severity: 'error', title: 'TRUST_PROXY is set when TLS ends at a proxy', fix: 'Set TRUST_PROXY to the address of the proxy that terminates TLS, e.g. 127.0.0.1 for nginx on the same host' },
   'SH-PROXY-004': { severity: 'warning', title: 'TRUST_PROXY names proxies, not whole private ranges', fix: 'Narrow TRUST_PROXY to the proxies\' addresses or their own subnet (e.g. 10.0.3.0/24): every host in a trusted range can spoof client IPs and claim HTTPS' },
+  'SH-HOST-001': { severity: 'error', title: 'Requests for hosts not in ALLOWED_HOSTS are refused', fix: 'Set ALLOWED_HOSTS to the site\'s names (ALLOWED_HOSTS=example.com,www.example.com,*.example.org) and leave host authorization on (do not pass hostAuthorization: false)' },
+  'SH-CSRF-001': { severity: 'warning', title: 'Cross-site request protection is on', fix: 'Leave crossSite on (do not pass crossSite: false); let other sites in with CROSS_SITE_TRUSTED_ORIGINS, or opt a route out with config: { crossSite: false }' },
   'SH-HSTS-001': { severity: 'error', title: 'HSTS preload has what it requires', fix: 'With HSTS_PRELOAD=true set HSTS_MAX_AGE=31536000 or more and HSTS_INCLUDE_SUBDOMAINS=true and keep the HTTP redirect on; or set HSTS_PRELOAD=false' },
   'SH-HSTS-002': { severity: 'warning', title: 'HSTS is on', fix: 'Set HSTS_MAX_AGE=31536000 once every page works over HTTPS' },
   'SH-HSTS-003': { severity: 'warning', title: 'HSTS max-age is between six months and two years', fix: 'Set HSTS_MAX_AGE=31536000 (one year)' },
@@ -88,12 +90,14 @@ const issueRules: ReadonlyArray<{ id: DoctorCheckId, variables: readonly string[
   { id: 'SH-TLS-004', variables: ['TLS_CERT_FILE', 'TLS_KEY_FILE'], message: /required with TLS_MODE=files/ },
   { id: 'SH-ACME-001', variables: ['ACME_DOMAINS', 'ACME_EMAIL', 'ACME_AGREE_TOS', 'ACME_DIRECTORY', 'ACME_CA_FILE'] },
   { id: 'SH-SESSION-001', variables: ['SESSION_KEYS'], message: /required in production/ },
+  { id: 'SH-SESSION-003', variables: ['SESSION_KEYS'], message: /published example/ },
   { id: 'SH-SESSION-002', variables: ['SESSION_KEYS'] },
   { id: 'SH-PROXY-002', variables: ['TRUST_PROXY'], message: /hop count/ },
   { id: 'SH-PROXY-001', variables: ['TRUST_PROXY'], message: /every peer|everyone/ },
   { id: 'SH-PROXY-003', variables: ['TRUST_PROXY'], message: /TLS_MODE=proxy/ },
   { id: 'SH-HSTS-001', variables: ['HSTS_PRELOAD'], message: /preload requires/ },
-  { id: 'SH-REDIRECT-001', variables: ['ALLOWED_HOSTS'], message: /redirect/ }
+  { id: 'SH-REDIRECT-001', variables: ['ALLOWED_HOSTS'], message: /redirect/ },
+  { id: 'SH-HOST-001', variables: ['ALLOWED_HOSTS'], message: /required in production/ }
 ]
 
 /** The check a configuration problem fails. @internal */
@@ -426,6 +430,11 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   } else if (facts.sessionKeys.length === 0) {
     set('SH-SESSION-001', 'fail', 'SESSION_KEYS is empty: every restart logs everyone out and instances cannot read each other\'s cookies')
   }
+  // The config's own key test (schemas/secure-session.ts), so that doctor and the app agree.
+  const weak = facts.sessionKeys.map((key, i) => ({ i, key, weakness: sessionKeyWeakness(key) })).filter((found) => found.weakness !== null)
+  const published = weak.filter(({ key }) => isPublishedSessionKey(key))
+  if (published.length > 0) set('SH-SESSION-003', 'fail', published.map(({ i, key }) => `SESSION_KEYS key ${i + 1} (fingerprint ${keyFingerprint(key)}) is a published example key`).join('; '))
+  if (weak.length > 0) set('SH-SESSION-002', 'fail', weak.map(({ i, weakness }) => `SESSION_KEYS key ${i + 1} ${weakness ?? ''}`).join('; '))
   set('SH-SESSION-001', 'pass', `${facts.sessionKeys.length} key${facts.sessionKeys.length === 1 ? '' : 's'}`)
   if (facts.sessionKeys.length === 0) set('SH-SESSION-002', 'skip', 'no session key to check')
   else set('SH-SESSION-002', 'pass', 'each key is 32 random bytes and distinct')
@@ -571,6 +580,14 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
     set('SH-REDIRECT-002', 'pass', httpsRedirect.mode === 'listener'
       ? `HTTP port ${httpsRedirect.port} redirects to HTTPS port ${httpsRedirect.httpsPort}`
       : 'requests the proxy marks as plain HTTP are redirected by the app')
+  }
+  if (config.hostAuthorization === false) set('SH-HOST-001', 'fail', 'host authorization is off (hostAuthorization: false): a request for any Host is served, HSTS and cookies included (poisoned links, cache poisoning, DNS rebinding)')
+  else set('SH-HOST-001', 'pass', `only ${config.hostAuthorization.allowedHosts.join(', ') || '(names allowed at run time)'} ${config.hostAuthorization.allowedHosts.length === 1 ? 'is' : 'are'} served; other hosts get ${config.hostAuthorization.status}`)
+  if (config.crossSite === false) set('SH-CSRF-001', 'fail', 'cross-site request protection is off (crossSite: false): another site\'s page can post forms to the app (login CSRF, logout) unless every route checks a token')
+  else {
+    const plain = config.crossSite.trustedOrigins.filter((origin) => origin.startsWith('http:'))
+    if (plain.length > 0) set('SH-CSRF-001', 'fail', `CROSS_SITE_TRUSTED_ORIGINS trusts plain-HTTP origins (${plain.join(', ')}): a network attacker can speak for them`)
+    else set('SH-CSRF-001', 'pass', config.crossSite.trustedOrigins.length === 0 ? 'unsafe requests from other sites are refused' : `unsafe requests from other sites are refused, except from ${config.crossSite.trustedOrigins.join(', ')}`)
   }
   if (config.errorHandler === false) set('SH-ERRORS-001', 'fail', 'the error handler is off: a 5xx response carries the error\'s own message, which may name files, queries or secrets')
   else set('SH-ERRORS-001', 'pass', `5xx responses say "${config.errorHandler.message}"`)

@@ -1,30 +1,92 @@
 /**
  * The `errorHandler` plugin: in production a 5xx answers with a generic message and the request id,
  * and the full error goes to the log under that id. 4xx errors (validation and the like, which the
- * client must see) are answered as Fastify would.
+ * client must see) are answered with their message, in Fastify's shape.
+ *
+ * No path around it: when sending an error answer fails in turn (an onSend hook that throws again,
+ * such as a session store write while the store is down), Fastify hands the new error to the next
+ * error handler up the chain, and at the root that is its default handler, which sends the new
+ * error's message as it is. So this handler writes its answers itself, through Fastify's public
+ * `reply.hijack()` and the raw response: the headers already set (security headers, HSTS, CORS) are
+ * kept, and no onSend hook runs for an error answer, so none can fail it. Session changes made by the
+ * failed request are not saved, as they would not be with a failed request anyway.
  */
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
 import { parseOptions } from '../schemas/common.js'
 import { errorHandlerSchema, type ErrorHandlerOptions } from '../schemas/error-handler.js'
 
+/** Headers of the failed answer that do not describe the error answer (or would commit a session). */
+const DROPPED_HEADERS: ReadonlySet<string> = new Set([
+  'set-cookie', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'etag', 'last-modified', 'content-range', 'content-disposition'
+])
+
+/** The HTTP status for an error, as Fastify's default handler works it out. @internal */
+export function errorStatus (error: { statusCode?: unknown, status?: unknown } | null | undefined, replyStatus: number): number {
+  const own = error?.statusCode ?? error?.status
+  if (typeof own === 'number' && own >= 400 && own <= 599) return own
+  return replyStatus >= 400 && replyStatus <= 599 ? replyStatus : 500
+}
+
+function writeAnswer (reply: FastifyReply, status: number, body: Record<string, unknown>, extra: OutgoingHttpHeaders | undefined): void {
+  const res = reply.raw
+  reply.hijack()
+  if (res.headersSent || res.destroyed) {
+    // The answer had started (a stream that failed midway): it cannot be replaced, only cut.
+    res.destroy()
+    return
+  }
+  const payload = JSON.stringify(body)
+  const headers: OutgoingHttpHeaders = {}
+  const current = reply.getHeaders()
+  for (const name in current) {
+    if (!DROPPED_HEADERS.has(name)) headers[name] = current[name]
+  }
+  if (extra !== undefined) Object.assign(headers, extra)
+  headers['content-type'] = 'application/json; charset=utf-8'
+  headers['content-length'] = Buffer.byteLength(payload)
+  try {
+    res.writeHead(status, headers)
+  } catch {
+    // A header value Node refuses (set by the route before it failed): answer without them.
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) })
+  }
+  res.end(payload)
+}
+
+function safeHeaders (error: unknown): OutgoingHttpHeaders | undefined {
+  const headers = (error as { headers?: unknown } | null)?.headers
+  if (headers === null || typeof headers !== 'object') return undefined
+  const out: OutgoingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+    const lower = name.toLowerCase()
+    if (DROPPED_HEADERS.has(lower)) continue
+    if (typeof value === 'string' || typeof value === 'number') out[lower] = value
+  }
+  return out
+}
+
 const errorHandlerPlugin: FastifyPluginAsync<ErrorHandlerOptions> = async function errorHandlerPlugin (fastify: FastifyInstance, options) {
   const config = parseOptions(errorHandlerSchema, options, 'errorHandler')
-  const body = (status: number, id: string) => ({ statusCode: status, error: 'Internal Server Error', message: config.message, requestId: id })
 
   fastify.setErrorHandler(function redactingErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-    let status = error.statusCode ?? (reply.statusCode >= 400 ? reply.statusCode : 500)
-    if (status < 400 || status > 599) status = 500
+    const status = errorStatus(error, reply.statusCode)
+    const reason = STATUS_CODES[status] ?? 'Error'
     if (status < 500 && config.exposeClientErrors) {
       request.log.info({ err: error, requestId: request.id }, 'client error')
-      reply.code(status).send(error)
+      const body: Record<string, unknown> = { statusCode: status }
+      if (typeof error?.code === 'string') body.code = error.code
+      body.error = reason
+      body.message = typeof error?.message === 'string' ? error.message : reason
+      writeAnswer(reply, status, body, safeHeaders(error))
       return
     }
     request.log.error({ err: error, requestId: request.id }, 'request failed; the client got a redacted message')
-    reply.code(status).type('application/json; charset=utf-8').send(body(status, request.id))
+    writeAnswer(reply, status, { statusCode: status, error: reason, message: config.message, requestId: request.id }, status < 500 ? safeHeaders(error) : undefined)
   })
 }
 
-/** Keeps internal error messages out of 5xx responses (on by default in production). */
+/** Keeps internal error messages out of every error answer (on by default in production). */
 export const errorHandler = fp(errorHandlerPlugin, { fastify: '5.x', name: 'fastify-secure-https/error-handler' })
 export default errorHandler

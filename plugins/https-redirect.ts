@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { ERR_REDIRECT_LISTEN } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
+import { compileAllowedHosts } from '../schemas/host-authorization.js'
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.js'
 import { eventLimiter, securityEvent } from './events.js'
 import { hostnameOf } from './instance.js'
@@ -47,7 +48,7 @@ export function compileRedirect (
   config: Pick<HttpsRedirectConfig, 'allowedHosts' | 'exempt' | 'httpsPort'>,
   listeningPort: () => number = () => 443
 ): (method: string, url: string, host: string | undefined) => RedirectDecision {
-  const allowed = new Set(config.allowedHosts)
+  const isAllowed = compileAllowedHosts(config.allowedHosts)
   const exempt = new Set(config.exempt)
   const suffix = (port: number): string => port === 443 ? '' : `:${port}`
   let portSuffix: string | null = config.httpsPort === 0 ? null : suffix(config.httpsPort)
@@ -57,7 +58,7 @@ export function compileRedirect (
     const path = query === -1 ? url : url.slice(0, query)
     if (exempt.has(path) || path.startsWith(ACME_CHALLENGE_PREFIX)) return pass
     const host = hostnameOf(hostHeader)
-    if (!allowed.has(host)) return { kind: 'unknown-host', host }
+    if (!isAllowed(host)) return { kind: 'unknown-host', host }
     // An absolute-form request target (GET http://other/ HTTP/1.1) keeps only its path.
     const target = url.charCodeAt(0) === 47 /* / */ ? url : '/'
     const authority = host.includes(':') ? `[${host}]` : host
@@ -96,7 +97,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       const decision = decide(request.method, request.url, request.host)
       if (decision.kind === 'pass') return
       if (decision.kind === 'unknown-host') {
-        reportUnknownHost(request.log, decision.host, request.socket.remoteAddress)
+        reportUnknownHost(request.log, decision.host, request.socket?.remoteAddress)
         return reply.code(400).type('text/plain; charset=utf-8').send('Unknown host\n')
       }
       return reply.code(decision.status).header('location', decision.location).send()
@@ -109,6 +110,10 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
   function handle (req: IncomingMessage, res: ServerResponse): void {
     const decision = decide(req.method ?? 'GET', req.url ?? '/', req.headers.host)
     if (decision.kind === 'pass') {
+      // This listener is plain HTTP by definition: what a peer says of the protocol is not believed
+      // (a trusted proxy's X-Forwarded-Proto would otherwise earn HSTS on a plain HTTP answer).
+      delete req.headers['x-forwarded-proto']
+      delete req.headers.forwarded
       fastify.routing(req, res)
       return
     }

@@ -9,7 +9,10 @@ export function isTlsServer (fastify: FastifyInstance): boolean {
   return typeof (fastify.server as { setSecureContext?: unknown }).setSecureContext === 'function'
 }
 
-/** Host name of a Host header value, lower-cased, without port or IPv6 brackets. @internal */
+/**
+ * Host name of a Host header value, lower-cased, without port, IPv6 brackets or the trailing dot of
+ * a fully qualified name (`localhost.` is localhost). @internal
+ */
 export function hostnameOf (host: string | undefined): string {
   if (host === undefined || host === '') return ''
   if (host.charCodeAt(0) === 91 /* [ */) {
@@ -17,5 +20,7 @@ export function hostnameOf (host: string | undefined): string {
     return end === -1 ? '' : host.slice(1, end).toLowerCase()
   }
   const colon = host.indexOf(':')
-  return (colon === -1 ? host : host.slice(0, colon)).toLowerCase()
+  let end = colon === -1 ? host.length : colon
+  if (end > 1 && host.charCodeAt(end - 1) === 46 /* . */) end--
+  return (end === host.length ? host : host.slice(0, end)).toLowerCase()
 }

@@ -7,9 +7,11 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { isProductionEnv, parseOptions } from '../schemas/common.js'
+import { MAX_HOST_LENGTH, parseHost } from '../schemas/host-authorization.js'
 import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent } from './events.js'
 
@@ -39,46 +41,157 @@ export interface ForwardedElement {
   by?: string
 }
 
-const FORWARDED_KEYS = new Set(['for', 'proto', 'host', 'by'])
+/** tchar of RFC 9110 section 5.6.2, by character code. */
+const TCHAR = new Uint8Array(128)
+for (const c of '!#$%&\'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ') TCHAR[c.charCodeAt(0)] = 1
+
+function isObfuscated (value: string, start: number, end: number): boolean {
+  // obfnode / obfport: "_" 1*( ALPHA / DIGIT / "." / "_" / "-" )
+  if (end - start < 2 || value.charCodeAt(start) !== 95) return false
+  for (let i = start + 1; i < end; i++) {
+    const c = value.charCodeAt(i)
+    const lower = c | 0x20
+    if (!((lower >= 97 && lower <= 122) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 45)) return false
+  }
+  return true
+}
 
 /**
- * Parses the last element of a Forwarded header: the one added by the nearest proxy, the only one
- * that proxy vouches for (the others were written by whoever came before it, the client included).
- * Several Forwarded header lines arrive joined by commas, so the last line's last element wins.
- * Returns null for an element that does not parse, or that repeats a parameter (RFC 7239 section 4).
+ * RFC 7239 section 6: node = nodename [ ":" node-port ], nodename = IPv4 / "[" IPv6 "]" /
+ * "unknown" / obfnode, node-port = 1*5DIGIT / obfport. @internal
+ */
+export function isForwardedNode (value: string): boolean {
+  if (value.length === 0 || value.length > 80) return false
+  let nameEnd: number
+  if (value.charCodeAt(0) === 91 /* [ */) {
+    const close = value.indexOf(']')
+    if (close === -1 || isIP(value.slice(1, close)) !== 6) return false
+    nameEnd = close + 1
+  } else {
+    const colon = value.indexOf(':')
+    nameEnd = colon === -1 ? value.length : colon
+    const name = value.slice(0, nameEnd)
+    if (!(isIP(name) === 4 || name.toLowerCase() === 'unknown' || isObfuscated(value, 0, nameEnd))) return false
+  }
+  if (nameEnd === value.length) return true
+  if (value.charCodeAt(nameEnd) !== 58 /* : */) return false
+  const port = value.slice(nameEnd + 1)
+  return /^\d{1,5}$/.test(port) ? Number(port) <= 65535 : isObfuscated(value, nameEnd + 1, value.length)
+}
+
+const PROTO = /^[a-z][a-z0-9+.-]{0,31}$/
+
+function validPair (key: string, value: string): boolean {
+  switch (key) {
+    case 'for': case 'by': return isForwardedNode(value)
+    case 'host': return parseHost(value) !== null
+    case 'proto': return PROTO.test(value.toLowerCase())
+    default: return true
+  }
+}
+
+/**
+ * Parses a Forwarded header (RFC 7239 section 4, with RFC 9110's token and quoted-string) in one pass,
+ * in time linear in its length, and returns its last element: the one added by the nearest proxy,
+ * the only one that proxy vouches for (the others were written by whoever came before it, the
+ * client included). Several header lines arrive joined by commas, so the last line's last element
+ * wins. Returns null for a header that does not follow the grammar anywhere (a quote left open, a
+ * character outside token and quoted-string, a `for`/`by` that is not a node, a `host` that is not a
+ * host, a `proto` that is not a scheme): a header that does
+ * not parse cannot be split into elements safely, so none of it is believed; so does a parameter
+ * repeated within an element.
  */
 export function lastForwardedElement (header: string): ForwardedElement | null {
-  let end = header.length
-  let inQuotes = false
-  let start = 0
-  for (let i = header.length - 1; i >= 0; i--) {
-    const c = header.charCodeAt(i)
-    if (c === 34 /* " */ && header.charCodeAt(i - 1) !== 92 /* \ */) inQuotes = !inQuotes
-    else if (c === 44 /* , */ && !inQuotes) {
-      if (header.slice(i + 1, end).trim() === '') { end = i; continue }
-      start = i + 1
-      break
+  const n = header.length
+  let i = 0
+  // The element being read, in locals (no allocation per element); `seen` marks its parameters.
+  let forValue: string | undefined
+  let byValue: string | undefined
+  let hostValue: string | undefined
+  let protoValue: string | undefined
+  let seen = 0
+  let extensions: Set<string> | null = null
+  let last: ForwardedElement | null = null
+  while (true) {
+    while (i < n && (header.charCodeAt(i) === 32 || header.charCodeAt(i) === 9)) i++
+    let c = i < n ? header.charCodeAt(i) : 44
+    if (c === 44 /* , or the end */) {
+      if (seen !== 0) {
+        last = {}
+        if (forValue !== undefined) last.for = forValue
+        if (protoValue !== undefined) last.proto = protoValue
+        if (hostValue !== undefined) last.host = hostValue
+        if (byValue !== undefined) last.by = byValue
+        forValue = byValue = hostValue = protoValue = undefined
+        seen = 0
+        extensions = null
+      }
+      if (i >= n) return last
+      i++
+      continue
+    }
+    if (c === 59 /* ; */) { i++; continue }
+    const keyStart = i
+    while (i < n && (c = header.charCodeAt(i)) < 128 && TCHAR[c] === 1) i++
+    if (i === keyStart || i >= n || header.charCodeAt(i) !== 61 /* = */) return null
+    const keyEnd = i
+    i++
+    let valueStart = i
+    let valueEnd: number
+    let escaped = false
+    if (i < n && header.charCodeAt(i) === 34 /* " */) {
+      i++
+      valueStart = i
+      while (true) {
+        if (i >= n) return null
+        c = header.charCodeAt(i)
+        if (c === 34) break
+        if (c === 92 /* backslash */) {
+          const next = i + 1 < n ? header.charCodeAt(i + 1) : -1
+          if (next === -1 || next === 127 || (next < 32 && next !== 9)) return null
+          escaped = true
+          i += 2
+          continue
+        }
+        if (c === 127 || (c < 32 && c !== 9)) return null
+        i++
+      }
+      valueEnd = i
+      i++
+    } else {
+      while (i < n && (c = header.charCodeAt(i)) < 128 && TCHAR[c] === 1) i++
+      if (i === valueStart) return null
+      valueEnd = i
+    }
+    const key = keyEnd - keyStart <= 5 ? header.slice(keyStart, keyEnd).toLowerCase() : ''
+    const bit = key === 'for' ? 1 : key === 'by' ? 2 : key === 'host' ? 4 : key === 'proto' ? 8 : 0
+    if (bit === 0) {
+      // An extension parameter: only its uniqueness matters, its value is skipped unread.
+      const name = header.slice(keyStart, keyEnd).toLowerCase()
+      extensions ??= new Set()
+      if (extensions.has(name)) return null
+      extensions.add(name)
+      seen |= 16
+    } else {
+      // A parameter repeated within an element (RFC 7239 section 4), or a known parameter too long to
+      // be what it claims: the header cannot be trusted to say where elements begin and end.
+      if ((seen & bit) !== 0 || valueEnd - valueStart > MAX_HOST_LENGTH) return null
+      seen |= bit
+      const raw = header.slice(valueStart, valueEnd)
+      const value = escaped ? raw.replace(/\\(.)/gs, '$1') : raw
+      if (!validPair(key, value)) return null
+      if (bit === 1) forValue = value
+      else if (bit === 2) byValue = value
+      else if (bit === 4) hostValue = value
+      else protoValue = value.toLowerCase()
+    }
+    while (i < n && (header.charCodeAt(i) === 32 || header.charCodeAt(i) === 9)) i++
+    if (i < n) {
+      c = header.charCodeAt(i)
+      if (c === 59) { i++; continue }
+      if (c !== 44) return null
     }
   }
-  const element: ForwardedElement = {}
-  const text = header.slice(start, end)
-  const pairs = text.match(/[^;"]+(?:"(?:[^"\\]|\\.)*"[^;"]*)*/g) ?? []
-  const seen = new Set<string>()
-  for (const pair of pairs) {
-    if (pair.trim() === '') continue
-    const eq = pair.indexOf('=')
-    if (eq === -1) return null
-    const key = pair.slice(0, eq).trim().toLowerCase()
-    if (seen.has(key)) return null
-    seen.add(key)
-    let value = pair.slice(eq + 1).trim()
-    if (value.startsWith('"')) {
-      if (!value.endsWith('"') || value.length < 2) return null
-      value = value.slice(1, -1).replace(/\\(.)/g, '$1')
-    }
-    if (FORWARDED_KEYS.has(key)) element[key as keyof ForwardedElement] = key === 'proto' ? value.toLowerCase() : value
-  }
-  return seen.size === 0 ? null : element
 }
 
 /**
@@ -184,7 +297,9 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   // all ask, and parsing Forwarded costs more than a property read.
   function evaluate (request: FastifyRequest & Memo): void {
     request[kForwarded] = null
-    if ((request.raw.socket as { encrypted?: boolean }).encrypted === true) {
+    // A request without a socket (fastify.routing() with a bare req/res, a serverless adapter) came
+    // from no peer: nothing it says about forwarding is believed.
+    if ((request.raw.socket as { encrypted?: boolean } | null | undefined)?.encrypted === true) {
       request[kSecure] = true
       return
     }
@@ -200,7 +315,12 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
       return
     }
     const forwarded = headers.forwarded
-    const element = typeof forwarded === 'string' ? lastForwardedElement(forwarded) : null
+    let element = typeof forwarded === 'string' ? lastForwardedElement(forwarded) : null
+    // A Host that is not a host (quotes, commas, semicolons) is how a client writes Forwarded elements
+    // of its own through a proxy that copies Host into Forwarded without escaping it (haproxy's
+    // host=\"%[req.hdr(host)]\"): the element that looks like the proxy's may be the client's.
+    const host = headers.host
+    if (element !== null && host !== undefined && parseHost(host) === null) element = null
     request[kForwarded] = element
     const fromForwarded = element?.proto
     // Two proxies (or a proxy and a client it let through) telling different stories: believe neither.
@@ -230,7 +350,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   const report = (request: FastifyRequest, event: 'proxy.untrusted-forwarded' | 'proxy.conflicting-forwarded', message: string, fields: Record<string, unknown>): void => {
     const suppressed = limit()
     if (suppressed === false) return
-    securityEvent(request.log, event, { remoteAddress: request.raw.socket.remoteAddress, suppressed, ...fields }, message)
+    securityEvent(request.log, event, { remoteAddress: request.raw.socket?.remoteAddress, suppressed, ...fields }, message)
   }
 
   fastify.addHook('onRequest', function proxyTrustCheck (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) {

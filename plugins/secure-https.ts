@@ -1,12 +1,16 @@
 /**
  * The aggregate plugin: validates the whole config once and registers each part in the order of the
- * design: tls, proxyTrust, httpsRedirect, hsts, securityHeaders, secureSession, errorHandler.
+ * design: tls, proxyTrust, hostAuthorization, httpsRedirect, hsts, securityHeaders, crossSite,
+ * secureSession, errorHandler. Order matters: a request for an unknown host is refused before the
+ * redirect, HSTS or a session sees it, and a cross-site request before the session is read.
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { doctorConfig } from '../audit/doctor.js'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
+import { crossSite } from './cross-site.js'
 import { errorHandler } from './error-handler.js'
+import { hostAuthorization } from './host-authorization.js'
 import { hsts } from './hsts.js'
 import { httpsRedirect } from './https-redirect.js'
 import { proxyTrust } from './proxy-trust.js'
@@ -20,11 +24,17 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
     config.production
       ? 'fastify-secure-https: production rules on (NODE_ENV is not unset, development, dev or test)'
       : 'fastify-secure-https: development mode (NODE_ENV unset, development, dev or test); the production rules are off')
+  // The connection cap is a property of Node's server, not a construction option of Fastify's.
+  if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
+    fastify.server.maxConnections = config.listener.maxConnections
+  }
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
+  if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, config.hostAuthorization)
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)
   if (config.hsts !== false) await fastify.register(hsts, config.hsts)
   if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
+  if (config.crossSite !== false) await fastify.register(crossSite, config.crossSite)
   if (config.secureSession !== false) await fastify.register(secureSession, config.secureSession)
   if (config.errorHandler !== false) await fastify.register(errorHandler, config.errorHandler)
 

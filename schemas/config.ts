@@ -5,10 +5,13 @@
  */
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { hostnameSchema, issueMessage, portSchema, toConfigIssues } from './common.js'
+import { issueMessage, portSchema, toConfigIssues } from './common.js'
+import { crossSiteSchema, type CrossSiteOptions } from './cross-site.js'
 import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.js'
+import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.js'
 import { hstsSchema, type HstsOptions } from './hsts.js'
 import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.js'
+import { listenerSchema, type ListenerOptions } from './listener.js'
 import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
 import { secureSessionSchema, type SecureSessionOptions } from './secure-session.js'
 import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.js'
@@ -33,9 +36,15 @@ const configInputSchema = z.strictObject({
   host: typed<string>().optional(),
   /** Port of the app: HTTPS, or plain HTTP when TLS is at a proxy or off. */
   port: typed<number>().optional(),
-  /** Host names the app answers for; redirects only go to these. */
+  /** Host names the app answers for (`*.example.com` for subdomains); redirects only go to these. */
   allowedHosts: typed<string[]>().optional(),
+  /** Requests for other hosts are refused (400); `false` turns it off. */
+  hostAuthorization: section<HostAuthorizationOptions>('hostAuthorization').optional(),
+  /** Unsafe requests sent by other sites' pages are refused (403); `false` turns it off. */
+  crossSite: section<CrossSiteOptions>('crossSite').optional(),
   tls: section<TlsOptions>('tls').optional(),
+  /** Timeouts and connection cap of the app's listener (applied by `serverOptions`). */
+  listener: section<ListenerOptions>('listener').optional(),
   httpsRedirect: section<HttpsRedirectOptions>('httpsRedirect').optional(),
   proxyTrust: section<ProxyTrustOptions>('proxyTrust').optional(),
   hsts: section<HstsOptions>('hsts').optional(),
@@ -45,7 +54,6 @@ const configInputSchema = z.strictObject({
 })
 
 const hostSchema = z.string({ error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' }).min(1, { error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' })
-const allowedHostsSchema = z.array(hostnameSchema, { error: 'must be a list of host names, e.g. example.com,www.example.com' })
 
 function parseField<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx): z.output<S> | undefined {
   if (value === undefined) return undefined
@@ -89,7 +97,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
 
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: allowedHosts, production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
+    : parseSection(tlsSchema, { hosts: exactHosts(allowedHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')
@@ -114,6 +122,23 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     proxyTrust = parseSection(proxyTrustSchema, { required: mode === 'proxy', production, ...objectOr(input.proxyTrust) }, 'proxyTrust', ctx)
   }
 
+  const listener = input.listener === false
+    ? false
+    : parseSection(listenerSchema, objectOr(input.listener), 'listener', ctx)
+
+  const hostAuthorization = input.hostAuthorization === false
+    ? false
+    : parseSection(hostAuthorizationSchema, {
+      allowedHosts,
+      production,
+      ...(httpsRedirect === false || httpsRedirect === undefined ? {} : { exempt: httpsRedirect.exempt }),
+      ...objectOr(input.hostAuthorization)
+    }, 'hostAuthorization', ctx)
+
+  const crossSite = input.crossSite === false
+    ? false
+    : parseSection(crossSiteSchema, objectOr(input.crossSite), 'crossSite', ctx)
+
   const hsts = input.hsts === false
     ? false
     : parseSection(hstsSchema, { redirect: redirectWanted, production, ...objectOr(input.hsts) }, 'hsts', ctx)
@@ -131,7 +156,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : parseSection(errorHandlerSchema, errorHandlerInput === true ? {} : errorHandlerInput, 'errorHandler', ctx)
 
-  if (tls === undefined || httpsRedirect === undefined || proxyTrust === undefined || hsts === undefined ||
+  if (tls === undefined || listener === undefined || httpsRedirect === undefined || proxyTrust === undefined || hostAuthorization === undefined || crossSite === undefined || hsts === undefined ||
     securityHeaders === undefined || secureSession === undefined || errorHandler === undefined) {
     return z.NEVER
   }
@@ -141,8 +166,11 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     port,
     allowedHosts: Object.freeze(allowedHosts.slice()),
     tls: tls === false ? false as const : Object.freeze(tls),
+    listener: listener === false ? false as const : Object.freeze(listener),
     httpsRedirect: httpsRedirect === false ? false as const : Object.freeze(httpsRedirect),
     proxyTrust: proxyTrust === false ? false as const : Object.freeze(proxyTrust),
+    hostAuthorization: hostAuthorization === false ? false as const : Object.freeze(hostAuthorization),
+    crossSite: crossSite === false ? false as const : Object.freeze(crossSite),
     hsts: hsts === false ? false as const : Object.freeze(hsts),
     securityHeaders: securityHeaders === false ? false as const : Object.freeze(securityHeaders),
     secureSession: secureSession === false ? false as const : Object.freeze(secureSession),

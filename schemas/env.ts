@@ -76,7 +76,8 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   REDIS_URL: { path: 'secureSession.redisUrl', parse: text, doc: 'Redis for SESSION_STORE=redis' },
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
-  ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' }
+  ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' },
+  CROSS_SITE_TRUSTED_ORIGINS: { path: 'crossSite.trustedOrigins', parse: list, doc: 'origins allowed to send unsafe requests' }
 }
 
 const byPath = new Map<string, string>(Object.entries(environmentVariables).map(([name, v]) => [v.path, name]))
@@ -84,6 +85,7 @@ const byPath = new Map<string, string>(Object.entries(environmentVariables).map(
 byPath.set('tls.hosts', 'ALLOWED_HOSTS')
 byPath.set('httpsRedirect.allowedHosts', 'ALLOWED_HOSTS')
 byPath.set('httpsRedirect', 'HTTP_PORT')
+byPath.set('hostAuthorization.allowedHosts', 'ALLOWED_HOSTS')
 byPath.set('tls.redisUrl', 'REDIS_URL')
 
 /** The environment variable behind an option path, if any. @internal */

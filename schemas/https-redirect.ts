@@ -2,7 +2,8 @@
  * Options of the `httpsRedirect` plugin.
  */
 import { z } from 'zod'
-import { hostnameSchema, portSchema } from './common.js'
+import { portSchema } from './common.js'
+import { allowedHostsSchema } from './host-authorization.js'
 
 /** Options of the `httpsRedirect` plugin. */
 export const httpsRedirectSchema = z.strictObject({
@@ -18,7 +19,7 @@ export const httpsRedirectSchema = z.strictObject({
   /** Port of the HTTPS URL redirected to; 443 is left out of the URL. */
   httpsPort: portSchema.default(443),
   /** Host names a redirect may point to; any other Host header gets 400. */
-  allowedHosts: z.array(hostnameSchema).default(['localhost']),
+  allowedHosts: allowedHostsSchema.default(['localhost']),
   /** Paths answered by the app instead of redirected, e.g. load-balancer probes. Exact match. */
   exempt: z.array(z.string().startsWith('/', { error: 'an exempt path must start with /' })).default(['/healthz']),
   production: z.boolean().default(false)

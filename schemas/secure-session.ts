@@ -1,8 +1,10 @@
 /**
  * Options of the `secureSession` plugin: encrypted cookie sessions on @fastify/secure-session.
  */
+import { isIP } from 'node:net'
+import { parse as parseDomain } from 'tldts'
 import { z } from 'zod'
-import { isSessionStore, type SessionStore } from '../plugins/session-store.js'
+import { isSessionStore, type SessionStore } from '../sessions/store.js'
 import { secondsSchema } from './common.js'
 
 /** Bytes in a session key (libsodium secretbox). */
@@ -10,8 +12,71 @@ export const SESSION_KEY_BYTES = 32
 const MAKE_KEY = 'make one with: openssl rand -base64 32 (or npx fastify-secure-https keygen)'
 
 /** True when a key has too few distinct bytes to be random. @internal */
-export function isLowEntropy (key: Buffer): boolean {
+export function isLowEntropy (key: Uint8Array): boolean {
   return new Set(key).size < 12
+}
+
+/**
+ * Keys printed where anyone can copy them: @fastify/secure-session's example key file and the key in
+ * its README, and keys that circulate as examples (a phrase, hex digits and a counting sequence as
+ * text). A session sealed with one can be forged by anyone.
+ */
+const PUBLISHED_KEYS: readonly Buffer[] = [
+  Buffer.from('9bb9bca32df0b21c58146aad9cab0272d9e0f716e3118bfff37703ae330be08c', 'hex'), // @fastify/secure-session examples/simple/example-key
+  Buffer.from('4fe91796c30bd989d95b62dc46c7c3ba0b6aa2df2187400586a4121c54c53b85', 'hex'), // @fastify/secure-session README, "Using keys as strings"
+  Buffer.from('my-super-secret-session-key-2024', 'latin1'),
+  Buffer.from('0123456789abcdef0123456789abcdef', 'latin1'),
+  Buffer.from(Array.from({ length: 32 }, (_, i) => i))
+]
+
+/** True for a key printed in @fastify/secure-session's docs and examples, or another well-known example. */
+export function isPublishedSessionKey (key: Uint8Array): boolean {
+  return PUBLISHED_KEYS.some((published) => published.equals(key))
+}
+
+/**
+ * Why a 32-byte session key is not fit for production, or null when nothing is found: a published
+ * example; text (a password or phrase base64-encoded: every byte printable ASCII); a sequence
+ * (bytes a constant step apart, such as 0, 1, 2, ...); a repeated pattern of up to 16 bytes; or
+ * fewer than 12 distinct byte values. Linear in the key's length. Random keys pass: the most
+ * likely false alarm, 32 printable bytes out of 32 random ones, has odds of about 1 in 6 * 10^13.
+ * The config (production) and `fastify-secure-https doctor` both use this test.
+ */
+export function sessionKeyWeakness (key: Uint8Array): string | null {
+  if (isPublishedSessionKey(key)) return 'is a published example key: anyone can forge sessions with it'
+  if (key.length === 0) return 'is empty'
+  if (key.every((byte) => byte >= 0x20 && byte <= 0x7e)) return 'decodes to printable text (a password or a phrase, not random bytes)'
+  if (key.length > 2) {
+    const step = ((key[1] as number) - (key[0] as number) + 256) % 256
+    let progression = true
+    for (let i = 2; i < key.length && progression; i++) progression = ((key[i] as number) - (key[i - 1] as number) + 256) % 256 === step
+    if (progression) return `is a sequence (each byte ${step} more than the one before)`
+  }
+  for (let period = 1; period <= Math.min(16, key.length >> 1); period++) {
+    let repeats = true
+    for (let i = period; i < key.length && repeats; i++) repeats = key[i] === key[i - period]
+    if (repeats) return `repeats a pattern of ${period} byte${period === 1 ? '' : 's'}`
+  }
+  if (isLowEntropy(key)) return 'has too few distinct byte values to be random'
+  return null
+}
+
+/**
+ * Why a cookie Domain is refused, or null (RFC 6265: a host name, optionally with a leading dot
+ * that browsers ignore). Refused: anything but letters, digits, dots and hyphens (so no `;`, `,`,
+ * spaces or control characters, which would inject attributes into Set-Cookie), an IP address
+ * (a Domain cookie is for sharing with subdomains, which an address has none of), and a public
+ * suffix such as `com` or `co.uk`, which browsers refuse. @internal
+ */
+export function cookieDomainProblem (value: string): string | null {
+  const domain = value.startsWith('.') ? value.slice(1) : value
+  if (domain.length === 0 || domain.length > 253) return 'must be a host name such as example.com'
+  if (!/^[a-z0-9.-]+$/.test(domain)) return `must be a host name such as example.com: letters, digits, dots and hyphens only (got ${JSON.stringify(value.slice(0, 80))})`
+  if (isIP(domain) !== 0) return 'must be a host name, not an IP address: a Domain cookie is shared with subdomains, which an address has none of; leave SESSION_DOMAIN unset for a host-only cookie'
+  if (!domain.split('.').every((label) => /^(?!-)[a-z0-9-]{1,63}(?<!-)$/.test(label))) return `"${domain}" is not a valid host name (labels of 1 to 63 letters, digits and inner hyphens, separated by dots)`
+  const parsed = parseDomain(domain, { allowPrivateDomains: true })
+  if (parsed.domain === null || parsed.publicSuffix === domain) return `"${domain}" is a public suffix (like com, co.uk or github.io), for which browsers refuse cookies; use your site's own domain, e.g. example.com, or leave SESSION_DOMAIN unset`
+  return null
 }
 
 const keySchema = z
@@ -29,10 +94,6 @@ const keySchema = z
       ctx.addIssue({ code: 'custom', message: `a key must be exactly ${SESSION_KEY_BYTES} bytes (got ${value.length}); ${MAKE_KEY}` })
       return z.NEVER
     }
-    if (isLowEntropy(value)) {
-      ctx.addIssue({ code: 'custom', message: `a key is not random (too few distinct bytes); ${MAKE_KEY}` })
-      return z.NEVER
-    }
     return value
   })
 
@@ -47,7 +108,13 @@ export const secureSessionSchema = z.strictObject({
   /** Idle timeout in seconds (sliding); 0 for none. */
   idleTimeout: secondsSchema('idleTimeout').default(0),
   /** Cookie Domain. Leave unset: a host-only cookie cannot be set by sibling subdomains. */
-  domain: z.string().min(1).optional(),
+  domain: z.string({ error: 'must be a host name such as example.com' })
+    .transform((value) => value.trim().toLowerCase())
+    .superRefine((value, ctx) => {
+      const problem = cookieDomainProblem(value)
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem })
+    })
+    .optional(),
   sameSite: z.enum(['lax', 'strict', 'none']).default('lax'),
   /** Whether the cookie is marked Secure; false only when the app speaks plain HTTP (TLS_MODE=off). */
   secure: z.boolean().default(true),
@@ -60,8 +127,6 @@ export const secureSessionSchema = z.strictObject({
   ], { error: 'store must be \'cookie\', \'redis\' (SESSION_STORE) or an object implementing get(id), set(id, data, ttlSeconds) and destroy(id) (see SessionStore)' }).optional(),
   /** Redis for `store: 'redis'`: redis://[:password@]host:port[/db], or rediss:// for TLS. */
   redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' }).optional(),
-  /** Clock in milliseconds, for tests; default Date.now. */
-  now: z.custom<() => number>((value) => typeof value === 'function', { error: 'now must be a function returning milliseconds' }).optional(),
   production: z.boolean().default(false)
 }).superRefine((value, ctx) => {
   const seen = new Set<string>()
@@ -69,6 +134,11 @@ export const secureSessionSchema = z.strictObject({
     const hex = key.toString('hex')
     if (seen.has(hex)) ctx.addIssue({ code: 'custom', path: ['keys', i], message: `key ${i + 1} repeats an earlier key; each key must be distinct; ${MAKE_KEY}` })
     seen.add(hex)
+    // Production refuses every kind of weak key; development only keys that cannot be random at all.
+    const weakness = value.production ? sessionKeyWeakness(key) : isLowEntropy(key) ? 'has too few distinct byte values to be random' : null
+    if (weakness !== null) {
+      ctx.addIssue({ code: 'custom', path: ['keys', i], message: `key ${i + 1} of ${value.keys.length} ${weakness}; replace it with a key of 32 random bytes (${MAKE_KEY})` })
+    }
   })
   if (value.production && value.keys.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['keys'], message: `is required in production: without it every restart logs everyone out and instances cannot read each other's cookies; ${MAKE_KEY}` })

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { redisSessionStore, SessionStoreUnavailableError, type StoreLogger } from '../plugins/session-store-redis.js'
+import { redisSessionStore, SessionStoreUnavailableError, type StoreLogger } from '../sessions/redis-store.js'
 import { requirePrograms } from './helpers/external.js'
 import { startRedis } from './helpers/redis.js'
 
@@ -244,9 +244,10 @@ t.test('an app whose Redis is down at start still starts, and picks Redis up whe
 })
 
 t.test('fastify.sessions.revokeUser with cookie sessions says why it cannot', async (t) => {
-  const { sessionsControl } = await import('../plugins/session-store-redis.js')
-  const { memorySessionStore } = await import('../plugins/session-store.js')
-  t.equal(sessionsControl(undefined).store, null)
-  await t.rejects(sessionsControl(undefined).revokeUser('a'), /cookie sessions cannot be revoked.*SESSION_STORE=redis/)
-  await t.rejects(sessionsControl(memorySessionStore()).revokeUser('a'), /needs a store with revokeUser/)
+  const { sessionsControl } = await import('../sessions/redis-store.js')
+  const { memorySessionStore } = await import('../sessions/store.js')
+  const log = recordingLog()
+  t.equal(sessionsControl(undefined, log).store, null)
+  await t.rejects(sessionsControl(undefined, log).revokeUser('a'), /cookie sessions cannot be revoked.*SESSION_STORE=redis/)
+  await t.rejects(sessionsControl(memorySessionStore(), log).revokeUser('a'), /needs a store with revokeUser/)
 })

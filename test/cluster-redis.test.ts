@@ -4,7 +4,7 @@
  * operator revokes a user everywhere, and a Redis outage costs 503 on session routes only.
  */
 import t from 'tap'
-import { redisSessionStore } from '../plugins/session-store-redis.js'
+import { redisSessionStore } from '../sessions/redis-store.js'
 import { requirePrograms } from './helpers/external.js'
 import { startCluster, type Cluster, type Instance } from './helpers/cluster.js'
 import { cookieHeader, request, type Response } from './helpers/http.js'
@@ -17,6 +17,19 @@ function direct (instance: Instance, path: string, options: { method?: string, b
   if (options.body !== undefined) headers['content-type'] = FORM
   if (options.cookie !== undefined) headers.cookie = options.cookie
   return request(`${instance.url}${path}`, { method: options.method ?? 'GET', body: options.body, headers })
+}
+
+/**
+ * Resolves with the instances' log lines matching `pattern` once there is one: the lines arrive
+ * through the children's stdout pipes, after the responses that caused them. Rejects after 10 s.
+ */
+async function loggedEventually (instances: readonly Instance[], pattern: (line: string) => boolean): Promise<string[]> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const found = instances.flatMap((instance) => instance.logs()).filter(pattern)
+    if (found.length > 0 || Date.now() > deadline) return found
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
 }
 
 async function userOn (instance: Instance, cookie: string): Promise<unknown> {
@@ -103,7 +116,7 @@ t.test('Redis sessions across two instances behind haproxy', async (t) => {
     t.equal(health.body, 'ok')
     const healthWithCookie = await direct(a1, '/healthz', { cookie })
     t.equal(healthWithCookie.status, 200, '/healthz answers even when the request carries a session cookie')
-    const logged = [...a1.logs(), ...a2.logs()].filter((line) => /session store/i.test(line) && /Redis at 127\.0\.0\.1:\d+/.test(line))
+    const logged = await loggedEventually([a1, a2], (line) => /session store/i.test(line) && /Redis at 127\.0\.0\.1:\d+/.test(line))
     t.ok(logged.length > 0, 'the instances log why (the Redis address and what to check)')
 
     await redis.start()
@@ -118,6 +131,6 @@ t.test('Redis sessions across two instances behind haproxy', async (t) => {
     t.equal(again?.status, 303, 'logins work again once Redis is back')
     const fresh = cookieHeader(again as Response)
     t.equal(await userOn(a2, fresh), 'grace', 'and the new session is shared again')
-    t.ok([...a1.logs(), ...a2.logs()].some((line) => /is back after \d+ ms/.test(line)), 'the recovery is logged')
+    t.ok((await loggedEventually([a1, a2], (line) => /is back after \d+ ms/.test(line))).length > 0, 'the recovery is logged')
   })
 })

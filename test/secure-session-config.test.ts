@@ -1,8 +1,9 @@
+import fc from 'fast-check'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { loadConfig, secureSession } from '../index.js'
-import { effectiveCookieName, secureSessionSchema } from '../schemas/secure-session.js'
+import { doctor, loadConfig, secureSession } from '../index.js'
+import { cookieDomainProblem, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.js'
 import { configErrorOf } from './helpers/config.js'
 
 const good = (): string => randomBytes(32).toString('base64')
@@ -18,8 +19,8 @@ t.test('SESSION_KEYS: each bad key is refused with a message naming the variable
     ['URL-safe base64', randomBytes(32).toString('base64url'), /SESSION_KEYS: a key is not valid base64/],
     ['16 bytes', randomBytes(16).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 16\)/],
     ['64 bytes', randomBytes(64).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 64\)/],
-    ['all one byte', Buffer.alloc(32, 0x41).toString('base64'), /SESSION_KEYS: a key is not random \(too few distinct bytes\)/],
-    ['a counting pattern of 8 values', Buffer.from(Array.from({ length: 32 }, (_, i) => i % 8)).toString('base64'), /SESSION_KEYS: a key is not random/]
+    ['all one byte', Buffer.alloc(32, 0x41).toString('base64'), /SESSION_KEYS: key 2 of 2 has too few distinct byte values to be random/],
+    ['a counting pattern of 8 values', Buffer.from(Array.from({ length: 32 }, (_, i) => i % 8)).toString('base64'), /SESSION_KEYS: key 2 of 2 has too few distinct byte values/]
   ]
   for (const [label, key, pattern] of cases) {
     const message = messageOf(() => loadConfig({ SESSION_KEYS: `${good()},${key}` }))
@@ -70,4 +71,103 @@ t.test('the plugin registered alone validates its options at register time', asy
   t.teardown(() => app.close())
   app.register(secureSession, { keys: ['short'] })
   await t.rejects(async () => { await app.ready() }, /keys.*a key is not valid base64|a key must be exactly 32 bytes/)
+})
+
+const PRODUCTION = { NODE_ENV: 'production', TLS_MODE: 'proxy', TRUST_PROXY: '127.0.0.1', ALLOWED_HOSTS: 'example.com' }
+
+/** Weak keys that production refuses, each with what the message must say. */
+const WEAK: Array<[string, Buffer, RegExp]> = [
+  ['a phrase', Buffer.from('my-super-secret-session-key-2024'), /published example key|printable text/],
+  ['hex digits as text', Buffer.from('0123456789abcdef0123456789abcdef'), /published example key|printable text/],
+  ['bytes 0..31', Buffer.from(Array.from({ length: 32 }, (_, i) => i)), /published example key|sequence/],
+  ['another phrase', Buffer.from('correct horse battery staple!!!!'), /decodes to printable text/],
+  ['a descending sequence', Buffer.from(Array.from({ length: 32 }, (_, i) => 250 - 7 * i & 255)), /is a sequence/],
+  ['a 16-byte pattern twice', Buffer.concat([randomBytes(16)].flatMap((b) => [b, b])), /repeats a pattern of 16 bytes/],
+  ['a 3-byte pattern', Buffer.from(Array.from({ length: 32 }, (_, i) => [0x91, 0x07, 0xe4][i % 3] as number)), /repeats a pattern of 3 bytes/],
+  ['@fastify/secure-session\'s example key file', Buffer.from('9bb9bca32df0b21c58146aad9cab0272d9e0f716e3118bfff37703ae330be08c', 'hex'), /published example key/],
+  ['the key in @fastify/secure-session\'s README', Buffer.from('4fe91796c30bd989d95b62dc46c7c3ba0b6aa2df2187400586a4121c54c53b85', 'hex'), /published example key/]
+]
+
+t.test('production refuses weak SESSION_KEYS by position, with the fix, never printing the key', async (t) => {
+  for (const [label, key, reason] of WEAK) {
+    const text = key.toString('base64')
+    const message = messageOf(() => loadConfig({ ...PRODUCTION, SESSION_KEYS: `${good()},${text}` }))
+    t.match(message, /SESSION_KEYS: key 2 of 2 /, `${label}: names the key by position`)
+    t.match(message, reason, `${label}: says why`)
+    t.match(message, MAKE, `${label}: says how to make one`)
+    t.notOk(message.includes(text), `${label}: the key is not in the message`)
+    t.notOk(message.includes(key.toString('hex')), `${label}: nor its hex`)
+    t.not(sessionKeyWeakness(key), null, `${label}: sessionKeyWeakness finds it`)
+  }
+  t.doesNotThrow(() => loadConfig({ ...PRODUCTION, SESSION_KEYS: `${good()},${good()}` }), 'random keys are accepted')
+  t.doesNotThrow(() => loadConfig({ SESSION_KEYS: Buffer.from('my-super-secret-session-key-2024').toString('base64') }), 'development accepts a phrase (only production refuses it)')
+})
+
+t.test('doctor uses the same test: a weak key fails SH-SESSION-002 (or SH-SESSION-003 when published), a random one passes', async (t) => {
+  for (const [label, key] of WEAK) {
+    const report = await doctor({ ...PRODUCTION, SESSION_KEYS: key.toString('base64') })
+    const failed = report.checks.filter((check) => check.status === 'fail').map((check) => check.id)
+    t.ok(failed.includes('SH-SESSION-002') || failed.includes('SH-SESSION-003'), `${label}: doctor fails it (${failed.join(', ')})`)
+    const passed = report.checks.find((check) => check.id === 'SH-SESSION-002')
+    t.not(passed?.status, 'pass', `${label}: SH-SESSION-002 does not call it random`)
+  }
+  const report = await doctor({ ...PRODUCTION, SESSION_KEYS: good() })
+  t.equal(report.checks.find((check) => check.id === 'SH-SESSION-002')?.status, 'pass')
+})
+
+t.test('sessionKeyWeakness never refuses random keys (fast-check, 20,000 keys), and is linear in the key\'s length', async (t) => {
+  // fast-check without its bias towards small and repeated values: uniform bytes, as a CSPRNG makes.
+  fc.assert(fc.property(fc.noBias(fc.uint8Array({ minLength: 32, maxLength: 32 })), (bytes) => sessionKeyWeakness(bytes) === null), { numRuns: 20_000 })
+  let refused = 0
+  for (let i = 0; i < 20_000; i++) if (sessionKeyWeakness(randomBytes(32)) !== null) refused++
+  t.equal(refused, 0, 'no key out of 20,000 from randomBytes is refused')
+  // Arbitrary byte strings never make it throw, and the time grows with the length, not faster.
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+    const result = sessionKeyWeakness(bytes)
+    return result === null || typeof result === 'string'
+  }), { numRuns: 2000 })
+  const time = (n: number): number => {
+    const key = randomBytes(n)
+    const started = process.hrtime.bigint()
+    for (let i = 0; i < 200; i++) sessionKeyWeakness(key)
+    return Number(process.hrtime.bigint() - started)
+  }
+  time(4096)
+  const small = Math.min(time(4096), time(4096), time(4096))
+  const large = Math.min(time(65536), time(65536), time(65536))
+  t.ok(large < small * 16 * 4, `16 times the length costs ${(large / small).toFixed(1)} times the time (linear: about 16)`)
+})
+
+t.test('SESSION_DOMAIN: a host name (RFC 6265), nothing that could add an attribute, no IP, no public suffix', async (t) => {
+  const refused: Array<[string, RegExp]> = [
+    ['example.com; SameSite=None', /letters, digits, dots and hyphens only/],
+    ['example.com,evil.com', /letters, digits, dots and hyphens only/],
+    ['example .com', /letters, digits, dots and hyphens only/],
+    ['example.com\u0000', /letters, digits, dots and hyphens only/],
+    ['exa\tmple.com', /letters, digits, dots and hyphens only/],
+    ['ex_ample.com', /letters, digits, dots and hyphens only/],
+    ['127.0.0.1', /not an IP address/],
+    ['com', /public suffix/],
+    ['.com', /public suffix/],
+    ['co.uk', /public suffix/],
+    ['github.io', /public suffix/],
+    ['localhost', /public suffix/],
+    ['-example.com', /not a valid host name/],
+    ['example..com', /not a valid host name/],
+    ['.', /must be a host name/]
+  ]
+  for (const [value, reason] of refused) {
+    const message = messageOf(() => loadConfig({ SESSION_DOMAIN: value }))
+    t.match(message, /SESSION_DOMAIN: /, `${JSON.stringify(value)}: names SESSION_DOMAIN`)
+    t.match(message, reason, `${JSON.stringify(value)}: says why`)
+  }
+  for (const value of ['example.com', '.example.com', 'app.example.co.uk', 'myapp.github.io', 'Example.COM']) {
+    const config = loadConfig({ SESSION_DOMAIN: value })
+    t.equal(config.secureSession !== false && config.secureSession.domain, value.toLowerCase(), `${value} is accepted`)
+  }
+  // Whatever the text, the check answers (no exception) and never lets a separator through.
+  fc.assert(fc.property(fc.string({ maxLength: 300 }), (value) => {
+    const problem = cookieDomainProblem(value.trim().toLowerCase())
+    return problem !== null || /^[a-z0-9.-]+$/.test(value.trim().toLowerCase().replace(/^\./, ''))
+  }), { numRuns: 5000 })
 })

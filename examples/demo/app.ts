@@ -7,7 +7,8 @@ import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import secureHttps, { serverOptions, type SecureHttpsConfig } from 'fastify-secure-https'
 
-declare module 'fastify' {
+// request.session is @fastify/secure-session's session: its values are typed there.
+declare module '@fastify/secure-session' {
   interface SessionData {
     user: string
   }

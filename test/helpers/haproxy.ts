@@ -8,11 +8,19 @@ import { join } from 'node:path'
 import { startTlsProxy, type TlsProxy } from './proxy-process.js'
 
 /**
+ * Refuses a Host that is not `name[:port]` before it is copied into Forwarded: haproxy copies
+ * `%[req.hdr(host)]` without escaping, so `Host: x", for=10.0.0.1;proto=https;host="example.com`
+ * would write a Forwarded element of the client's choosing.
+ */
+export const HAPROXY_HOST_CHECK_LINE = 'http-request deny deny_status 400 unless { req.hdr_cnt(host) eq 1 } { req.hdr(host) -m reg ^[A-Za-z0-9._-]+(:[0-9]+)?$ }'
+
+/**
  * The lines of each front end that decide what the app hears, exactly as docs/proxy-trust.md shows
  * them (a test checks the page still contains each line). `PROTO` is https or http.
  * Every forwarding header is replaced or removed, so nothing the client sent reaches the app.
  */
 export const HAPROXY_FORWARDED_LINES = [
+  HAPROXY_HOST_CHECK_LINE,
   'option forwardfor',
   'http-request del-header X-Forwarded-Proto',
   'http-request del-header X-Forwarded-Host',
@@ -29,19 +37,21 @@ export interface HaproxyOptions {
   xForwardedProto?: boolean
   /** Path of the haproxy binary (default: from PATH). */
   bin?: string
+  /** Leave out the Host check: the injectable configuration docs/proxy-trust.md showed before (tests of the app's own defence). */
+  withoutHostCheck?: boolean
 }
 
 /** A running haproxy (see `startTlsProxy`). */
 export type Haproxy = TlsProxy
 
-function frontEndLines (proto: 'https' | 'http', xForwardedProto: boolean): string {
-  const lines: string[] = [...HAPROXY_FORWARDED_LINES]
+function frontEndLines (proto: 'https' | 'http', xForwardedProto: boolean, hostCheck: boolean): string {
+  const lines: string[] = HAPROXY_FORWARDED_LINES.filter((line) => hostCheck || line !== HAPROXY_HOST_CHECK_LINE)
   if (xForwardedProto) lines.push(HAPROXY_X_FORWARDED_PROTO_LINE)
   return lines.map((line) => `  ${line.replace('PROTO', proto)}`).join('\n')
 }
 
 /** The haproxy.cfg the tests run. */
-export function haproxyConfig (dir: string, ports: { https: number, http: number, upstream: number }, xForwardedProto = false): string {
+export function haproxyConfig (dir: string, ports: { https: number, http: number, upstream: number }, xForwardedProto = false, hostCheck = true): string {
   return `global
   maxconn 256
 
@@ -54,12 +64,12 @@ defaults
 
 frontend https
   bind 127.0.0.1:${ports.https} ssl crt ${join(dir, 'haproxy.pem')} alpn h2,http/1.1
-${frontEndLines('https', xForwardedProto)}
+${frontEndLines('https', xForwardedProto, hostCheck)}
   default_backend app
 
 frontend http
   bind 127.0.0.1:${ports.http}
-${frontEndLines('http', xForwardedProto)}
+${frontEndLines('http', xForwardedProto, hostCheck)}
   default_backend app
 
 backend app
@@ -71,7 +81,7 @@ backend app
 export async function startHaproxy (options: HaproxyOptions): Promise<Haproxy> {
   return startTlsProxy('haproxy', [], (dir, ports, pair) => {
     writeFileSync(join(dir, 'haproxy.pem'), `${pair.cert}\n${pair.key}\n`, { mode: 0o600 })
-    const config = haproxyConfig(dir, { ...ports, upstream: options.upstreamPort }, options.xForwardedProto ?? false)
+    const config = haproxyConfig(dir, { ...ports, upstream: options.upstreamPort }, options.xForwardedProto ?? false, options.withoutHostCheck !== true)
     writeFileSync(join(dir, 'haproxy.cfg'), config)
     return { config, command: options.bin ?? 'haproxy', args: ['-db', '-f', join(dir, 'haproxy.cfg')] }
   })

@@ -1,8 +1,8 @@
 /**
- * Server-side session storage for the `secureSession` plugin. Without a store the encrypted cookie
- * carries the session data itself; with one, the encrypted cookie carries only an opaque random id
- * (and the session's times) and the data lives in the store, so a session can be revoked on the
- * server and can hold more than a cookie's 4 KB.
+ * Server-side session storage for the `secureSession` plugin. Without a store the cookie (sealed by
+ * @fastify/secure-session) carries the session's values itself; with one, it carries only an opaque
+ * random id and the session's times, and the values live in the store, so a session can be revoked
+ * on the server and can hold more than a cookie's 4 KB. Pure: no Fastify.
  */
 
 /** What a store keeps for one session: the values set with `request.session.set()`. */

@@ -15,14 +15,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
-import type { SessionStore, StoredSessionData } from './session-store.js'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Server-side session control (registered by `secureSession`). */
-    sessions: SessionsControl
-  }
-}
+import type { SessionStore, StoredSessionData } from './store.js'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
 export interface SessionsControl {
@@ -279,8 +272,21 @@ function canRevoke (store: SessionStore): store is SessionStore & Pick<RedisSess
   return typeof (store as Partial<RedisSessionStore>).revokeUser === 'function'
 }
 
+/**
+ * The error a client sees when the session store fails: a generic message and the request id,
+ * never the store's own text (its address, its state, NOREPLICAS, a timeout), which goes to the
+ * log under the same request id. @internal
+ */
+export function publicStoreError (requestId: string | undefined, cause: unknown): Error {
+  const error = new SessionStoreUnavailableError(`the session store is unavailable; try again shortly${requestId === undefined ? '' : ` (request id ${requestId})`}`)
+  // Kept for the log (pino serialises `cause`), never for the reply: Fastify's error serialiser
+  // sends only statusCode, code, error and message.
+  Object.defineProperty(error, 'cause', { value: cause, enumerable: false, configurable: true, writable: true })
+  return error
+}
+
 /** The `fastify.sessions` decorator for a store (or none). @internal */
-export function sessionsControl (store: SessionStore | undefined): SessionsControl {
+export function sessionsControl (store: SessionStore | undefined, log: StoreLogger): SessionsControl {
   return {
     store: store ?? null,
     async revokeUser (user) {
@@ -290,7 +296,12 @@ export function sessionsControl (store: SessionStore | undefined): SessionsContr
       if (!canRevoke(store)) {
         throw new Error('fastify.sessions.revokeUser needs a store with revokeUser(user) (the Redis store has one); this store cannot find a user\'s sessions')
       }
-      return await store.revokeUser(user)
+      try {
+        return await store.revokeUser(user)
+      } catch (error) {
+        log.error({ err: error }, `fastify.sessions.revokeUser: the session store failed (${(error as Error).message})`)
+        throw publicStoreError(undefined, error)
+      }
     }
   }
 }

@@ -1,0 +1,78 @@
+/**
+ * `request.session` in cookie mode: @fastify/secure-session's own session object, seen through a
+ * thin view that adds two things through its public surface. `options(opts)` is recorded, so that
+ * the suite knows whether the cookie of this response needs per-response options (then
+ * @fastify/secure-session writes it) or can take the fast path; and `data()` leaves out the
+ * suite's reserved `__created`, as @fastify/secure-session's leaves out its `__ts`. Everything else
+ * (get, set, delete, touch, regenerate, property access, `changed`, `deleted`) is the peer's
+ * object itself. Pure: no Fastify.
+ */
+import { CREATED_KEY } from './lifetimes.js'
+
+/**
+ * The part of @fastify/secure-session's `Session` (a Proxy) the suite relies on; property access
+ * reads and writes session values, as there.
+ */
+export interface PeerSession {
+  get (key: string): unknown
+  set (key: string, value: unknown): void
+  delete (): void
+  touch (): void
+  regenerate (keep?: string[]): void
+  data (): Record<string, unknown> | undefined
+  options (opts: object): void
+  changed: boolean
+  deleted: boolean
+  [key: string]: unknown
+}
+
+/** Per-request state behind the view. @internal */
+export class CookieViewState {
+  inner: PeerSession
+  /** What the route passed to `options()`, if anything. */
+  cookieOptions: object | null = null
+  /** A cookie came that is no session (tampered, expired): expire it unless a session is written. */
+  expireOld = false
+  private optionsFn: ((opts: object) => void) | null = null
+  private dataFn: (() => Record<string, unknown> | undefined) | null = null
+
+  constructor (inner: PeerSession) {
+    this.inner = inner
+  }
+
+  options (): (opts: object) => void {
+    this.optionsFn ??= (opts: object) => { this.cookieOptions = opts }
+    return this.optionsFn
+  }
+
+  data (): () => Record<string, unknown> | undefined {
+    this.dataFn ??= () => {
+      const copy = this.inner.data()
+      if (copy !== undefined) delete copy[CREATED_KEY]
+      return copy
+    }
+    return this.dataFn
+  }
+}
+
+const viewHandler: ProxyHandler<CookieViewState> = {
+  get (state, prop) {
+    if (prop === 'options') return state.options()
+    if (prop === 'data') return state.data()
+    return state.inner[prop as string]
+  },
+  set (state, prop, value) {
+    state.inner[prop as string] = value
+    return true
+  },
+  has: (state, prop) => Reflect.has(state.inner, prop),
+  ownKeys: (state) => Reflect.ownKeys(state.inner),
+  getOwnPropertyDescriptor: (state, prop) => Reflect.getOwnPropertyDescriptor(state.inner, prop),
+  deleteProperty: (state, prop) => Reflect.deleteProperty(state.inner, prop),
+  defineProperty: (state, prop, descriptor) => Reflect.defineProperty(state.inner, prop, descriptor)
+}
+
+/** The view for `request.session`. @internal */
+export function cookieView (state: CookieViewState): PeerSession {
+  return new Proxy(state, viewHandler) as unknown as PeerSession
+}
