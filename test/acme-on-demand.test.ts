@@ -144,6 +144,8 @@ t.test('on demand against pebble', async (t) => {
   const orders = (name: string): number => s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering') && line.certificate === name).length
 
   t.test('a name the ask check refuses gets no certificate and no order', async (t) => {
+    const before = await request(`https://127.0.0.1:${s.port}/`, { insecure: true, servername: 'main.test', headers: { host: 'shop.test' } })
+    t.equal(before.status, 400, 'host authorization refuses a name nobody allowed yet')
     const refused = await handshake(s.port, 'denied.test')
     t.ok('error' in refused, 'the handshake fails: no certificate for it')
     t.same(asked, ['denied.test'], 'the ask URL was called with ?domain=')
@@ -175,7 +177,9 @@ t.test('on demand against pebble', async (t) => {
     t.ok(s.app.tls.onDemandNames().has('shop.test'), 'fastify.tls.onDemandNames() has it')
     t.same(announced, ['shop.test'], 'onNameAllowed listeners are told')
     const verified = await request(`https://127.0.0.1:${s.port}/`, { ca: root, servername: 'shop.test', headers: { host: 'shop.test' } })
-    t.equal(verified.status, 200, 'a client trusting pebble\'s root connects, with host name checks')
+    t.equal(verified.status, 200, 'a client trusting pebble\'s root connects, with host name checks, and host authorization lets the name through')
+    t.equal(verified.body, 'hello')
+    t.ok(s.app.hostAuthorization.isAllowed('shop.test:443'))
     const entry = s.app.tls.status().certificates.find((c) => c.name === 'shop.test')
     t.equal(entry?.onDemand, true, 'status() lists it as on demand')
     t.equal((await handshake(s.port, 'main.test') as { cert: X509Certificate }).cert.subjectAltName, 'DNS:main.test', 'the configured name keeps its own')

@@ -498,6 +498,8 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
 
   function drop (m: Managed): void {
     m.dropped = true
+    // No longer a name of the site: host authorization stops accepting it too.
+    if (m.onDemand) for (const name of m.names) allowed.delete(name)
     if (m.timer !== undefined) clearTimeout(m.timer)
     m.nextCheckAt = null
     wake(m)
