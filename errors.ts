@@ -70,6 +70,30 @@ export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPE
   '%s'
 )
 
+/** A storage key or value that the certificate storage refuses (a key that is not a plain path). */
+export const ERR_STORAGE = createError<'ERR_SECURE_HTTPS_STORAGE', [string]>(
+  'ERR_SECURE_HTTPS_STORAGE',
+  '%s'
+)
+
+/** The certificate storage (TLS_STORAGE=redis) cannot be reached; what is being served keeps serving. */
+export const ERR_STORAGE_UNAVAILABLE = createError<'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE', [string]>(
+  'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE',
+  '%s'
+)
+
+/** A write guarded by a storage lock was refused: the lease ran out and another instance may hold it. */
+export const ERR_LOCK_LOST = createError<'ERR_SECURE_HTTPS_LOCK_LOST', [string]>(
+  'ERR_SECURE_HTTPS_LOCK_LOST',
+  '%s'
+)
+
+/** A value in the certificate storage failed authentication (tampered, or sealed with another TLS_STORAGE_KEYS). */
+export const ERR_STORAGE_INTEGRITY = createError<'ERR_SECURE_HTTPS_STORAGE_INTEGRITY', [string]>(
+  'ERR_SECURE_HTTPS_STORAGE_INTEGRITY',
+  '%s'
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
@@ -78,5 +102,9 @@ export const errorCodes = [
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
   'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
   'ERR_SECURE_HTTPS_INSECURE_STORAGE',
-  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY'
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
+  'ERR_SECURE_HTTPS_STORAGE',
+  'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE',
+  'ERR_SECURE_HTTPS_LOCK_LOST',
+  'ERR_SECURE_HTTPS_STORAGE_INTEGRITY'
 ] as const

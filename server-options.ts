@@ -8,7 +8,8 @@ import { trustProxyValue } from './schemas/proxy-trust.js'
 import type { TlsConfig } from './schemas/tls.js'
 import { secureContextOptions } from './tls/profiles.js'
 import type { CertificatePair, CertificateSource } from './tls/source.js'
-import { createSource, terminatesTls } from './tls/sources.js'
+import { SniRouter } from './tls/sni.js'
+import { createSource, needsSni, terminatesTls } from './tls/sources.js'
 
 /**
  * The sources and pairs `serverOptions` loaded, by TLS config, so that the `tls` plugin registered
@@ -17,13 +18,13 @@ import { createSource, terminatesTls } from './tls/sources.js'
  * its own server with setSecureContext(), so a source taken by another instance built from the same
  * config serves just as well. Bounded: a config prepared and never registered does not pile up.
  */
-const prepared = new Map<string, Array<{ source: CertificateSource, pair: CertificatePair }>>()
+const prepared = new Map<string, Array<{ source: CertificateSource, pair: CertificatePair, sni?: SniRouter }>>()
 const PREPARED_PER_CONFIG = 8
 
 /**
  * Takes the source and first pair that `serverOptions` prepared for this TLS config, if any. @internal
  */
-export function takePreparedSource (tls: TlsConfig): { source: CertificateSource, pair: CertificatePair } | undefined {
+export function takePreparedSource (tls: TlsConfig): { source: CertificateSource, pair: CertificatePair, sni?: SniRouter } | undefined {
   const key = JSON.stringify(tls)
   const list = prepared.get(key)
   const found = list?.shift()
@@ -54,10 +55,19 @@ export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsSer
   const pair = await source.load()
   // Tickets are on by default in Node; shared keys (TLS_TICKET_KEYS) let instances resume each other's.
   const options: HttpsServerOptions = secureContextOptions(tls.profile, tls.ticketKeys, pair)
+  // Several certificates chosen by SNI, on-demand names, TLS-ALPN-01: callbacks that only
+  // construction can set; the tls plugin fills their table.
+  let sni: SniRouter | undefined
+  if (needsSni(tls)) {
+    sni = new SniRouter(tls.http2)
+    options.SNICallback = sni.SNICallback
+    if (tls.mode === 'acme' && tls.acme.challenge === 'tls-alpn-01') options.ALPNCallback = sni.ALPNCallback
+    sni.installed = true
+  }
   const key = JSON.stringify(tls)
   const list = prepared.get(key) ?? []
   if (list.length >= PREPARED_PER_CONFIG) list.shift()
-  list.push({ source, pair })
+  list.push({ source, pair, ...(sni === undefined ? {} : { sni }) })
   prepared.set(key, list)
   return options
 }

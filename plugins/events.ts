@@ -16,7 +16,9 @@ export const securityEvents = [
   'csrf.rejected',
   'tls.reload-failed',
   'tls.expiring',
-  'acme.order-failed'
+  'acme.order-failed',
+  'acme.on-demand-refused',
+  'tls.storage-rejected'
 ] as const
 
 /** The name of a security event. */

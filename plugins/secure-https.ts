@@ -66,7 +66,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   }
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
-  if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, config.hostAuthorization)
+  if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, withOnDemandNames(fastify, config, config.hostAuthorization))
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)
   if (config.hsts !== false) await fastify.register(hsts, config.hsts)
   if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
@@ -114,6 +114,17 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
       fastify.log.debug({ err: error }, 'fastify-secure-https doctor: the checks could not run')
     }
   })
+}
+
+/**
+ * With on-demand TLS, host authorization also accepts the names the ask check allowed (or whose
+ * certificate is stored): one Set lookup, asked only for hosts that are not in ALLOWED_HOSTS.
+ */
+function withOnDemandNames (fastify: FastifyInstance, config: SecureHttpsConfig, options: Exclude<SecureHttpsConfig['hostAuthorization'], false>): typeof options {
+  if (config.tls === false || config.tls.mode !== 'acme' || config.tls.acme.onDemand === undefined || !fastify.hasDecorator('tls')) return options
+  const names = fastify.tls.onDemandNames()
+  const own = options.isAllowed
+  return { ...options, isAllowed: own === undefined ? (host) => names.has(host) : (host) => names.has(host) || own(host) }
 }
 
 /**

@@ -81,6 +81,13 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   ACME_DIRECTORY: { path: 'tls.acme.directory', parse: directory, doc: 'directory URL or name' },
   ACME_CA_FILE: { path: 'tls.acme.caFile', parse: text, doc: 'extra CA for the ACME server' },
   ACME_AGREE_TOS: { path: 'tls.acme.agreeTos', parse: boolean, doc: 'accept the CA\'s terms' },
+  ACME_CHALLENGE: { path: 'tls.acme.challenge', parse: keyword, doc: 'http-01, tls-alpn-01 or dns-01' },
+  ACME_EAB_KID: { path: 'tls.acme.eab.kid', parse: text, doc: 'external account binding key id' },
+  ACME_EAB_HMAC_KEY: { path: 'tls.acme.eab.hmacKey', parse: text, doc: 'external account binding HMAC key' },
+  ACME_ON_DEMAND_ASK: { path: 'tls.acme.onDemand.ask', parse: text, doc: 'URL asked before an on-demand certificate' },
+  TLS_STORAGE: { path: 'tls.storage', parse: keyword, doc: 'file or redis' },
+  TLS_STORAGE_KEYS: { path: 'tls.storageKeys', parse: list, doc: 'base64 keys sealing what Redis stores' },
+  TLS_REDIS_PREFIX: { path: 'tls.redisPrefix', parse: text, doc: 'prefix of the certificate keys in Redis' },
   HSTS_MAX_AGE: { path: 'hsts.maxAge', parse: seconds, doc: 'seconds' },
   HSTS_INCLUDE_SUBDOMAINS: { path: 'hsts.includeSubDomains', parse: boolean, doc: 'includeSubDomains' },
   HSTS_PRELOAD: { path: 'hsts.preload', parse: boolean, doc: 'preload' },
@@ -104,6 +111,7 @@ byPath.set('tls.hosts', 'ALLOWED_HOSTS')
 byPath.set('httpsRedirect.allowedHosts', 'ALLOWED_HOSTS')
 byPath.set('httpsRedirect', 'HTTP_PORT')
 byPath.set('hostAuthorization.allowedHosts', 'ALLOWED_HOSTS')
+byPath.set('tls.redisUrl', 'REDIS_URL')
 
 /** The environment variable behind an option path, if any. @internal */
 export function variableOf (path: string): string | undefined {
@@ -148,6 +156,8 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
       continue
     }
     setPath(options, variable.path, parsed.value)
+    // One Redis for the fleet: REDIS_URL serves the session store and the certificate storage.
+    if (name === 'REDIS_URL') setPath(options, 'tls.redisUrl', parsed.value)
   }
   return { options, issues }
 }

@@ -8,10 +8,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writ
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig, resolveConfig } from '../index.js'
-import { acmeChallenges, logAcmeEvent } from '../plugins/acme-challenge.js'
+import { acmeChallenges, acmeLogState, logAcmeEvent } from '../plugins/acme-challenge.js'
 import { problemIn, parseRetryAfter } from '../tls/acme-client.js'
-import { acmeSource, isAcmeSource, renewalTime, retryDelay } from '../tls/acme-source.js'
-import { AcmeStore, directoryFolder, LOCK_STALE_AFTER } from '../tls/acme-store.js'
+import { acmeSource, certificateGroups, isAcmeSource, renewalTime, retryDelay, type AcmeEvent } from '../tls/acme-source.js'
+import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
+import { isLease, type Storage } from '../storage/storage.js'
+import { fileStorage } from '../storage/file.js'
 import { generateSelfSigned } from '../tls/self-signed.js'
 import { selfSignedSource } from '../tls/self-signed-source.js'
 import { tempDir } from './helpers/app.js'
@@ -41,6 +43,41 @@ t.test('configuration', async (t) => {
   t.throws(() => loadConfig({ ...env, ACME_AGREE_TOS: 'true', ACME_DIRECTORY: 'http://insecure.example/dir' }), /ACME_DIRECTORY: "http:\/\/insecure.example\/dir" is not an ACME directory/)
   t.throws(() => resolveConfig({ tls: { mode: 'acme', acme: { domains: ['a.test'], email: 'a@a.test', agreeTos: true, retryDelay: 600, retryMaxDelay: 60 } } }),
     /retryMaxDelay: must be at least retryDelay/)
+})
+
+t.test('configuration: names, groups, challenges, storage', async (t) => {
+  const env = { TLS_MODE: 'acme', ACME_EMAIL: 'ops@example.com', ACME_AGREE_TOS: 'true' }
+  const tlsOf = (config: ReturnType<typeof loadConfig>): Exclude<typeof config.tls, false> => {
+    if (config.tls === false) throw new Error('no tls')
+    return config.tls
+  }
+  const grouped = tlsOf(loadConfig({ ...env, ACME_DOMAINS: 'api.example.com, Example.com+WWW.example.com.' }))
+  t.same(grouped.acme.domains, ['api.example.com', 'example.com', 'www.example.com'], 'every name, lower-cased, in order')
+  t.same(grouped.acme.groups, [['example.com', 'www.example.com']], 'names joined with + share a certificate')
+  t.same(certificateGroups(grouped.acme), [{ name: 'api.example.com', names: ['api.example.com'] }, { name: 'example.com', names: ['example.com', 'www.example.com'] }], 'the others get one each')
+  t.same(resolveConfig({ tls: grouped }).tls, grouped, 'a resolved config parses to itself')
+  const inCode = tlsOf(resolveConfig({ tls: { mode: 'acme', acme: { domains: ['a.test', 'b.test', 'c.test'], groups: [['b.test', 'c.test']], email: 'a@a.test', agreeTos: true } } }))
+  t.same(certificateGroups(inCode.acme).map((group) => group.names), [['a.test'], ['b.test', 'c.test']], 'groups in code')
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test,a.test+b.test' }), /ACME_DOMAINS: puts a\.test on two certificates/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test,https://b.test/' }), /ACME_DOMAINS: "https:\/\/b\.test\/" is not a host name/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: '*.example.com' }), /ACME_DOMAINS: \*\.example\.com is a wildcard: only DNS-01 can validate wildcards; set ACME_CHALLENGE=dns-01/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'example.com', ACME_CHALLENGE: 'dns-01' }), /tls\.acme\.dns: is required with ACME_CHALLENGE=dns-01: give a DNS provider in code/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'example.com', ACME_CHALLENGE: 'dns-99' }), /ACME_CHALLENGE: must be one of http-01, tls-alpn-01, dns-01/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: '10.0.0.1', ACME_CHALLENGE: 'tls-alpn-01' }), /IP identifiers are validated with ACME_CHALLENGE=http-01 only/)
+  const dns = { set: async () => {}, remove: async () => {} }
+  t.same(tlsOf(resolveConfig({ tls: { mode: 'acme', acme: { domains: ['*.example.com+example.com'], challenge: 'dns-01', dns, email: 'a@a.test', agreeTos: true } } })).acme.groups, [['*.example.com', 'example.com']], 'a wildcard with DNS-01')
+
+  const redis = loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://10.0.0.5:6379', TLS_STORAGE_KEYS: 'YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY=' })
+  t.equal(tlsOf(redis).redisUrl, 'redis://10.0.0.5:6379', 'REDIS_URL serves the certificate storage too')
+  t.equal(tlsOf(redis).redisPrefix, 'secure-https:tls:')
+  const missing = t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis' })) as unknown as Error
+  t.match(missing.message, /REDIS_URL: is required with TLS_STORAGE=redis/)
+  t.match(missing.message, /TLS_STORAGE_KEYS: is required with TLS_STORAGE=redis: it seals the keys and certificates kept in Redis; .*openssl rand -base64 32/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://x', TLS_STORAGE_KEYS: 'c2hvcnQ=' }), /TLS_STORAGE_KEYS: a storage key must be 32 bytes in base64 \(got 5 bytes\)/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'redis', REDIS_URL: 'redis://x', TLS_STORAGE_KEYS: Buffer.alloc(32).toString('base64') }), /one byte repeated/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_STORAGE: 'consul' }), /TLS_STORAGE: must be/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', REDIS_URL: 'http://x' }), /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/)
+  t.throws(() => loadConfig({ ...env, ACME_DOMAINS: 'a.test', TLS_REDIS_PREFIX: 'a b' }), /TLS_REDIS_PREFIX: must be 1 to 100 letters/)
 })
 
 t.test('renewal time and backoff', async (t) => {
@@ -93,51 +130,74 @@ t.test('the store', async (t) => {
   })
 
   t.test('pairs: in date, expired (kept, flagged), mismatched or missing (ignored)', async (t) => {
-    t.equal(await store.readPair(['a.test']), null, 'nothing stored yet')
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'nothing stored yet')
     const good = await generateSelfSigned(['a.test'])
-    await store.writePair(good.key, good.cert)
-    const stored = await store.readPair(['a.test', 'b.test'])
+    await store.writeCertificate('a.test', { names: ['a.test'], onDemand: false }, good.key, good.cert)
+    const stored = await store.readCertificate('a.test', ['a.test', 'b.test'])
     t.equal(stored?.inDate, true)
     t.same(stored?.missing, ['b.test'], 'names the configuration added since')
-    t.equal(statSync(join(store.folder, 'key.pem')).mode & 0o777, 0o600, 'the key is private')
+    const folder = join(store.folder, 'certificates', 'a.test')
+    t.equal(statSync(join(folder, 'key.pem')).mode & 0o777, 0o600, 'the key is private')
+    t.same(await store.readMeta('a.test'), { names: ['a.test'], onDemand: false })
 
     const expired = await generateSelfSigned(['a.test'], 1, Date.now() - 10 * DAY)
-    await store.writePair(expired.key, expired.cert)
-    const old = await store.readPair(['a.test'])
+    await store.writeCertificate('a.test', { names: ['a.test'], onDemand: false }, expired.key, expired.cert)
+    const old = await store.readCertificate('a.test', ['a.test'])
     t.equal(old?.inDate, false, 'an expired certificate is returned, flagged, never dropped')
     t.equal(old?.pair.cert, expired.cert)
 
     const other = await generateSelfSigned(['a.test'])
-    writeFileSync(join(store.folder, 'key.pem'), other.key)
-    t.equal(await store.readPair(['a.test']), null, 'a key that does not match (a writer between two files) is not served')
-    writeFileSync(join(store.folder, 'cert.pem'), 'garbage')
-    t.equal(await store.readPair(['a.test']), null, 'nor an unreadable certificate')
+    writeFileSync(join(folder, 'key.pem'), other.key)
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'a key that does not match (a writer between two files) is not served')
+    writeFileSync(join(folder, 'cert.pem'), 'garbage')
+    t.equal(await store.readCertificate('a.test', ['a.test']), null, 'nor an unreadable certificate')
   })
 
-  t.test('the lock', async (t) => {
-    const lock = await store.lock()
-    t.ok('release' in lock, 'taken when free')
-    const holder = await store.lock()
-    t.same('release' in holder ? null : { pid: holder.pid, host: holder.host }, { pid: process.pid, host: hostname() }, 'busy while held, naming its holder')
-    if ('release' in lock) await lock.release()
-    t.notOk(existsSync(join(store.folder, 'lock')), 'released')
+  t.test('the single certificate of earlier versions serves the names it covers until their own arrive', async (t) => {
+    const legacy = await generateSelfSigned(['old.test', 'www.old.test'])
+    await store.writePair(legacy.key, legacy.cert)
+    t.equal((await store.readCertificate('old.test', ['old.test']))?.pair.cert, legacy.cert, 'read for a name it covers')
+    t.equal((await store.readCertificate('www.old.test', ['www.old.test']))?.legacy, true)
+    t.equal(await store.readCertificate('new.test', ['new.test']), null, 'not for a name it does not cover')
+    const own = await generateSelfSigned(['old.test'])
+    await store.writeCertificate('old.test', { names: ['old.test'], onDemand: false }, own.key, own.cert)
+    t.equal((await store.readCertificate('old.test', ['old.test']))?.pair.cert, own.cert, 'its own certificate wins once stored')
+    const expired = await generateSelfSigned(['gone.test'], 1, Date.now() - 10 * DAY)
+    await store.writePair(expired.key, expired.cert)
+    t.equal(await store.readCertificate('gone.test', ['gone.test']), null, 'an expired one is not a reason to skip ordering')
+  })
 
-    const path = join(store.folder, 'lock')
-    writeFileSync(path, JSON.stringify({ pid: process.pid, host: 'another-host', since: new Date().toISOString() }))
-    t.notOk('release' in await store.lock(), 'a fresh lock from another host is respected')
-    const old = new Date(Date.now() - LOCK_STALE_AFTER - 60_000)
+  t.test('the lock: a lease, exclusive, refreshed, taken over once stale or dead', async (t) => {
+    const lock = await store.lock('a.test')
+    t.ok(isLease(lock), 'taken when free')
+    const holder = await store.lock('a.test')
+    t.same(isLease(holder) ? null : holder.owner, `${process.pid}@${hostname()}`, 'busy while held, naming its holder')
+    t.ok(isLease(await store.lock('b.test')), 'another certificate has its own lock')
+    if (isLease(lock)) await store.unlock(lock)
+    const path = join(store.folder, 'locks', 'a.test.lock')
+    t.notOk(existsSync(path), 'released')
+
+    writeFileSync(path, JSON.stringify({ owner: '1@another-host', pid: 1, host: 'another-host', token: 'theirs', since: new Date().toISOString(), ttl: 60_000 }))
+    t.notOk(isLease(await store.lock('a.test')), 'a fresh lock from another host is respected')
+    const old = new Date(Date.now() - 61_000)
     utimesSync(path, old, old)
-    const taken = await store.lock()
-    t.ok('release' in taken, 'one not refreshed for ten minutes is taken over')
-    writeFileSync(path, JSON.stringify({ pid: process.pid, host: 'another-host', since: 'x', token: 'theirs' }))
-    if ('release' in taken) await taken.release()
+    const taken = await store.lock('a.test')
+    t.ok(isLease(taken), 'one not refreshed for its lease (60 s) is taken over')
+    writeFileSync(path, JSON.stringify({ owner: '1@another-host', pid: 1, host: 'another-host', token: 'theirs', since: 'x', ttl: 60_000 }))
+    if (isLease(taken)) await store.unlock(taken)
     t.ok(existsSync(path), 'releasing never removes a lock that someone else took since')
 
+    writeFileSync(path, JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
+    const fromDead = await store.lock('a.test')
+    t.ok(isLease(fromDead), 'one left by a dead process on this host is taken over at once')
+    if (isLease(fromDead)) await store.unlock(fromDead)
+
     writeFileSync(path, '{"pid": 1')
-    t.notOk('release' in await store.lock(), 'a half-written lock is respected while fresh')
+    t.notOk(isLease(await store.lock('a.test')), 'a half-written lock is respected while fresh')
     utimesSync(path, old, old)
-    t.ok('release' in await store.lock(), 'and taken over once stale')
-    rmSync(path)
+    const again = await store.lock('a.test')
+    t.ok(isLease(again), 'and taken over once stale')
+    if (isLease(again)) await store.unlock(again)
   })
 
   t.test('challenges', async (t) => {
@@ -174,20 +234,41 @@ t.test('the challenge route and the event log', async (t) => {
   t.equal(traversal.statusCode, 404, 'a token that is a path gets 404')
 
   const at = new Date('2026-01-01T00:00:00Z')
-  logAcmeEvent(app.log, { type: 'ordering', domains: ['a.test'], reason: 'no certificate stored yet' })
-  logAcmeEvent(app.log, { type: 'issued', domains: ['a.test'], fingerprint: 'AA', notAfter: at, renewAt: at, durationMs: 1200 })
-  logAcmeEvent(app.log, { type: 'picked-up', fingerprint: 'AA', notAfter: at })
-  logAcmeEvent(app.log, { type: 'checked', fingerprint: 'AA', renewAt: at, nextCheck: at })
-  logAcmeEvent(app.log, { type: 'lock-busy', holder: { pid: 7, host: 'h', since: at.toISOString() }, retryAt: at })
-  logAcmeEvent(app.log, { type: 'order-failed', domains: ['a.test'], error: 'rate limited', problem: { type: 'urn:ietf:params:acme:error:rateLimited' }, attempt: 2, retryAt: at })
-  const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown })
+  const later = new Date('2026-01-02T00:00:00Z')
+  const state = acmeLogState()
+  const log = (event: AcmeEvent): void => logAcmeEvent(app.log, event, state)
+  log({ type: 'ordering', name: 'a.test', domains: ['a.test'], reason: 'no certificate stored yet' })
+  log({ type: 'issued', name: 'a.test', domains: ['a.test'], fingerprint: 'AA', notAfter: at, renewAt: at, durationMs: 1200 })
+  log({ type: 'picked-up', name: 'a.test', fingerprint: 'AA', notAfter: at, from: 'Redis' })
+  log({ type: 'checked', name: 'a.test', fingerprint: 'AA', renewAt: at, nextCheck: at, ari: true })
+  log({ type: 'lock-busy', name: 'a.test', holder: { owner: '7@h', since: at, expires: later }, retryAt: at })
+  log({ type: 'lock-lost', name: 'a.test', error: 'lease ran out' })
+  log({ type: 'order-failed', name: 'a.test', domains: ['a.test'], error: 'rate limited', problem: { type: 'urn:ietf:params:acme:error:rateLimited' }, attempt: 2, retryAt: at })
+  log({ type: 'storage', state: 'down', where: '10.0.0.5:6379', reason: 'ECONNREFUSED' })
+  log({ type: 'storage', state: 'up', where: '10.0.0.5:6379', downMs: 3100 })
+  log({ type: 'storage-unavailable', name: 'a.test', error: 'Redis is down', retryAt: at, serving: 'stored' })
+  log({ type: 'storage-unavailable', name: 'a.test', error: 'Redis is down', retryAt: at, serving: 'stored' })
+  log({ type: 'storage-rejected', name: 'a.test', error: 'failed authentication' })
+  log({ type: 'renewal-info', name: 'a.test', window: { start: at, end: later }, renewAt: at, explanationUrl: null })
+  log({ type: 'on-demand-allowed', name: 'shop.example' })
+  for (const reason of ['denied', 'busy', 'rate-limit', 'renewal-denied'] as const) log({ type: 'on-demand-refused', name: 'x.example', reason })
+  const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown, reason?: string })
   const failed = parsed.find((line) => line.securityEvent === 'acme.order-failed')
   t.equal(failed?.level, 40, 'acme.order-failed is a security event at warn')
   t.same(failed?.problem, { type: 'urn:ietf:params:acme:error:rateLimited' }, 'carrying the problem document')
   t.match(failed?.msg, /attempt 2.*still serving the current certificate.*rate limited/)
-  for (const text of ['ACME: ordering', 'ACME: certificate issued', 'ACME: serving the certificate another instance', 'ACME: certificate not due', 'ACME: another instance (pid 7 on h)']) {
+  for (const text of ['ACME: ordering', 'ACME: certificate issued', 'ACME: serving the certificate for a.test that another instance stored in Redis',
+    'ACME: certificate for a.test not due', 'ACME: another instance (7@h) is ordering a.test', 'ACME: the lock for a.test was lost',
+    'TLS storage: Redis at 10.0.0.5:6379 is unreachable (ECONNREFUSED)', 'TLS storage: Redis at 10.0.0.5:6379 is back after 3100 ms',
+    'ACME: the CA suggests renewing a.test between', 'ACME: on-demand name shop.example allowed']) {
     t.ok(parsed.some((line) => line.msg.startsWith(text)), text)
   }
+  const unavailable = parsed.filter((line) => line.msg.startsWith('ACME: cannot check a.test'))
+  t.same(unavailable.map((line) => line.level), [40, 20], 'a storage outage is logged at warn once per certificate, then at debug')
+  t.equal(parsed.find((line) => line.msg.startsWith('TLS storage: Redis at 10.0.0.5:6379 is unreachable'))?.level, 50, 'the outage itself at error')
+  t.equal(parsed.find((line) => line.securityEvent === 'tls.storage-rejected')?.level, 40, 'a rejected stored value is a security event')
+  t.same(parsed.filter((line) => line.securityEvent === 'acme.on-demand-refused').map((line) => line.reason), ['denied', 'busy', 'rate-limit', 'renewal-denied'],
+    'each on-demand refusal is a security event')
 })
 
 t.test('ACME_CA_FILE without a certificate in it stops the start', async (t) => {
@@ -199,4 +280,54 @@ t.test('ACME_CA_FILE without a certificate in it stops the start', async (t) => 
   if (config === false) throw new Error('no tls')
   await t.rejects(acmeSource(config).load(), /ACME_CA_FILE: .* holds no PEM certificate/)
   t.equal(readFileSync(join(dir, 'x', 'ca.pem'), 'utf8'), 'not a certificate')
+})
+
+t.test('a re-read of the storage (another instance stored something) never takes the place of a scheduled check', async (t) => {
+  // Before: the re-read borrowed the check's slot, so a check due while it ran was dropped, and
+  // nothing was scheduled again: a certificate waiting for a lock waited forever.
+  const dir = tempDir(undefined, t)
+  const files = fileStorage(dir)
+  const listeners = new Set<(key: string) => void>()
+  let slow = false
+  const storage: Storage = {
+    ...files,
+    description: 'slow file storage',
+    async load (key) {
+      if (slow && key.endsWith('/cert.pem')) await new Promise((resolve) => setTimeout(resolve, 800))
+      return await files.load(key)
+    },
+    watch (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    }
+  }
+  const config = resolveConfig({ tls: { mode: 'acme', dir, storage, acme: { domains: ['busy.test'], email: 'a@a.test', agreeTos: true, directory: 'https://127.0.0.1:1/dir', retryDelay: 0.3 } } }).tls
+  if (config === false) throw new Error('no tls')
+  const store = new AcmeStore(storage, config.acme.directory)
+  const held = await store.lock('busy.test')
+  if (!isLease(held)) throw new Error('the lock was not free')
+  t.teardown(() => store.unlock(held))
+  const events: AcmeEvent[] = []
+  let waiting: (() => void) | null = null
+  const source = acmeSource(config, {
+    onEvent (event) {
+      events.push(event)
+      if (event.type === 'lock-busy') waiting?.()
+    }
+  })
+  t.teardown(() => source.stop())
+  await source.load()
+  const busy = (): Promise<void> => new Promise((resolve) => { waiting = resolve })
+  const first = busy()
+  source.start({ update: () => {}, error: () => {} })
+  await first
+  // Once that check is over (its next one is due 300 ms later), another instance writes: the source
+  // re-reads, slowly, over the time its next check is due.
+  await new Promise((resolve) => setImmediate(resolve))
+  slow = true
+  for (const listener of listeners) listener(store.certificateKey('busy.test'))
+  // Bounded: without the fix the next lock-busy never comes.
+  await Promise.race([busy(), new Promise((resolve) => setTimeout(resolve, 5000))])
+  t.ok(events.filter((event) => event.type === 'lock-busy').length >= 2, 'the check due during the re-read still ran, and looked at the lock again')
+  t.ok(source.nextCheck() !== null, 'and the next one is scheduled')
 })

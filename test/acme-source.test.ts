@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { resolveConfig } from '../index.js'
 import { acmeSource, type AcmeCertificateSource, type AcmeEvent } from '../tls/acme-source.js'
 import { AcmeStore } from '../tls/acme-store.js'
+import { isLease } from '../storage/storage.js'
 import type { CertificatePair } from '../tls/source.js'
 import type { TlsConfig } from '../schemas/tls.js'
 import { tempDir } from './helpers/app.js'
@@ -111,23 +112,23 @@ t.test('the ACME source without Fastify', async (t) => {
     t.teardown(() => rmSync(other, { recursive: true, force: true }))
     const config = configFor(pebble, other, 'source.test')
     const store = new AcmeStore(other, config.acme.directory)
-    const lock = await store.lock()
-    t.ok('release' in lock, 'the "other instance" holds the lock')
+    const lock = await store.lock('source.test')
+    t.ok(isLease(lock), 'the "other instance" holds the lock')
     const r = run(config)
     t.teardown(() => r.source.stop())
     await r.source.load()
     const busy = r.next('lock-busy')
     startRun(r)
     const event = await busy
-    t.equal(event.type === 'lock-busy' && event.holder.pid, process.pid, 'the holder is named')
+    t.equal(event.type === 'lock-busy' && event.holder.owner, `${process.pid}@${hostname()}`, 'the holder is named')
     t.equal(r.events.filter((e) => e.type === 'ordering').length, 0, 'no order while the lock is held')
     // The other instance stores its certificate (the one from the first test) and lets go.
     const first = new AcmeStore(dir, config.acme.directory)
-    const stored = await first.readPair(['source.test'])
+    const stored = await first.readCertificate('source.test', ['source.test'])
     if (stored === null) throw new Error('no stored pair')
     const picked = r.next('picked-up')
-    await store.writePair(stored.pair.key, stored.pair.cert)
-    if ('release' in lock) await lock.release()
+    await store.writeCertificate('source.test', { names: ['source.test'], onDemand: false }, stored.pair.key, stored.pair.cert)
+    if (isLease(lock)) await store.unlock(lock)
     await picked
     t.equal(r.updates[0]?.reason, 'ACME certificate picked up from TLS_DIR (ordered by another instance)')
     t.equal(r.updates[0]?.pair.info.fingerprint, stored.pair.info.fingerprint)
@@ -140,8 +141,9 @@ t.test('the ACME source without Fastify', async (t) => {
     const config = configFor(pebble, other, 'stale.test')
     const store = new AcmeStore(other, config.acme.directory)
     await store.ensureFolder()
-    const { writeFileSync } = await import('node:fs')
-    writeFileSync(join(store.folder, 'lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: new Date().toISOString() }))
+    const { mkdirSync, writeFileSync } = await import('node:fs')
+    mkdirSync(join(store.folder, 'locks'), { recursive: true, mode: 0o700 })
+    writeFileSync(join(store.folder, 'locks', 'stale.test.lock'), JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
     const r = run(config)
     sources.push(r.source)
     t.teardown(() => r.source.stop())
@@ -151,7 +153,7 @@ t.test('the ACME source without Fastify', async (t) => {
     await issued
     await r.source.renew()
     t.equal(r.events.filter((e) => e.type === 'lock-busy').length, 0, 'no waiting for a dead holder')
-    t.notOk(existsSync(join(store.folder, 'lock')), 'the lock is gone after the order')
+    t.notOk(existsSync(join(store.folder, 'locks', 'stale.test.lock')), 'the lock is gone after the order')
   })
 
   t.test('stop() in the middle of an order: resolves promptly, releases the lock, reports nothing', async (t) => {
@@ -167,7 +169,7 @@ t.test('the ACME source without Fastify', async (t) => {
     await r.source.stop()
     const took = Date.now() - started
     t.ok(took < 6000, `stop() took ${took} ms`)
-    t.notOk(existsSync(join(new AcmeStore(other, config.acme.directory).folder, 'lock')), 'the lock is released')
+    t.notOk(existsSync(join(new AcmeStore(other, config.acme.directory).folder, 'locks', 'stopping.test.lock')), 'the lock is released')
     await new Promise((resolve) => setTimeout(resolve, 300))
     t.same(r.updates, [], 'no update after stop')
     t.same(r.events.filter((e) => e.type === 'order-failed'), [], 'and no failure reported for the aborted order')

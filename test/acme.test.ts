@@ -12,6 +12,8 @@ import { requirePrograms } from './helpers/external.js'
 import { request } from './helpers/http.js'
 import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.js'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { channelNames, type AcmeMessage } from '../diagnostics.js'
 
 /** A TLS_DIR removed in the test's teardown. */
 function scratch (t: { teardown (fn: () => void): void }): string {
@@ -30,8 +32,12 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
 
   let issued = ''
   t.test('serves a temporary certificate at once, then pebble\'s, validated over real HTTP-01', async (t) => {
+    const published: AcmeMessage[] = []
+    const listener = (message: unknown): void => { published.push(message as AcmeMessage) }
+    subscribe(channelNames.acme, listener)
+    t.teardown(() => unsubscribe(channelNames.acme, listener))
     const started = Date.now()
-    const s = await startApp(acmeOptions(pebble, dir, ['app.test', 'www.app.test'], pebble.httpPort), routes)
+    const s = await startApp(acmeOptions(pebble, dir, ['app.test+www.app.test'], pebble.httpPort), routes)
     t.teardown(() => s.close())
     const [temporary] = await presented(s.port, 'app.test')
     const startedIn = Date.now() - started
@@ -64,13 +70,14 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
     t.equal(s.app.tls.status().fingerprint, leaf.fingerprint256)
 
     const ordering = s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering'))
-    t.equal(ordering.length, 1, 'one order')
+    t.equal(ordering.length, 1, 'one order for the two names that share a certificate')
+    t.same(published, [{ action: 'order-succeeded', names: ['app.test', 'www.app.test'] }], 'published on the acme channel')
 
     const folder = join(dir, 'acme', directoryFolder(pebble.directory))
-    for (const name of ['account-key.pem', 'key.pem']) {
+    for (const name of ['account-key.pem', 'certificates/app.test/key.pem']) {
       t.equal(statSync(join(folder, name)).mode & 0o777, 0o600, `${name} is readable by its owner only`)
     }
-    const stored = new X509Certificate(readFileSync(join(folder, 'cert.pem')))
+    const stored = new X509Certificate(readFileSync(join(folder, 'certificates', 'app.test', 'cert.pem')))
     t.equal(stored.fingerprint256, leaf.fingerprint256, 'the certificate is stored under TLS_DIR/acme/')
     issued = leaf.fingerprint256
 
@@ -81,17 +88,18 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
   })
 
   t.test('a restart serves the stored certificate at once and orders nothing', async (t) => {
-    const s = await startApp(acmeOptions(pebble, dir, ['app.test', 'www.app.test'], pebble.httpPort), routes)
+    const s = await startApp(acmeOptions(pebble, dir, ['app.test+www.app.test'], pebble.httpPort), routes)
     t.teardown(() => s.close())
     const [leaf] = await presented(s.port, 'app.test')
     t.equal(leaf?.fingerprint256, issued, 'the stored certificate from the first run')
-    const checked = await s.logs.waitFor((line) => String(line.msg).startsWith('ACME: certificate not due'), 10_000)
+    const checked = await s.logs.waitFor((line) => /^ACME: certificate for app\.test not due/.test(String(line.msg)), 10_000)
     t.ok(checked.renewAt, `checked at start: renewal due ${String(checked.renewAt)}`)
+    t.equal(checked.ari, false, 'pebble 2.4 offers no renewal information: renewal by the lifetime')
     t.same(s.logs.lines.filter((line) => String(line.msg).startsWith('ACME: ordering')), [], 'no new order')
   })
 
   t.test('a name added to ACME_DOMAINS: the stored certificate serves until one covering it arrives', async (t) => {
-    const s = await startApp(acmeOptions(pebble, dir, ['app.test', 'www.app.test', 'new.app.test'], pebble.httpPort), routes)
+    const s = await startApp(acmeOptions(pebble, dir, ['app.test+www.app.test+new.app.test'], pebble.httpPort), routes)
     t.teardown(() => s.close())
     const [before] = await presented(s.port, 'app.test')
     t.equal(before?.fingerprint256, issued, 'the stored certificate at once, not a temporary one')
@@ -105,9 +113,15 @@ t.test('TLS_MODE=acme against pebble', async (t) => {
 
   t.test('failed orders against pebble: logged with the problem document, retried later, never leaving the server without a certificate', async (t) => {
     t.test('a refused order: rejectedIdentifier, doubling delays, the temporary certificate keeps serving', async (t) => {
+      const published: AcmeMessage[] = []
+      const listener = (message: unknown): void => { if ((message as AcmeMessage).names.includes('blocked.test')) published.push(message as AcmeMessage) }
+      subscribe(channelNames.acme, listener)
+      t.teardown(() => unsubscribe(channelNames.acme, listener))
       const s = await startApp(acmeOptions(pebble, scratch(t), ['blocked.test'], 0))
       t.teardown(() => s.close())
       await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed' && line.attempt === 3, 10_000)
+      t.same(published.slice(0, 2).map((m) => m.action), ['order-failed', 'next-attempt'], 'each failure and the next attempt are published on the acme channel')
+      t.ok(published[1]?.at instanceof Date)
       const failures = s.logs.events('acme.order-failed')
       const problem = failures[0]?.problem as { type?: string, detail?: string } | undefined
       t.equal(problem?.type, 'urn:ietf:params:acme:error:rejectedIdentifier', 'the ACME problem document is logged')

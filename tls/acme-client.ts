@@ -1,21 +1,33 @@
 /**
- * One ACME order with `acme-client`: account, order, HTTP-01 challenges, finalize, download.
+ * One ACME order with `acme-client`: account (with external account binding when the CA requires
+ * it), order, challenges (HTTP-01, TLS-ALPN-01 or DNS-01), finalize, download; and the unsigned
+ * requests around it (the directory, ACME Renewal Information).
  *
- * acme-client's HTTP layer is shared by every client in the process (one axios instance), so this
- * module scopes its changes to the client it creates, by wrapping that client's request function:
- * - the extra CA (ACME_CA_FILE) goes into this client's own https.Agent, added to the system store;
- * - acme-client's own request retries are turned off: they wait in timers nobody can cancel (for
- *   hours on a rate-limit Retry-After) and hide connection errors behind a TypeError; the source's
- *   backoff retries instead, honouring Retry-After;
- * - every ACME problem document seen is kept, because acme-client keeps only its `detail` text.
+ * acme-client sends every request through one axios instance shared by the whole process, which it
+ * exports (`acme.axios`). The suite changes nothing globally: an interceptor on that instance acts
+ * only on requests made inside one of our orders (an AsyncLocalStorage scope), and for those
+ * - sends them with our own small HTTPS adapter: the extra CA (ACME_CA_FILE) in our own agent beside
+ *   the system store, a timeout, the order's abort signal, a bound on the size of what the CA sends,
+ *   and network errors passed through as they are (acme-client's interceptor would otherwise turn
+ *   them into a TypeError);
+ * - turns acme-client's own retries off: they wait in timers nobody can cancel (for hours on a
+ *   rate-limit Retry-After); the source's backoff retries instead, honouring Retry-After;
+ * - keeps every ACME problem document seen, because acme-client keeps only its `detail` text.
+ *
+ * acme-client is an optional dependency, loaded on the first order (see optional.ts).
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { generateKeyPair } from 'node:crypto'
+import type { Agent } from 'node:https'
+import type { IncomingHttpHeaders } from 'node:http'
 import { isIP } from 'node:net'
-import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { importOptional } from '../optional.js'
+import { parseRenewalInfo, type RenewalInfo } from './acme-renewal.js'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
+
+type AcmeModule = typeof import('acme-client')
 
 /** An RFC 7807 problem document, as the ACME server sent it (RFC 8555 section 6.7). */
 export interface AcmeProblem {
@@ -54,19 +66,41 @@ export async function createEcdsaKey (): Promise<string> {
   return privateKey
 }
 
+/** An HTTPS agent that trusts the system store plus an extra CA (ACME_CA_FILE). @internal */
+export function acmeAgent (ca?: string): Agent {
+  // node:https and node:tls are loaded when ACME runs, not when an app imports the package.
+  const { Agent } = process.getBuiltinModule('node:https')
+  const { rootCertificates } = process.getBuiltinModule('node:tls')
+  return new Agent({ keepAlive: true, ca: ca === undefined ? undefined : [...rootCertificates, ca] })
+}
+
+/** A challenge to publish, as the CA will check it. @internal */
+export type PublishedChallenge =
+  | { type: 'http-01', token: string, keyAuthorization: string }
+  | { type: 'tls-alpn-01', name: string, key: string, cert: string }
+  | { type: 'dns-01', name: string, value: string }
+
+/** The ACME challenge types the suite answers. */
+export type ChallengeType = PublishedChallenge['type']
+
 /** What `orderCertificate` needs. @internal */
 export interface OrderOptions {
   directoryUrl: string
   accountKey: string
   email: string
   domains: readonly string[]
-  /** Extra CA (PEM) to trust for the ACME server, besides the system store. */
-  ca?: string
-  /** Publishes an HTTP-01 answer; resolves once it is served. */
-  publish (token: string, keyAuthorization: string): Promise<void>
+  /** Agent for every request (its CA list decides what the ACME server may present). */
+  agent: Agent
+  challenge: ChallengeType
+  /** External account binding, for CAs that require it. */
+  eab?: { kid: string, hmacKey: string }
+  /** ARI certificate id of the certificate this order replaces (RFC 9773 section 5). */
+  replaces?: string
+  /** Publishes a challenge answer; resolves once it is served. */
+  publish (challenge: PublishedChallenge): Promise<void>
   /** Withdraws it again. */
-  withdraw (token: string): Promise<void>
-  /** Aborts every request (on stop). */
+  withdraw (challenge: PublishedChallenge): Promise<void>
+  /** Aborts the order (stop, or a lost lock). */
   signal?: AbortSignal
   /** Poll delays while the CA validates and issues, in ms. */
   pollMin?: number
@@ -79,45 +113,135 @@ export interface IssuedPair {
   cert: string
 }
 
-interface AcmeResponse {
+/** What one order's requests share, through AsyncLocalStorage. */
+interface Scope {
+  agent: Agent
+  signal: AbortSignal | undefined
+  problem: AcmeProblem | null
+  retryAfter: number | null
+}
+
+const scopes = new AsyncLocalStorage<Scope>()
+/** Longest a single ACME request may take. */
+const REQUEST_TIMEOUT = 30_000
+/** Largest response accepted from an ACME server: a certificate chain is a few kilobytes. */
+const MAX_RESPONSE = 1 << 20
+// Far above acme-client's retryMaxAttempts (5), so its interceptor never retries our requests.
+const NO_RETRIES = 1_000_000
+
+interface PlainResponse {
   status: number
-  headers: Record<string, string | undefined>
-  data: unknown
-}
-type RequestFunction = (url: string, method: string, opts?: Record<string, unknown>) => Promise<AcmeResponse>
-type Adapter = (config: unknown) => Promise<unknown>
-
-type AcmeClientModule = typeof import('acme-client')
-
-/**
- * acme-client, an optional peer dependency: loaded at the first order, so that apps without
- * TLS_MODE=acme neither install nor import it.
- */
-async function loadAcme (): Promise<{ acme: AcmeClientModule, httpAdapter: Adapter, Agent: typeof import('node:https').Agent, rootCertificates: readonly string[] }> {
-  const acme = await importOptional('acme-client', () => import('acme-client'))
-  const { Agent } = await import('node:https')
-  const { rootCertificates } = await import('node:tls')
-  // acme-client's own axios (its dependency, not ours): its Node HTTP adapter is wrapped below.
-  const axiosFromAcme = createRequire(createRequire(import.meta.url).resolve('acme-client'))('axios') as { getAdapter (name: string): Adapter }
-  return { acme, httpAdapter: axiosFromAcme.getAdapter('http'), Agent, rootCertificates }
+  headers: IncomingHttpHeaders
+  body: string
 }
 
-/**
- * A network failure without axios's `config` field: acme-client's interceptor then passes it on
- * unchanged instead of retrying it and failing with a TypeError.
- */
-const plainNetworkErrors = (httpAdapter: Adapter): Adapter => async (config) => {
-  try {
-    return await httpAdapter(config)
-  } catch (error) {
-    const cause = error as Error & { code?: string, response?: unknown }
-    if (cause.response !== undefined) throw error
-    throw Object.assign(new Error(cause.message), { code: cause.code, cause: error })
+/** One HTTPS request with a timeout, a signal and a size bound; network errors as Node gives them. */
+function send (url: string, method: string, headers: Record<string, string>, body: string | Buffer | undefined, agent: Agent, signal: AbortSignal | undefined): Promise<PlainResponse> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url)
+    if (target.protocol !== 'https:') {
+      reject(Object.assign(new Error(`ACME requests go over https only, not to ${target.protocol}//${target.host} (RFC 8555 section 6.1)`), { code: 'ERR_ACME_NOT_HTTPS' }))
+      return
+    }
+    const req = process.getBuiltinModule('node:https').request(target, { method, headers, agent, signal }, (res) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size > MAX_RESPONSE) {
+          res.destroy(Object.assign(new Error(`the ACME server at ${target.host} sent more than ${MAX_RESPONSE} bytes`), { code: 'ERR_ACME_RESPONSE_TOO_LARGE' }))
+          return
+        }
+        chunks.push(chunk)
+      })
+      res.on('error', reject)
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+    })
+    req.setTimeout(REQUEST_TIMEOUT, () => req.destroy(Object.assign(new Error(`the ACME server at ${target.host} did not answer within ${REQUEST_TIMEOUT} ms`), { code: 'ETIMEDOUT' })))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** The axios config fields the adapter reads (axios passes the full internal config). */
+interface AdapterConfig {
+  url?: string
+  method?: string
+  data?: unknown
+  headers?: { toJSON?: () => Record<string, unknown> } & Record<string, unknown>
+  validateStatus?: ((status: number) => boolean) | null
+}
+
+function plainHeaders (headers: AdapterConfig['headers']): Record<string, string> {
+  const source = typeof headers?.toJSON === 'function' ? headers.toJSON() : (headers ?? {})
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(source)) {
+    if (value === undefined || value === null || value === false || typeof value === 'object' || typeof value === 'function') continue
+    out[name] = String(value)
+  }
+  return out
+}
+
+/** An axios adapter on node:https for the requests of one scope. */
+function adapterFor (scope: Scope) {
+  return async (config: AdapterConfig): Promise<unknown> => {
+    const data = config.data
+    const body = typeof data === 'string' || Buffer.isBuffer(data) ? data : data === undefined || data === null ? undefined : JSON.stringify(data)
+    const raw = await send(String(config.url), (config.method ?? 'get').toUpperCase(), plainHeaders(config.headers), body, scope.agent, scope.signal)
+    const response = { data: raw.body, status: raw.status, statusText: '', headers: raw.headers, config, request: {} }
+    // axios's contract: the adapter settles by validateStatus (acme-client's interceptor then
+    // decides what a rejected status means).
+    if (typeof config.validateStatus !== 'function' || config.validateStatus(raw.status)) return response
+    throw Object.assign(new Error(`Request failed with status code ${raw.status}`), {
+      config,
+      response,
+      request: {},
+      isAxiosError: true,
+      code: raw.status >= 500 ? 'ERR_BAD_RESPONSE' : 'ERR_BAD_REQUEST'
+    })
   }
 }
 
-// Far above acme-client's retryMaxAttempts (5), so its interceptor never retries our requests.
-const NO_RETRIES = 1_000_000
+let loading: Promise<AcmeModule> | null = null
+
+/** Loads acme-client (optional dependency) and scopes its shared axios instance, once. */
+async function loadAcme (): Promise<AcmeModule> {
+  loading ??= importOptional('acme-client', () => import('acme-client')).then((acme) => {
+    const instance = acme.axios as unknown as {
+      interceptors: {
+        request: { use (onFulfilled: (config: Record<string, unknown>) => Record<string, unknown>): number }
+        response: { use (onFulfilled: (response: { status: number, headers: Record<string, unknown>, data: unknown }) => unknown): number }
+      }
+    }
+    instance.interceptors.request.use((config) => {
+      const scope = scopes.getStore()
+      if (scope === undefined) return config
+      config.adapter = adapterFor(scope)
+      config.retryAttempt = NO_RETRIES
+      return config
+    })
+    instance.interceptors.response.use((response) => {
+      const scope = scopes.getStore()
+      if (scope === undefined) return response
+      const body = response.data as { status?: unknown } | null
+      if (response.status >= 400 || body?.status === 'invalid') {
+        const found = problemIn(response.data)
+        // acme-client answers badNonce by retrying; it is not why an order fails.
+        if (found !== null && found.type !== 'urn:ietf:params:acme:error:badNonce') scope.problem = found
+      }
+      if (response.status === 429 || response.status === 503) {
+        const header = response.headers['retry-after']
+        scope.retryAfter = parseRetryAfter(typeof header === 'string' ? header : undefined)
+      }
+      return response
+    })
+    return acme
+  }, (error: unknown) => {
+    loading = null
+    throw error
+  })
+  return await loading
+}
 
 function asProblem (value: unknown): AcmeProblem | null {
   if (value === null || typeof value !== 'object') return null
@@ -146,93 +270,121 @@ export function problemIn (data: unknown): AcmeProblem | null {
 
 /** Seconds to wait from a Retry-After header (seconds or an HTTP date), or null. @internal */
 export function parseRetryAfter (header: string | undefined, now = Date.now()): number | null {
-  if (header === undefined) return null
-  const seconds = Number(header)
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds
+  if (header === undefined || header.length > 64) return null
+  if (/^\d{1,10}$/.test(header.trim())) return Number(header.trim())
   const date = Date.parse(header)
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000))
 }
 
+/** The DNS-01 record name for an identifier: `_acme-challenge.<name>` (a wildcard's base name). */
+export function dnsRecordName (identifier: string): string {
+  return `_acme-challenge.${identifier.replace(/^\*\./, '')}`
+}
+
 /**
- * Runs one complete order for the domains with HTTP-01 and returns the certificate with its new
- * ECDSA P-256 key.
+ * Runs one complete order for the domains and returns the certificate with its new ECDSA P-256 key.
  * @throws AcmeOrderError with the server's problem document when one was sent
  */
 export async function orderCertificate (options: OrderOptions): Promise<IssuedPair> {
-  const { acme, httpAdapter, Agent, rootCertificates } = await loadAcme()
-  const client = new acme.Client({
-    directoryUrl: options.directoryUrl,
-    accountKey: options.accountKey,
-    // Pebble and Let's Encrypt validate within a second or two; poll briskly, then back off.
-    backoffAttempts: 12,
-    backoffMin: options.pollMin ?? 500,
-    backoffMax: options.pollMax ?? 5000
-  })
-  const agent = new Agent({ keepAlive: true, ca: options.ca === undefined ? undefined : [...rootCertificates, options.ca] })
-  let problem: AcmeProblem | null = null
-  let retryAfter: number | null = null
-  const http = (client as unknown as { http?: { request?: RequestFunction } }).http
-  const original = http?.request
-  if (http === undefined || typeof original !== 'function') {
-    throw new AcmeOrderError('this version of acme-client has no per-client HTTP request function; install the acme-client version in package.json', null, null)
-  }
-  http.request = async (url, method, opts = {}) => {
-    const response = await original.call(http, url, method, {
-      ...opts,
-      httpsAgent: agent,
-      adapter: plainNetworkErrors(httpAdapter),
-      retryAttempt: NO_RETRIES,
-      timeout: 30_000,
-      signal: options.signal
+  const acme = await loadAcme()
+  const scope: Scope = { agent: options.agent, signal: options.signal, problem: null, retryAfter: null }
+  return await scopes.run(scope, async () => {
+    const client = new acme.Client({
+      directoryUrl: options.directoryUrl,
+      accountKey: options.accountKey,
+      ...(options.eab === undefined ? {} : { externalAccountBinding: { kid: options.eab.kid, hmacKey: options.eab.hmacKey } }),
+      // Pebble and Let's Encrypt validate within a second or two; poll briskly, then back off.
+      backoffAttempts: 12,
+      backoffMin: options.pollMin ?? 500,
+      backoffMax: options.pollMax ?? 5000
     })
-    if (response.status >= 400 || (response.data as { status?: unknown } | null)?.status === 'invalid') {
-      const found = problemIn(response.data)
-      // acme-client answers badNonce by retrying; it is not why an order fails.
-      if (found !== null && found.type !== 'urn:ietf:params:acme:error:badNonce') problem = found
-    }
-    if (response.status === 429 || response.status === 503) retryAfter = parseRetryAfter(response.headers['retry-after'])
-    return response
-  }
-
-  const published: string[] = []
-  try {
-    await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:${options.email}`] })
-    const order = await client.createOrder({
-      identifiers: options.domains.map((value) => ({ type: isIP(value) === 0 ? 'dns' : 'ip', value }))
-    })
-    for (const authz of await client.getAuthorizations(order)) {
-      // A CA may reuse an authorization validated recently.
-      if (authz.status === 'valid') continue
-      const challenge = authz.challenges.find((candidate) => candidate.type === 'http-01')
-      if (challenge === undefined) {
-        throw new AcmeOrderError(`the ACME server offers no http-01 challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')}); TLS_MODE=acme answers HTTP-01 only`, null, null)
+    const published: PublishedChallenge[] = []
+    const abortable = (): void => { options.signal?.throwIfAborted() }
+    try {
+      await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:${options.email}`] })
+      abortable()
+      const order = await client.createOrder({
+        identifiers: options.domains.map((value) => ({ type: isIP(value) === 0 ? 'dns' : 'ip', value })),
+        ...(options.replaces === undefined ? {} : { replaces: options.replaces })
+      } as Parameters<typeof client.createOrder>[0])
+      abortable()
+      for (const authz of await client.getAuthorizations(order)) {
+        // A CA may reuse an authorization validated recently.
+        if (authz.status === 'valid') continue
+        const challenge = authz.challenges.find((candidate) => candidate.type === options.challenge)
+        if (challenge === undefined) {
+          throw new AcmeOrderError(`the ACME server offers no ${options.challenge} challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')}); choose one of those with ACME_CHALLENGE`, null, null)
+        }
+        const keyAuthorization = await client.getChallengeKeyAuthorization(challenge)
+        let answer: PublishedChallenge
+        if (options.challenge === 'http-01') {
+          answer = { type: 'http-01', token: challenge.token, keyAuthorization }
+        } else if (options.challenge === 'dns-01') {
+          answer = { type: 'dns-01', name: dnsRecordName(authz.identifier.value), value: keyAuthorization }
+        } else {
+          const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, await createEcdsaKey())
+          answer = { type: 'tls-alpn-01', name: authz.identifier.value, key: key.toString(), cert: cert.toString() }
+        }
+        await options.publish(answer)
+        published.push(answer)
+        abortable()
+        await client.completeChallenge(challenge)
+        await client.waitForValidStatus(challenge)
+        abortable()
       }
-      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge)
-      await options.publish(challenge.token, keyAuthorization)
-      published.push(challenge.token)
-      await client.completeChallenge(challenge)
-      await client.waitForValidStatus(challenge)
+      const certificateKey = await createEcdsaKey()
+      const first = options.domains.find((name) => !name.startsWith('*.')) ?? options.domains[0]
+      const [, csr] = await acme.crypto.createCsr({
+        // The CN is optional and limited to 64 characters; the SANs carry the names.
+        ...(first !== undefined && first.length <= 64 ? { commonName: first } : {}),
+        altNames: [...options.domains]
+      }, certificateKey)
+      abortable()
+      const finalized = await client.finalizeOrder(order, csr)
+      const cert = await client.getCertificate(finalized)
+      return { key: certificateKey, cert: cert.endsWith('\n') ? cert : `${cert}\n` }
+    } catch (error) {
+      if (error instanceof AcmeOrderError) throw error
+      const cause = error as Error & { code?: string }
+      let message = cause.message
+      if (/certificate|self.signed|unable to verify/i.test(message) && cause.code !== undefined) {
+        message += ` (talking to ${options.directoryUrl}; if the ACME server uses a private CA, as pebble does, point ACME_CA_FILE at it)`
+      }
+      throw Object.assign(new AcmeOrderError(message, scope.problem, scope.retryAfter, cause.code), { cause: error })
+    } finally {
+      await Promise.allSettled(published.map((answer) => options.withdraw(answer)))
     }
-    const certificateKey = await createEcdsaKey()
-    const first = options.domains[0]
-    const [, csr] = await acme.crypto.createCsr({
-      // The CN is optional and limited to 64 characters; the SANs carry the names.
-      ...(first !== undefined && first.length <= 64 ? { commonName: first } : {}),
-      altNames: [...options.domains]
-    }, certificateKey)
-    const finalized = await client.finalizeOrder(order, csr)
-    const cert = await client.getCertificate(finalized)
-    return { key: certificateKey, cert: cert.endsWith('\n') ? cert : `${cert}\n` }
-  } catch (error) {
-    if (error instanceof AcmeOrderError) throw error
-    const cause = error as Error & { code?: string }
-    let message = cause.message
-    if (/certificate|self.signed|unable to verify/i.test(message) && cause.code !== undefined) {
-      message += ` (talking to ${options.directoryUrl}; if the ACME server uses a private CA, as pebble does, point ACME_CA_FILE at it)`
-    }
-    throw Object.assign(new AcmeOrderError(message, problem, retryAfter, cause.code), { cause: error })
-  } finally {
-    await Promise.allSettled(published.map((token) => options.withdraw(token)))
-    agent.destroy()
+  })
+}
+
+/** GETs a JSON document from an ACME server (unsigned: the directory, ARI). @internal */
+export async function getJson (url: string, agent: Agent, signal?: AbortSignal): Promise<{ status: number, body: unknown, retryAfter: number | null }> {
+  const response = await send(url, 'GET', { accept: 'application/json', 'user-agent': 'fastify-secure-https' }, undefined, agent, signal)
+  let body: unknown = null
+  try {
+    body = JSON.parse(response.body)
+  } catch {
+    // Not JSON: the caller sees null.
   }
+  const header = response.headers['retry-after']
+  return { status: response.status, body, retryAfter: parseRetryAfter(typeof header === 'string' ? header : undefined) }
+}
+
+/** The `renewalInfo` URL of a directory (RFC 9773), or null when the CA offers none. @internal */
+export async function renewalInfoUrl (directoryUrl: string, agent: Agent, signal?: AbortSignal): Promise<string | null> {
+  const { status, body } = await getJson(directoryUrl, agent, signal)
+  if (status !== 200 || body === null || typeof body !== 'object') throw new Error(`the ACME directory ${directoryUrl} answered ${status}`)
+  const value = (body as Record<string, unknown>).renewalInfo
+  return typeof value === 'string' && /^https:\/\/\S+$/.test(value) && value.length <= 2048 ? value.replace(/\/+$/, '') : null
+}
+
+/**
+ * The CA's renewal information for a certificate (by its ARI id), or null when the answer is not a
+ * valid RenewalInfo object.
+ */
+export async function fetchRenewalInfo (endpoint: string, certId: string, agent: Agent, signal?: AbortSignal): Promise<RenewalInfo | null> {
+  const { status, body, retryAfter } = await getJson(`${endpoint}/${certId}`, agent, signal)
+  if (status !== 200) return null
+  const parsed = parseRenewalInfo(body)
+  return parsed === null ? null : { window: parsed.window, explanationUrl: parsed.explanationUrl, retryAfter }
 }

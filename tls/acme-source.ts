@@ -1,43 +1,62 @@
 /**
- * TLS_MODE=acme: certificates from an ACME CA (Let's Encrypt) with the HTTP-01 challenge.
+ * TLS_MODE=acme: certificates from an ACME CA (Let's Encrypt), one per name of ACME_DOMAINS (or per
+ * group of names that share one), served by SNI, and on demand for names an `ask` check allows.
  *
- * `load()` answers at once: the stored certificate while it is in date, else a temporary
- * self-signed pair, so the app starts without waiting for the CA. `start()` then checks at once and
- * periodically; when no certificate is stored, when it misses a configured name, or when a third
- * of its lifetime remains, it orders one in the background and hands it to the `tls` plugin, which
- * swaps it in without a restart. A failed order is retried with a doubling delay (retryDelay up to
- * retryMaxDelay, longer when the CA says Retry-After) while the current certificate keeps serving,
- * even past its expiry: a certificate is never replaced by nothing.
+ * `load()` answers at once: the stored certificates while they are in date, a temporary self-signed
+ * pair for the names that have none yet, so the app starts without waiting for the CA. `start()` then
+ * checks every certificate at once and periodically, each on its own: one failing name never blocks
+ * the others. A certificate is ordered when it is missing, misses a configured name, or is due:
+ * inside the CA's renewal window (ARI, RFC 9773) when the directory offers one, else when a third of
+ * its lifetime remains, a little earlier by a random jitter. A failed order is retried with a
+ * doubling delay (retryDelay up to retryMaxDelay, longer when the CA says Retry-After) while the
+ * current certificate keeps serving, even past its expiry: a certificate is never replaced by
+ * nothing.
  *
- * Instances sharing TLS_DIR share the certificate: a lock file lets one order while the others
- * wait and pick the result up from disk; HTTP-01 answers are published on disk too, so whichever
- * instance the CA reaches can answer.
+ * State lives in a `Storage` (TLS_DIR, or Redis for a fleet): the account, the certificates, a lock
+ * per certificate (a lease), and the pending challenge answers, so that whichever instance the CA
+ * reaches answers. Instances pick up what another stored at once (Redis pub/sub) or at their next
+ * look (`syncInterval`), and never order what another holds the lock for; a holder that dies or
+ * pauses loses its lease after `lockTtl`, and its late write is refused.
  */
 import { readFile } from 'node:fs/promises'
+import type { Agent } from 'node:https'
+import { channels } from '../diagnostics.js'
 import { ERR_CERTIFICATE } from '../errors.js'
 import type { TlsConfig } from '../schemas/tls.js'
-import { AcmeOrderError, createEcdsaKey, orderCertificate, type AcmeProblem } from './acme-client.js'
-import { AcmeStore, isChallengeToken, type LockHolder, type StoredPair } from './acme-store.js'
+import { fileStorage } from '../storage/file.js'
+import { redisStorage } from '../storage/redis.js'
+import { isLease, isStorage, type Lease, type LockHolder, type Storage, type StorageEvent } from '../storage/storage.js'
+import { AcmeOrderError, acmeAgent, createEcdsaKey, fetchRenewalInfo, orderCertificate, renewalInfoUrl, type AcmeProblem, type PublishedChallenge } from './acme-client.js'
+import { ariCertId, renewalTime, timeInWindow, type RenewalWindow } from './acme-renewal.js'
+import { AcmeStore, type StoredPair } from './acme-store.js'
 import { inspectCertificate, splitPemCertificates, type CertificateInfo } from './inspect.js'
+import { AskGate, onDemandName, OrderLimiter, type Refusal } from './on-demand.js'
 import { generateSelfSigned } from './self-signed.js'
-import type { CertificatePair, CertificateSource, SourceEvents } from './source.js'
+import type { CertificatePair, CertificateSource, NamedCertificate, SourceEvents } from './source.js'
 
 export { AcmeOrderError, type AcmeProblem } from './acme-client.js'
+export { renewalTime } from './acme-renewal.js'
 
 /** Longest delay Node's timers accept. */
 const MAX_TIMER = 2 ** 31 - 1
 /** While another instance orders, look for its result at least this often. */
 const LOCK_POLL_MAX = 30_000
+/** While the storage cannot be reached, look again this often. */
+const STORAGE_RETRY = 10_000
+/** How long the directory's ARI endpoint (or its absence) is remembered. */
+const DIRECTORY_TTL = 24 * 3600_000
 
 /** What the ACME source reports; the `tls` plugin logs these. */
 export type AcmeEvent =
-  | { type: 'ordering', domains: string[], reason: string }
-  | { type: 'issued', domains: string[], fingerprint: string, notAfter: Date, renewAt: Date, durationMs: number }
-  | { type: 'picked-up', fingerprint: string, notAfter: Date }
-  | { type: 'checked', fingerprint: string, renewAt: Date, nextCheck: Date }
-  | { type: 'lock-busy', holder: LockHolder, retryAt: Date }
+  | { type: 'ordering', name: string, domains: string[], reason: string }
+  | { type: 'issued', name: string, domains: string[], fingerprint: string, notAfter: Date, renewAt: Date, durationMs: number }
+  | { type: 'picked-up', name: string, fingerprint: string, notAfter: Date, from: string }
+  | { type: 'checked', name: string, fingerprint: string, renewAt: Date, nextCheck: Date, ari: boolean }
+  | { type: 'lock-busy', name: string, holder: LockHolder, retryAt: Date }
+  | { type: 'lock-lost', name: string, error: string }
   | {
     type: 'order-failed'
+    name: string
     domains: string[]
     error: string
     /** Node's code for network failures (ECONNREFUSED, ...). */
@@ -48,14 +67,23 @@ export type AcmeEvent =
     attempt: number
     retryAt: Date
   }
+  | { type: 'storage', state: 'down', where: string, reason: string }
+  | { type: 'storage', state: 'up', where: string, downMs: number }
+  | { type: 'storage-unavailable', name: string, error: string, retryAt: Date, serving: 'stored' | 'cached' | 'temporary' }
+  | { type: 'storage-rejected', name: string, error: string }
+  | { type: 'renewal-info', name: string, window: RenewalWindow, renewAt: Date, explanationUrl: string | null }
+  | { type: 'on-demand-allowed', name: string }
+  | { type: 'on-demand-refused', name: string, reason: Refusal | 'rate-limit' | 'renewal-denied' }
 
 /** Options of the ACME source beyond the `tls` config. */
 export interface AcmeSourceOptions {
   /** Receives progress and failures; the `tls` plugin sets it with `onEvent()` otherwise. */
   onEvent?: (event: AcmeEvent) => void
+  /** Random numbers in [0, 1) for the jitter and the choice in an ARI window; tests fix them. */
+  random?: () => number
 }
 
-/** The ACME certificate source: a `CertificateSource` that also answers HTTP-01 challenges. */
+/** The ACME certificate source: a `CertificateSource` that also answers challenges. */
 export interface AcmeCertificateSource extends CertificateSource {
   readonly mode: 'acme'
   /** The key authorization to serve for an HTTP-01 token, or null for an unknown token. */
@@ -63,23 +91,22 @@ export interface AcmeCertificateSource extends CertificateSource {
   /** Sets the listener for progress and failures (one; the last set wins). */
   onEvent (listener: (event: AcmeEvent) => void): void
   /**
-   * Checks now, and orders when a renewal is due (or always, with `force`). Resolves when the check
-   * is over; a failure is reported as an `order-failed` event and retried later, not thrown.
+   * Checks now, and orders what is due (or everything, with `force`; one certificate, with
+   * `name`). Resolves when the checks are over; a failure is reported as an `order-failed` event
+   * and retried later, not thrown.
    */
-  renew (options?: { force?: boolean }): Promise<void>
+  renew (options?: { force?: boolean, name?: string }): Promise<void>
   /** When the next check runs, or null when stopped. */
   nextCheck (): Date | null
+  /** Names allowed on demand so far (by the ask check, or stored by an instance it allowed). */
+  onDemandNames (): ReadonlySet<string>
+  /** Where the state lives (`file: ...`, `redis: ...`), once loaded. */
+  storageDescription (): string | null
 }
 
 /** True when the source is the ACME source (the `tls` plugin's source can be injected). */
 export function isAcmeSource (source: CertificateSource): source is AcmeCertificateSource {
   return source.mode === 'acme' && typeof (source as Partial<AcmeCertificateSource>).challenge === 'function'
-}
-
-/** When a certificate with this validity is due for renewal. @internal */
-export function renewalTime (info: Pick<CertificateInfo, 'notBefore' | 'notAfter'>, renewWhenRemaining: number): Date {
-  const end = info.notAfter.getTime()
-  return new Date(end - (end - info.notBefore.getTime()) * renewWhenRemaining)
 }
 
 /** The delay before retry number `failures` (1, 2, ...), in ms. @internal */
@@ -88,23 +115,75 @@ export function retryDelay (failures: number, base: number, max: number, retryAf
   return Math.round(Math.max(doubled, retryAfter ?? 0) * 1000)
 }
 
+/** The certificates of the configuration: groups as given, every other name on its own. @internal */
+export function certificateGroups (acme: TlsConfig['acme']): Array<{ name: string, names: string[] }> {
+  const grouped = new Map<string, string[]>()
+  for (const group of acme.groups) for (const name of group) grouped.set(name, group)
+  const out: Array<{ name: string, names: string[] }> = []
+  const done = new Set<string>()
+  for (const domain of acme.domains) {
+    if (done.has(domain)) continue
+    const names = grouped.get(domain) ?? [domain]
+    for (const name of names) done.add(name)
+    out.push({ name: names[0] as string, names: [...names] })
+  }
+  return out
+}
+
+/** One certificate this instance keeps: its names, what it serves, and its schedule. */
+interface Managed {
+  name: string
+  names: string[]
+  onDemand: boolean
+  /** The CA's certificate being served (null until there is one). */
+  current: CertificatePair | null
+  failures: number
+  timer: NodeJS.Timeout | undefined
+  nextCheckAt: Date | null
+  running: Promise<void> | null
+  /** A re-read of the storage in progress (another instance stored something). */
+  refreshing: boolean
+  /** Fixed per certificate, so the jittered renewal time does not move at every check. */
+  jitter: number
+  ari: { fingerprint: string, at: Date, until: number } | null
+  waiters: Array<() => void>
+  dropped: boolean
+}
+
 /** The ACME certificate source. */
 export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}): AcmeCertificateSource {
   const acme = config.acme
-  const domains = [...acme.domains]
-  const store = new AcmeStore(config.dir, acme.directory)
+  const random = options.random ?? Math.random
+  const managed = new Map<string, Managed>()
+  const configured: Managed[] = []
   const pending = new Map<string, string>()
+  const alpnPending = new Map<string, { key: string, cert: string }>()
+  const allowed = new Set<string>()
+  const spread = new Set<Managed>()
+  const gate = acme.onDemand === undefined ? null : new AskGate({ ask: acme.onDemand.ask, timeoutMs: acme.onDemand.askTimeout * 1000 })
+  const limiter = acme.onDemand === undefined ? null : new OrderLimiter(acme.onDemand.maxOrders, acme.onDemand.per * 1000)
   let listener = options.onEvent ?? null
   let events: SourceEvents | null = null
-  let current: CertificatePair | null = null
   let temporary: CertificatePair | null = null
   let extraCa: string | undefined
-  let failures = 0
-  let timer: NodeJS.Timeout | undefined
-  let nextCheckAt: Date | null = null
-  let running: Promise<void> | null = null
+  let agent: Agent | null = null
+  let storage: Storage | null = null
+  let ownStorage = false
+  let store: AcmeStore | null = null
+  let opening: Promise<AcmeStore> | null = null
+  let ari: { endpoint: string | null, until: number } | null = null
+  let syncTimer: NodeJS.Timeout | undefined
+  let unwatch: (() => void) | undefined
+  let lastVersion: string | null | undefined
   let stopped = false
   const abort = new AbortController()
+
+  function create (name: string, names: string[], onDemand: boolean): Managed {
+    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false }
+    for (const served of names) managed.set(served, m)
+    return m
+  }
+  for (const group of certificateGroups(acme)) configured.push(create(group.name, group.names, false))
 
   function emit (event: AcmeEvent): void {
     try {
@@ -112,6 +191,11 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     } catch {
       // A failing logger must not stop renewals.
     }
+  }
+
+  function storageName (): string {
+    const kind = config.storage
+    return kind === 'file' ? 'TLS_DIR' : kind === 'redis' ? 'Redis' : 'the storage'
   }
 
   async function readExtraCa (): Promise<string | undefined> {
@@ -129,139 +213,393 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     return extraCa
   }
 
-  /** Why the stored pair must be replaced, or null while it is good. */
-  function dueReason (stored: StoredPair | null, now: number): string | null {
+  function onStorageEvent (event: StorageEvent): void {
+    if (event.type === 'down') emit({ type: 'storage', state: 'down', where: event.where, reason: event.reason })
+    else emit({ type: 'storage', state: 'up', where: event.where, downMs: event.downMs })
+  }
+
+  async function openStore (): Promise<AcmeStore> {
+    opening ??= (async () => {
+      let cache: Storage | undefined
+      if (isStorage(config.storage)) {
+        storage = config.storage
+      } else if (config.storage === 'redis') {
+        const redis = await redisStorage({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          keys: config.storageKeys,
+          onEvent: onStorageEvent
+        })
+        // Not fatal: a Redis that is down is reported and joined when it comes back.
+        await redis.ready().catch(() => {})
+        storage = redis
+        ownStorage = true
+        cache = fileStorage(config.dir)
+      } else {
+        storage = fileStorage(config.dir)
+        ownStorage = true
+      }
+      store = new AcmeStore(storage, acme.directory, { lockTtl: acme.lockTtl * 1000, ...(cache === undefined ? {} : { cache }) })
+      return store
+    })()
+    return await opening
+  }
+
+  function http (): Agent {
+    agent ??= acmeAgent(extraCa)
+    return agent
+  }
+
+  function named (m: Managed): NamedCertificate | null {
+    const pair = m.current ?? (m.onDemand ? null : temporary)
+    if (pair === null) return null
+    return { name: m.name, names: m.names, pair, ...(m.onDemand ? { onDemand: true } : {}) }
+  }
+
+  /** Why the stored pair must be replaced, or null while it is good (computing when it is due). */
+  async function dueReason (m: Managed, stored: StoredPair | null, now: number): Promise<string | null> {
     if (stored === null) return 'no certificate stored yet'
     if (!stored.inDate) return `the stored certificate is out of date (valid ${stored.pair.info.notBefore.toISOString()} to ${stored.pair.info.notAfter.toISOString()})`
     if (stored.missing.length > 0) return `the stored certificate does not cover ${stored.missing.join(', ')}`
-    if (now >= renewalTime(stored.pair.info, acme.renewWhenRemaining).getTime()) {
-      return `the stored certificate is due for renewal (expires ${stored.pair.info.notAfter.toISOString()})`
+    const { at, fromAri } = await renewAt(m, stored.pair)
+    if (now >= at.getTime()) {
+      return fromAri
+        ? `the CA's renewal window (ARI) has opened (renew at ${at.toISOString()}, expires ${stored.pair.info.notAfter.toISOString()})`
+        : `the stored certificate is due for renewal (expires ${stored.pair.info.notAfter.toISOString()})`
     }
     return null
   }
 
+  async function ariEndpoint (): Promise<string | null> {
+    if (ari !== null && ari.until > Date.now()) return ari.endpoint
+    try {
+      const endpoint = await renewalInfoUrl(acme.directory, http(), abort.signal)
+      ari = { endpoint, until: Date.now() + DIRECTORY_TTL }
+    } catch {
+      // Directory unreachable: try again at the next check; the lifetime rule applies meanwhile.
+      return ari?.endpoint ?? null
+    }
+    return ari.endpoint
+  }
+
+  /** When a certificate is due: in the CA's window when it suggests one, else by its lifetime. */
+  async function renewAt (m: Managed, pair: CertificatePair): Promise<{ at: Date, fromAri: boolean }> {
+    const byLifetime = renewalTime(pair.info, acme.renewWhenRemaining, acme.renewJitter, m.jitter)
+    if (!acme.ari) return { at: byLifetime, fromAri: false }
+    const now = Date.now()
+    if (m.ari !== null && m.ari.fingerprint === pair.info.fingerprint && m.ari.until > now) return { at: m.ari.at, fromAri: true }
+    const endpoint = await ariEndpoint()
+    const id = endpoint === null ? null : ariCertId(pair.cert)
+    if (endpoint === null || id === null) return { at: byLifetime, fromAri: false }
+    const info = await fetchRenewalInfo(endpoint, id, http(), abort.signal).catch(() => null)
+    if (info === null) {
+      return m.ari !== null && m.ari.fingerprint === pair.info.fingerprint ? { at: m.ari.at, fromAri: true } : { at: byLifetime, fromAri: false }
+    }
+    const at = timeInWindow(info.window, m.jitter)
+    const again = Math.min(Math.max((info.retryAfter ?? 6 * 3600) * 1000, 1000), 24 * 3600_000)
+    m.ari = { fingerprint: pair.info.fingerprint, at, until: now + again }
+    emit({ type: 'renewal-info', name: m.name, window: info.window, renewAt: at, explanationUrl: info.explanationUrl })
+    return { at, fromAri: true }
+  }
+
   /** Serves a stored pair written by another instance (or by this one before a restart). */
-  function pickUp (stored: StoredPair | null): void {
-    if (stored === null || !stored.inDate) return
+  function pickUp (m: Managed, stored: StoredPair | null): void {
+    if (stored === null || !stored.inDate || m.dropped) return
     const { pair } = stored
-    const newer = current === null || current === temporary ||
+    const current = m.current
+    const newer = current === null ||
       (pair.info.fingerprint !== current.info.fingerprint && pair.info.notAfter.getTime() > current.info.notAfter.getTime())
     if (!newer) return
-    current = pair
-    events?.update(pair, 'ACME certificate picked up from TLS_DIR (ordered by another instance)')
-    emit({ type: 'picked-up', fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter })
+    m.current = pair
+    wake(m)
+    const from = stored.fromCache === true ? 'TLS_DIR (a copy: the shared storage is unreachable)' : storageName()
+    events?.update(pair, `ACME certificate picked up from ${from} (ordered by another instance)`, m.name)
+    emit({ type: 'picked-up', name: m.name, fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter, from })
   }
 
-  function schedule (delay: number): void {
-    if (stopped) return
-    if (timer !== undefined) clearTimeout(timer)
+  function wake (m: Managed): void {
+    for (const waiter of m.waiters.splice(0)) waiter()
+  }
+
+  function schedule (m: Managed, delay: number): void {
+    if (stopped || m.dropped) return
+    if (m.timer !== undefined) clearTimeout(m.timer)
     const ms = Math.max(0, Math.min(delay, MAX_TIMER))
-    nextCheckAt = new Date(Date.now() + ms)
-    timer = setTimeout(() => { run(false).catch(() => {}) }, ms)
-    timer.unref()
+    m.nextCheckAt = new Date(Date.now() + ms)
+    m.timer = setTimeout(() => { run(m, false).catch(() => {}) }, ms)
+    m.timer.unref()
   }
 
-  function untilRenewal (info: CertificateInfo): number {
-    const due = renewalTime(info, acme.renewWhenRemaining).getTime() - Date.now()
-    return Math.min(Math.max(due, 1000), acme.checkInterval * 1000)
+  async function untilRenewal (m: Managed, pair: CertificatePair): Promise<{ delay: number, at: Date, fromAri: boolean }> {
+    const { at, fromAri } = await renewAt(m, pair)
+    const due = at.getTime() - Date.now()
+    return { delay: Math.min(Math.max(due, 1000), acme.checkInterval * 1000), at, fromAri }
   }
 
-  async function order (reason: string): Promise<void> {
-    emit({ type: 'ordering', domains, reason })
+  async function publish (challenge: PublishedChallenge, target: AcmeStore): Promise<void> {
+    if (challenge.type === 'http-01') {
+      pending.set(challenge.token, challenge.keyAuthorization)
+      await target.putChallenge(challenge.token, challenge.keyAuthorization)
+    } else if (challenge.type === 'tls-alpn-01') {
+      alpnPending.set(challenge.name, { key: challenge.key, cert: challenge.cert })
+      await target.putAlpn(challenge.name, challenge.key, challenge.cert)
+    } else {
+      await (acme.dns as NonNullable<typeof acme.dns>).set(challenge.name, challenge.value)
+    }
+  }
+
+  async function withdraw (challenge: PublishedChallenge, target: AcmeStore): Promise<void> {
+    if (challenge.type === 'http-01') {
+      pending.delete(challenge.token)
+      await target.removeChallenge(challenge.token)
+    } else if (challenge.type === 'tls-alpn-01') {
+      alpnPending.delete(challenge.name)
+      await target.removeAlpn(challenge.name)
+    } else {
+      await (acme.dns as NonNullable<typeof acme.dns>).remove(challenge.name, challenge.value)
+    }
+  }
+
+  async function order (m: Managed, target: AcmeStore, reason: string, lease: Lease, previous: StoredPair | null): Promise<void> {
+    emit({ type: 'ordering', name: m.name, domains: m.names, reason })
     const started = Date.now()
+    const replaces = previous !== null && acme.ari && (await ariEndpoint()) !== null ? ariCertId(previous.pair.cert) ?? undefined : undefined
     const issued = await orderCertificate({
       directoryUrl: acme.directory,
-      accountKey: await store.accountKey(createEcdsaKey),
+      accountKey: await target.accountKey(createEcdsaKey),
       email: acme.email ?? '',
-      domains,
-      ca: await readExtraCa(),
-      signal: abort.signal,
-      async publish (token, keyAuthorization) {
-        pending.set(token, keyAuthorization)
-        await store.putChallenge(token, keyAuthorization)
-      },
-      async withdraw (token) {
-        pending.delete(token)
-        await store.removeChallenge(token)
-      }
+      domains: m.names,
+      agent: http(),
+      challenge: acme.challenge,
+      ...(acme.eab === undefined ? {} : { eab: acme.eab }),
+      ...(replaces === undefined ? {} : { replaces }),
+      signal: AbortSignal.any([abort.signal, lease.signal]),
+      publish: (challenge) => publish(challenge, target),
+      withdraw: (challenge) => withdraw(challenge, target)
     })
     // Stored even when stopping meanwhile: the next start serves it instead of ordering again.
-    await store.writePair(issued.key, issued.cert)
-    if (stopped) return
+    // Guarded: a holder that lost its lease does not overwrite the next holder's certificate.
+    await target.writeCertificate(m.name, { names: m.names, onDemand: m.onDemand }, issued.key, issued.cert, lease)
     const pair: CertificatePair = { key: issued.key, cert: issued.cert, info: inspectCertificate(issued.cert) }
-    const first = current === null || current === temporary
-    current = pair
-    failures = 0
-    events?.update(pair, first ? 'ACME certificate issued' : 'ACME certificate renewed')
-    emit({
-      type: 'issued',
-      domains,
-      fingerprint: pair.info.fingerprint,
-      notAfter: pair.info.notAfter,
-      renewAt: renewalTime(pair.info, acme.renewWhenRemaining),
-      durationMs: Date.now() - started
-    })
-    schedule(untilRenewal(pair.info))
+    if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'order-succeeded', names: m.names })
+    if (stopped) return
+    const first = m.current === null
+    m.current = pair
+    m.failures = 0
+    wake(m)
+    events?.update(pair, first ? 'ACME certificate issued' : 'ACME certificate renewed', m.name)
+    const next = await untilRenewal(m, pair)
+    emit({ type: 'issued', name: m.name, domains: m.names, fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter, renewAt: next.at, durationMs: Date.now() - started })
+    schedule(m, next.delay)
   }
 
-  async function check (force: boolean): Promise<void> {
+  /** Orders, holding the lock, unless the previous holder stored a fresh certificate a moment ago. */
+  async function underLock (m: Managed, target: AcmeStore, forced: string | null, lease: Lease): Promise<void> {
+    const again = await target.readCertificate(m.name, m.names)
+    const due = forced ?? await dueReason(m, again, Date.now())
+    if (due !== null) {
+      await order(m, target, due, lease, again)
+      return
+    }
+    pickUp(m, again)
+    m.failures = 0
+    schedule(m, (await untilRenewal(m, (again as StoredPair).pair)).delay)
+  }
+
+  function serving (m: Managed, stored: StoredPair | null): 'stored' | 'cached' | 'temporary' {
+    if (stored?.fromCache === true) return 'cached'
+    return m.current === null ? 'temporary' : 'stored'
+  }
+
+  async function check (m: Managed, force: boolean): Promise<void> {
+    let stored: StoredPair | null = null
     try {
-      const stored = await store.readPair(domains)
-      pickUp(stored)
-      const reason = force ? 'renewal requested' : dueReason(stored, Date.now())
+      const target = await openStore()
+      stored = await target.readCertificate(m.name, m.names)
+      pickUp(m, stored)
+      if (stored?.fromCache === true) {
+        // Nothing is ordered without the shared storage: its lock is what keeps the fleet to one order.
+        throw Object.assign(new Error(`the shared storage (${storage?.description ?? ''}) cannot be reached`), { code: 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' })
+      }
+      const reason = force ? 'renewal requested' : await dueReason(m, stored, Date.now())
       if (reason === null) {
-        const { info } = (stored as StoredPair).pair
-        failures = 0
-        schedule(untilRenewal(info))
-        emit({ type: 'checked', fingerprint: info.fingerprint, renewAt: renewalTime(info, acme.renewWhenRemaining), nextCheck: nextCheckAt as Date })
+        const pair = (stored as StoredPair).pair
+        m.failures = 0
+        const next = await untilRenewal(m, pair)
+        schedule(m, next.delay)
+        emit({ type: 'checked', name: m.name, fingerprint: pair.info.fingerprint, renewAt: next.at, nextCheck: m.nextCheckAt as Date, ari: next.fromAri })
         return
       }
-      const lock = await store.lock()
-      if (!('release' in lock)) {
-        const wait = Math.min(acme.retryDelay * 1000, LOCK_POLL_MAX)
-        emit({ type: 'lock-busy', holder: lock, retryAt: new Date(Date.now() + wait) })
-        schedule(wait)
-        return
-      }
-      try {
-        // The previous holder may have stored a fresh certificate a moment ago.
-        const again = await store.readPair(domains)
-        const stillDue = force ? reason : dueReason(again, Date.now())
-        if (stillDue === null) {
-          pickUp(again)
-          failures = 0
-          schedule(untilRenewal((again as StoredPair).pair.info))
+      if (m.onDemand && gate !== null && !force && stored !== null) {
+        // A name allowed once is asked again before each renewal: it may have left the platform.
+        if (await gate.allows(m.name) !== true) {
+          drop(m)
+          emit({ type: 'on-demand-refused', name: m.name, reason: 'renewal-denied' })
           return
         }
-        await order(stillDue)
-      } finally {
-        await lock.release()
       }
+      const lease = await target.lock(m.name)
+      if (!isLease(lease)) {
+        const expiresIn = lease.expires === null ? LOCK_POLL_MAX : lease.expires.getTime() - Date.now() + 100
+        const wait = Math.max(250, Math.min(acme.retryDelay * 1000, LOCK_POLL_MAX, expiresIn))
+        emit({ type: 'lock-busy', name: m.name, holder: lease, retryAt: new Date(Date.now() + wait) })
+        schedule(m, wait)
+        return
+      }
+      await underLock(m, target, force ? reason : null, lease).finally(() => target.unlock(lease))
     } catch (error) {
       if (stopped) return
-      failures++
+      const code = (error as { code?: string }).code
+      const cause = (error as { cause?: { code?: string } }).cause
+      if (code === 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' || cause?.code === 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') {
+        const wait = Math.min(STORAGE_RETRY, acme.retryDelay * 1000 * 4)
+        emit({ type: 'storage-unavailable', name: m.name, error: (error as Error).message, retryAt: new Date(Date.now() + wait), serving: serving(m, stored) })
+        schedule(m, wait)
+        return
+      }
+      if (code === 'ERR_SECURE_HTTPS_LOCK_LOST' || cause?.code === 'ERR_SECURE_HTTPS_LOCK_LOST') {
+        emit({ type: 'lock-lost', name: m.name, error: (error as Error).message })
+        schedule(m, 1000)
+        return
+      }
+      if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY' || cause?.code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') {
+        emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })
+      }
+      m.failures++
       const failure = error instanceof AcmeOrderError ? error : null
-      const delay = retryDelay(failures, acme.retryDelay, acme.retryMaxDelay, failure?.retryAfter ?? null)
-      const code = failure?.code ?? (error as NodeJS.ErrnoException).code
+      const delay = retryDelay(m.failures, acme.retryDelay, acme.retryMaxDelay, failure?.retryAfter ?? null)
+      const retryAt = new Date(Date.now() + delay)
+      const errorCode = failure?.code ?? code
       emit({
         type: 'order-failed',
-        domains,
+        name: m.name,
+        domains: m.names,
         error: (error as Error).message,
-        ...(code === undefined ? {} : { code }),
+        ...(errorCode === undefined ? {} : { code: errorCode }),
         problem: failure?.problem ?? null,
-        attempt: failures,
-        retryAt: new Date(Date.now() + delay)
+        attempt: m.failures,
+        retryAt
       })
-      schedule(delay)
+      if (channels.acme.hasSubscribers) {
+        channels.acme.publish({ action: 'order-failed', names: m.names, error: (error as Error).message })
+        channels.acme.publish({ action: 'next-attempt', names: m.names, at: retryAt })
+      }
+      schedule(m, delay)
     }
   }
 
-  function run (force: boolean): Promise<void> {
-    if (stopped) return Promise.resolve()
-    if (running === null) {
-      running = check(force).finally(() => { running = null })
+  function run (m: Managed, force: boolean): Promise<void> {
+    if (stopped || m.dropped) return Promise.resolve()
+    if (m.running === null) {
+      m.running = check(m, force).finally(() => { m.running = null })
     }
-    return running
+    return m.running
+  }
+
+  function drop (m: Managed): void {
+    m.dropped = true
+    // No longer a name of the site: host authorization stops accepting it too.
+    if (m.onDemand) for (const name of m.names) allowed.delete(name)
+    if (m.timer !== undefined) clearTimeout(m.timer)
+    m.nextCheckAt = null
+    wake(m)
+  }
+
+  function all (): Managed[] {
+    return [...new Set(managed.values())]
+  }
+
+  /** Re-reads a certificate another instance may have stored (a check in progress reads it anyway). */
+  function refresh (m: Managed): void {
+    if (m.running !== null || m.refreshing || stopped || store === null) return
+    const target = store
+    m.refreshing = true
+    target.readCertificate(m.name, m.names).then((stored) => pickUp(m, stored), () => {}).finally(() => { m.refreshing = false })
+  }
+
+  async function sync (): Promise<void> {
+    if (store === null || stopped) return
+    const version = await store.version().catch(() => undefined)
+    if (version === undefined || version === lastVersion) return
+    lastVersion = version
+    for (const m of all()) refresh(m)
+  }
+
+  function refused (name: string, reason: Refusal | 'rate-limit'): null {
+    emit({ type: 'on-demand-refused', name, reason })
+    return null
+  }
+
+  function waitFor (m: Managed, ms: number): Promise<NamedCertificate | null> {
+    if (m.current !== null || m.dropped) return Promise.resolve(named(m))
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const i = m.waiters.indexOf(done)
+        if (i !== -1) m.waiters.splice(i, 1)
+        resolve(named(m))
+      }, ms)
+      timer.unref()
+      const done = (): void => {
+        clearTimeout(timer)
+        resolve(named(m))
+      }
+      m.waiters.push(done)
+    })
+  }
+
+  async function onDemand (servername: string): Promise<NamedCertificate | null | undefined> {
+    const settings = acme.onDemand
+    if (settings === undefined || gate === null || limiter === null || stopped) return null
+    const name = onDemandName(servername)
+    // Not a name a CA could certify (localhost, a single label): the default certificate, as without on-demand TLS.
+    if (name === null) return undefined
+    const known = managed.get(name)
+    if (known !== undefined && !known.dropped) return await waitFor(known, settings.wait * 1000)
+    const answer = await gate.allows(name)
+    if (answer !== true) return refused(name, answer)
+    if (!allowed.has(name)) {
+      allowed.add(name)
+      emit({ type: 'on-demand-allowed', name })
+    }
+    let m = managed.get(name)
+    if (m !== undefined && !m.dropped) return await waitFor(m, settings.wait * 1000)
+    m = create(name, [name], true)
+    const target = await openStore()
+    try {
+      const stored = await target.readCertificate(name, [name])
+      if (stored !== null && stored.inDate && stored.missing.length === 0) {
+        pickUp(m, stored)
+        schedule(m, (await untilRenewal(m, stored.pair)).delay)
+        return named(m)
+      }
+    } catch {
+      // The storage is away: ordering would fail the same way; refuse for now.
+      managed.delete(name)
+      return null
+    }
+    if (!limiter.take()) {
+      managed.delete(name)
+      return refused(name, 'rate-limit')
+    }
+    run(m, false).catch(() => {})
+    return await waitFor(m, settings.wait * 1000)
+  }
+
+  async function loadOnDemand (target: AcmeStore): Promise<void> {
+    if (acme.onDemand === undefined) return
+    for (const segment of await target.certificateNames()) {
+      if (managed.has(segment)) continue
+      const meta = await target.readMeta(segment).catch(() => null)
+      if (meta === null || !meta.onDemand || meta.names.length !== 1) continue
+      const name = onDemandName(meta.names[0] as string)
+      if (name === null || managed.has(name)) continue
+      const stored = await target.readCertificate(name, [name]).catch(() => null)
+      if (stored === null || !stored.inDate) continue
+      const m = create(name, [name], true)
+      m.current = stored.pair
+      allowed.add(name)
+      spread.add(m)
+    }
   }
 
   return {
@@ -269,51 +607,119 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
 
     async load () {
       await readExtraCa()
-      const stored = await store.readPair(domains)
-      if (stored !== null && stored.inDate) {
-        current = stored.pair
-        return stored.pair
+      const target = await openStore()
+      for (const m of configured) {
+        try {
+          const stored = await target.readCertificate(m.name, m.names)
+          if (stored !== null && stored.inDate && m.current === null) m.current = stored.pair
+        } catch (error) {
+          const code = (error as { code?: string }).code
+          if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })
+          else if (code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
+        }
       }
-      if (current !== null && current !== temporary) return current
-      if (temporary === null) {
+      await loadOnDemand(target).catch(() => {})
+      if (temporary === null && (configured.length === 0 || configured.some((m) => m.current === null))) {
         // Browsers will warn until the CA's certificate arrives, seconds later; better than not listening.
-        const pem = await generateSelfSigned([...domains, ...config.hosts])
+        const pem = await generateSelfSigned([...acme.domains, ...config.hosts])
         temporary = { key: pem.key, cert: pem.cert, info: inspectCertificate(pem.cert) }
       }
-      current = temporary
-      return temporary
+      return configured[0]?.current ?? (temporary as CertificatePair)
+    },
+
+    certificates () {
+      const list: NamedCertificate[] = []
+      for (const m of configured) {
+        const entry = named(m)
+        if (entry !== null) list.push(entry)
+      }
+      for (const m of all()) {
+        if (!m.onDemand || m.dropped) continue
+        const entry = named(m)
+        if (entry !== null) list.push(entry)
+      }
+      return list
+    },
+
+    onDemand: acme.onDemand === undefined ? undefined : onDemand,
+
+    async alpnChallenge (servername) {
+      const name = servername.toLowerCase()
+      const local = alpnPending.get(name)
+      if (local !== undefined) return local
+      return await (store?.alpn(name) ?? Promise.resolve(null))
     },
 
     start (sourceEvents: SourceEvents) {
       events = sourceEvents
-      schedule(0)
+      // Certificates obtained on demand may be many: their first checks are spread over ten minutes.
+      for (const m of all()) schedule(m, spread.has(m) ? random() * 600_000 : 0)
+      spread.clear()
+      syncTimer = setInterval(() => { sync().catch(() => {}) }, acme.syncInterval * 1000)
+      syncTimer.unref()
+      openStore().then((target) => {
+        if (stopped) return
+        target.version().then((version) => { lastVersion ??= version }, () => {})
+        const watch = target.storage.watch
+        if (typeof watch !== 'function') return
+        unwatch = watch.call(target.storage, (key) => {
+          for (const m of all()) {
+            if (target.certificateKey(m.name) === key) refresh(m)
+          }
+        })
+      }, () => {})
     },
 
     async stop () {
       stopped = true
-      nextCheckAt = null
-      if (timer !== undefined) clearTimeout(timer)
-      timer = undefined
+      if (syncTimer !== undefined) clearInterval(syncTimer)
+      unwatch?.()
+      for (const m of all()) {
+        if (m.timer !== undefined) clearTimeout(m.timer)
+        m.timer = undefined
+        m.nextCheckAt = null
+        wake(m)
+      }
       abort.abort()
-      await running
+      await Promise.allSettled(all().map((m) => m.running))
+      agent?.destroy()
+      const own = ownStorage ? storage : null
+      if (own !== null) await own.close().catch(() => {})
     },
 
     async challenge (token) {
-      if (!isChallengeToken(token)) return null
-      return pending.get(token) ?? await store.challenge(token)
+      return pending.get(token) ?? await (store?.challenge(token) ?? openStore().then((target) => target.challenge(token), () => null))
     },
 
     onEvent (fn) {
       listener = fn
     },
 
-    async renew ({ force = false } = {}) {
-      if (running !== null) await running
-      await run(force)
+    async renew ({ force = false, name } = {}) {
+      const targets = all().filter((m) => name === undefined || m.name === name || m.names.includes(name))
+      await Promise.all(targets.map(async (m) => {
+        if (m.running !== null) await m.running
+        await run(m, force)
+      }))
     },
 
     nextCheck () {
-      return nextCheckAt
+      let earliest: Date | null = null
+      for (const m of all()) {
+        if (m.nextCheckAt !== null && (earliest === null || m.nextCheckAt < earliest)) earliest = m.nextCheckAt
+      }
+      return earliest
+    },
+
+    onDemandNames () {
+      return allowed
+    },
+
+    storageDescription () {
+      return storage?.description ?? null
     }
   }
 }
+
+/** Facts about a certificate used in events. @internal */
+export type { CertificateInfo }

@@ -1,27 +1,30 @@
 /**
- * What TLS_MODE=acme keeps on disk, under `TLS_DIR/acme/<directory>/` (one folder per ACME
- * directory, so that a staging certificate is never served once production is configured):
+ * What TLS_MODE=acme keeps, on top of a `Storage` (TLS_DIR or Redis), under
+ * `acme/<directory>/` (one space per ACME directory, so that a staging certificate is never served
+ * once production is configured):
  *
- * - `account-key.pem` the account's private key (0600), reused so the CA sees one account;
- * - `key.pem` + `cert.pem` the certificate's key (0600) and full chain, leaf first;
- * - `lock` held by the instance that is ordering, so that instances sharing TLS_DIR order once;
- * - `challenges/<token>` pending HTTP-01 answers, so that any instance sharing TLS_DIR can answer
- *   the CA's validation request, whichever one it reaches.
+ * - `account-key.pem` the account's private key, reused so the CA sees one account;
+ * - `certificates/<name>/key.pem`, `cert.pem`, `meta.json` each certificate (its key, its full
+ *   chain leaf first, and the names it was ordered for), by the first of its names;
+ * - `key.pem` + `cert.pem` the single certificate of earlier versions, still served for the names
+ *   it covers until their own certificates arrive (no burst of orders on upgrade);
+ * - `locks/<name>` the lock of whoever is ordering that certificate (or creating the account);
+ * - `challenges/<token>` pending HTTP-01 answers, `alpn/<name>` pending TLS-ALPN-01 certificates,
+ *   so that whichever instance the CA reaches can answer;
+ * - `version` changed after every certificate written: a cheap poll for the other instances.
+ *
+ * With a remote storage (Redis), certificates read from it are also kept in TLS_DIR, so an instance
+ * that restarts while Redis is away still serves them.
  */
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rm, stat, unlink, utimes } from 'node:fs/promises'
-import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
+import { fileStorage } from '../storage/file.js'
+import { isLease, type Lease, type LockHolder, type Storage } from '../storage/storage.js'
+import { ERR_STORAGE_UNAVAILABLE } from '../errors.js'
 import { assertUsablePair, inspectCertificate, uncoveredHosts } from './inspect.js'
-import { writeAtomic, writePrivateFile } from './self-signed.js'
 import type { CertificatePair } from './source.js'
 
-/** A lock older than this was left by a crashed instance (a live holder refreshes it every minute). */
-export const LOCK_STALE_AFTER = 10 * 60_000
-const LOCK_REFRESH_EVERY = 60_000
-
-/** HTTP-01 tokens are base64url (RFC 8555 section 8.3); anything else never reaches the disk. */
+/** HTTP-01 tokens are base64url (RFC 8555 section 8.3); anything else never reaches the storage. */
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/
 
 /** The folder name for a directory URL: its host and port, e.g. `acme-v02.api.letsencrypt.org`. @internal */
@@ -30,192 +33,244 @@ export function directoryFolder (directoryUrl: string): string {
   return (url.port === '' ? url.hostname : `${url.hostname}_${url.port}`).replace(/[^A-Za-z0-9._-]/g, '_')
 }
 
+/** The storage segment of a certificate name: `*.example.com` is `wildcard_.example.com`. @internal */
+export function certificateSegment (name: string): string {
+  return name.replace(/^\*\./, 'wildcard_.').replace(/[^A-Za-z0-9._-]/g, '_')
+}
+
 /** A stored pair, with why it is or is not fit to serve and to keep. @internal */
 export interface StoredPair {
   pair: CertificatePair
   /** True while the certificate is within its validity period. */
   inDate: boolean
-  /** Domains the certificate does not cover (the configuration changed). */
+  /** Names the certificate does not cover (the configuration changed). */
   missing: string[]
+  /** Read from the single certificate of earlier versions. */
+  legacy?: boolean
+  /** Read from the local copy in TLS_DIR because the shared storage could not be reached. */
+  fromCache?: boolean
 }
 
-/** A held lock; `release()` removes it if it is still ours. @internal */
-export interface Lock {
-  release (): Promise<void>
+/** What `meta.json` holds. @internal */
+export interface CertificateMeta {
+  names: string[]
+  onDemand: boolean
 }
 
-/** Who holds a lock, from its content. @internal */
-export interface LockHolder {
-  pid: number
-  host: string
-  since: string
+/** Options of `AcmeStore`. @internal */
+export interface AcmeStoreOptions {
+  /** A local copy of the certificates (TLS_DIR) for when `storage` cannot be reached. */
+  cache?: Storage
+  /** Lease of the locks, in ms. */
+  lockTtl?: number
 }
 
-/** Disk storage of one ACME directory's account, certificate, lock and challenges. @internal */
+/** The ACME state of one directory, in a storage. @internal */
 export class AcmeStore {
+  readonly storage: Storage
+  /** Storage key prefix: `acme/<directory>`. */
+  readonly prefix: string
+  /** With a file storage, the folder of this directory's state (TLS_DIR/acme/<directory>). */
   readonly folder: string
-  readonly challengeFolder: string
+  private readonly cache: Storage | null
+  private readonly lockTtl: number | undefined
 
-  readonly tlsDir: string
-
-  constructor (tlsDir: string, directoryUrl: string) {
-    this.tlsDir = tlsDir
-    this.folder = join(tlsDir, 'acme', directoryFolder(directoryUrl))
-    this.challengeFolder = join(this.folder, 'challenges')
+  /** `storage` is a Storage, or a TLS_DIR path for the filesystem storage. */
+  constructor (storage: Storage | string, directoryUrl: string, options: AcmeStoreOptions = {}) {
+    this.storage = typeof storage === 'string' ? fileStorage(storage) : storage
+    this.prefix = `acme/${directoryFolder(directoryUrl)}`
+    const root = (this.storage as Partial<ReturnType<typeof fileStorage>>).root
+    this.folder = root === undefined ? this.prefix : join(root, 'acme', directoryFolder(directoryUrl))
+    this.cache = options.cache ?? null
+    this.lockTtl = options.lockTtl
   }
 
-  private path (name: string): string {
-    return join(this.folder, name)
+  private key (...parts: string[]): string {
+    return [this.prefix, ...parts].join('/')
   }
 
-  /** Creates (0700) or checks TLS_DIR and the folders under it: nothing another user could write is used. */
+  /** With a file storage, creates (0700) or checks the folders; nothing another user could write is used. */
   async ensureFolder (): Promise<void> {
-    for (const folder of [this.tlsDir, join(this.tlsDir, 'acme'), this.folder, this.challengeFolder]) {
-      await ensurePrivateDir(folder, { variable: 'TLS_DIR' })
-    }
-  }
-
-  /** The account key, created (ECDSA P-256 by the caller's `create`) on first use. */
-  async accountKey (create: () => Promise<string>): Promise<string> {
-    await this.ensureFolder()
-    try {
-      await checkPrivateFile(this.path('account-key.pem'), true)
-      return await readFile(this.path('account-key.pem'), 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    }
-    const key = await create()
-    await this.ensureFolder()
-    await writePrivateFile(this.path('account-key.pem'), key)
-    return key
+    // Reading a key below each folder creates and checks the folders on the way.
+    await this.storage.load(this.key('challenges', 'placeholder')).catch((error: unknown) => {
+      if ((error as { code?: string }).code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
+    })
   }
 
   /**
-   * The stored certificate and key, or null when there are none or they do not belong together
-   * (another instance may be between writing the key and the certificate).
+   * The account key, created on first use by `create` under the account lock, so that instances
+   * starting together share one account. Waits up to `waitMs` for another instance creating it.
    */
-  async readPair (domains: readonly string[], now = Date.now()): Promise<StoredPair | null> {
-    let key: string
-    let cert: string
-    await this.ensureFolder()
-    try {
-      await checkPrivateFile(this.path('key.pem'), true)
-      await checkPrivateFile(this.path('cert.pem'), false)
-      key = await readFile(this.path('key.pem'), 'utf8')
-      cert = await readFile(this.path('cert.pem'), 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw error
-    }
-    let inDate = true
-    try {
-      // Checks the key matches; an expired certificate is still returned (flagged), never dropped.
-      assertUsablePair(cert, key, undefined, now, 'stored ACME certificate')
-    } catch (error) {
-      const info = safeInspect(cert)
-      if (info === null || !/expired|not valid before/.test((error as Error).message)) return null
-      inDate = false
-    }
-    const info = inspectCertificate(cert)
-    return { pair: { key, cert, info }, inDate, missing: uncoveredHosts(info.sans, domains) }
-  }
-
-  /** Stores a new pair: the key first, so that a reader seeing the new certificate finds its key. */
-  async writePair (key: string, cert: string): Promise<void> {
-    await this.ensureFolder()
-    await writePrivateFile(this.path('key.pem'), key)
-    await writeAtomic(this.path('cert.pem'), cert, 0o644)
-  }
-
-  /**
-   * Takes the lock, or returns who holds it. A lock left by a dead process on this host, or not
-   * refreshed for LOCK_STALE_AFTER, is taken over.
-   */
-  async lock (now = Date.now): Promise<Lock | LockHolder> {
-    await this.ensureFolder()
-    const path = this.path('lock')
-    const mine: LockHolder = { pid: process.pid, host: hostname(), since: new Date(now()).toISOString() }
-    const token = randomBytes(8).toString('hex')
-    const content = JSON.stringify({ ...mine, token })
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const handle = await open(path, 'wx', 0o600)
+  async accountKey (create: () => Promise<string>, waitMs = 30_000): Promise<string> {
+    const name = this.key('account-key.pem')
+    const existing = await this.storage.load(name)
+    if (existing !== null) return existing
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const lease = await this.lock('account')
+      if (isLease(lease)) {
         try {
-          await handle.writeFile(content)
+          const again = await this.storage.load(name)
+          if (again !== null) return again
+          const key = await create()
+          await this.storage.store(name, key, { guard: lease })
+          return key
         } finally {
-          await handle.close()
+          await this.unlock(lease)
         }
-        return this.heldLock(path, content)
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       }
-      const holder = await this.lockHolder(path, now)
-      if (holder !== null) return holder
-      // Stale: remove it and try once more (if another instance beats us to it, it holds the lock).
-      await rm(path, { force: true })
+      if (Date.now() >= deadline) {
+        throw new ERR_STORAGE_UNAVAILABLE(`the ACME account key is being created by another instance (${lease.owner}) and did not appear within ${waitMs} ms`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      const appeared = await this.storage.load(name)
+      if (appeared !== null) return appeared
     }
-    return (await this.lockHolder(path, now)) ?? { pid: 0, host: 'unknown', since: new Date(now()).toISOString() }
   }
 
-  /** The live holder of the lock, or null when there is none or it is stale. */
-  private async lockHolder (path: string, now: () => number): Promise<LockHolder | null> {
-    let text: string
-    let modified: number
+  /** Reads a key and certificate from `storage` under `base`, or null when missing or not a pair. */
+  private async readFrom (storage: Storage, base: string, names: readonly string[], now: number): Promise<StoredPair | null> {
+    const [key, cert] = await Promise.all([storage.load(`${base}/key.pem`), storage.load(`${base}/cert.pem`)])
+    if (key === null || cert === null) return null
+    return judge(key, cert, names, now)
+  }
+
+  /**
+   * The single stored certificate of earlier versions (TLS_DIR/acme/<directory>/cert.pem), or null
+   * when there is none or its key and certificate do not belong together.
+   */
+  async readPair (names: readonly string[], now = Date.now()): Promise<StoredPair | null> {
+    const found = await this.readFrom(this.storage, this.prefix, names, now)
+    return found === null ? null : { ...found, legacy: true }
+  }
+
+  /** Stores the single certificate of earlier versions (tests of the upgrade path). */
+  async writePair (key: string, cert: string): Promise<void> {
+    await this.storage.store(this.key('key.pem'), key)
+    await this.storage.store(this.key('cert.pem'), cert)
+  }
+
+  /**
+   * The certificate named `name`, for `names`: its own, else the single certificate of earlier
+   * versions when that covers every name and is in date. When the storage cannot be reached, the
+   * local copy (with a remote storage). Null when there is none.
+   */
+  async readCertificate (name: string, names: readonly string[], now = Date.now()): Promise<StoredPair | null> {
+    const base = this.key('certificates', certificateSegment(name))
     try {
-      text = await readFile(path, 'utf8')
-      modified = (await stat(path)).mtimeMs
+      const own = await this.readFrom(this.storage, base, names, now)
+      if (own !== null) {
+        if (this.cache !== null) await this.mirror(base, own).catch(() => {})
+        return own
+      }
+      const legacy = await this.readPair(names, now)
+      return legacy !== null && legacy.inDate && legacy.missing.length === 0 ? legacy : null
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw error
+      if (this.cache === null || (error as { code?: string }).code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
+      const cached = await this.readFrom(this.cache, base, names, now).catch(() => null)
+      if (cached === null) throw error
+      return { ...cached, fromCache: true }
     }
-    let holder: LockHolder
+  }
+
+  /** Keeps a local copy of a certificate read from the remote storage, if it changed. */
+  private async mirror (base: string, stored: StoredPair): Promise<void> {
+    const cache = this.cache as Storage
+    if (await cache.load(`${base}/cert.pem`) === stored.pair.cert) return
+    await cache.store(`${base}/key.pem`, stored.pair.key)
+    await cache.store(`${base}/cert.pem`, stored.pair.cert)
+  }
+
+  /**
+   * Stores a new certificate: the key first, so that a reader seeing the new certificate finds its
+   * key; with `guard`, only while that lease is held. Then tells the other instances.
+   */
+  async writeCertificate (name: string, meta: CertificateMeta, key: string, cert: string, guard?: Lease): Promise<void> {
+    const base = this.key('certificates', certificateSegment(name))
+    const options = guard === undefined ? {} : { guard }
+    await this.storage.store(`${base}/key.pem`, key, options)
+    await this.storage.store(`${base}/cert.pem`, cert, options)
+    await this.storage.store(`${base}/meta.json`, JSON.stringify(meta), options)
+    await this.storage.store(this.key('version'), randomBytes(8).toString('hex'))
+    if (this.cache !== null) await this.mirror(base, { pair: { key, cert, info: inspectCertificate(cert) }, inDate: true, missing: [] }).catch(() => {})
+  }
+
+  /** The names and kind of a stored certificate, or null. */
+  async readMeta (name: string): Promise<CertificateMeta | null> {
+    const text = await this.storage.load(this.key('certificates', certificateSegment(name), 'meta.json'))
+    if (text === null) return null
     try {
-      const parsed = JSON.parse(text) as Partial<LockHolder>
-      holder = { pid: Number(parsed.pid), host: String(parsed.host), since: String(parsed.since) }
+      const parsed = JSON.parse(text) as Partial<CertificateMeta>
+      if (!Array.isArray(parsed.names) || !parsed.names.every((entry) => typeof entry === 'string')) return null
+      return { names: parsed.names, onDemand: parsed.onDemand === true }
     } catch {
-      // Half-written by its creator a moment ago, or garbage: trust it only while it is fresh.
-      return now() - modified > LOCK_STALE_AFTER ? null : { pid: 0, host: 'unknown', since: new Date(modified).toISOString() }
-    }
-    if (now() - modified > LOCK_STALE_AFTER) return null
-    if (holder.host === hostname() && !processAlive(holder.pid)) return null
-    return holder
-  }
-
-  private heldLock (path: string, content: string): Lock {
-    // Refreshing the lock's mtime tells other instances that its holder is alive.
-    const refresh = setInterval(() => {
-      const t = new Date()
-      utimes(path, t, t).catch(() => {})
-    }, LOCK_REFRESH_EVERY)
-    refresh.unref()
-    return {
-      async release () {
-        clearInterval(refresh)
-        try {
-          if (await readFile(path, 'utf8') === content) await unlink(path)
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-        }
-      }
+      return null
     }
   }
 
-  /** Publishes an HTTP-01 answer for every instance sharing TLS_DIR. */
+  /** The names (storage segments) of every stored certificate. */
+  async certificateNames (): Promise<string[]> {
+    const keys = await this.storage.list(this.key('certificates'))
+    return keys.map((key) => key.slice(key.lastIndexOf('/') + 1))
+  }
+
+  /** Changes whenever a certificate is written; null before the first. */
+  async version (): Promise<string | null> {
+    return await this.storage.load(this.key('version'))
+  }
+
+  /** The storage key of a certificate's files, to recognise them in change notifications. */
+  certificateKey (name: string): string {
+    return this.key('certificates', certificateSegment(name), 'cert.pem')
+  }
+
+  /** Takes the lock for a certificate (by name) or for the account, or says who holds it. */
+  async lock (name = 'certificate'): Promise<Lease | LockHolder> {
+    return await this.storage.lock(this.key('locks', certificateSegment(name)), this.lockTtl === undefined ? {} : { ttl: this.lockTtl })
+  }
+
+  async unlock (lease: Lease): Promise<void> {
+    await this.storage.unlock(lease).catch(() => {
+      // Unreachable: the lease runs out by itself.
+    })
+  }
+
+  /** Publishes an HTTP-01 answer for every instance. */
   async putChallenge (token: string, keyAuthorization: string): Promise<void> {
     if (!TOKEN.test(token)) throw new Error(`the ACME server sent an HTTP-01 token that is not base64url: ${JSON.stringify(token.slice(0, 40))}`)
-    await this.ensureFolder()
-    await writeAtomic(join(this.challengeFolder, token), keyAuthorization, 0o644)
+    await this.storage.store(this.key('challenges', token), keyAuthorization)
   }
 
   async removeChallenge (token: string): Promise<void> {
-    if (TOKEN.test(token)) await rm(join(this.challengeFolder, token), { force: true })
+    if (TOKEN.test(token)) await this.storage.delete(this.key('challenges', token))
   }
 
   /** The answer for a token published by any instance, or null. */
   async challenge (token: string): Promise<string | null> {
     if (!TOKEN.test(token)) return null
     try {
-      return await readFile(join(this.challengeFolder, token), 'utf8')
+      return await this.storage.load(this.key('challenges', token))
+    } catch {
+      return null
+    }
+  }
+
+  /** Publishes a TLS-ALPN-01 certificate (key and certificate PEM) for a name, for every instance. */
+  async putAlpn (name: string, key: string, cert: string): Promise<void> {
+    await this.storage.store(this.key('alpn', certificateSegment(name)), JSON.stringify({ key, cert }))
+  }
+
+  async removeAlpn (name: string): Promise<void> {
+    await this.storage.delete(this.key('alpn', certificateSegment(name)))
+  }
+
+  /** The pending TLS-ALPN-01 certificate for a name, or null. */
+  async alpn (name: string): Promise<{ key: string, cert: string } | null> {
+    try {
+      const text = await this.storage.load(this.key('alpn', certificateSegment(name)))
+      if (text === null) return null
+      const parsed = JSON.parse(text) as { key?: unknown, cert?: unknown }
+      return typeof parsed.key === 'string' && typeof parsed.cert === 'string' ? { key: parsed.key, cert: parsed.cert } : null
     } catch {
       return null
     }
@@ -235,13 +290,17 @@ function safeInspect (cert: string): ReturnType<typeof inspectCertificate> | nul
   }
 }
 
-function processAlive (pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
+/** Judges a stored key and certificate: null when they do not belong together or cannot be read. */
+function judge (key: string, cert: string, names: readonly string[], now: number): StoredPair | null {
+  let inDate = true
   try {
-    process.kill(pid, 0)
-    return true
+    // Checks the key matches; an expired certificate is still returned (flagged), never dropped.
+    assertUsablePair(cert, key, undefined, now, 'stored ACME certificate')
   } catch (error) {
-    // EPERM: it exists but belongs to another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    const info = safeInspect(cert)
+    if (info === null || !/expired|not valid before/.test((error as Error).message)) return null
+    inDate = false
   }
+  const info = inspectCertificate(cert)
+  return { pair: { key, cert, info }, inDate, missing: uncoveredHosts(info.sans, names) }
 }

@@ -20,9 +20,9 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { ERR_CERTIFICATE } from '../errors.js'
-import type { TlsConfig } from '../schemas/tls.js'
+import { certificateFiles, type TlsConfig } from '../schemas/tls.js'
 import { assertUsablePair, chainProblems } from './inspect.js'
-import type { CertificatePair, CertificateSource, SourceEvents } from './source.js'
+import type { CertificatePair, CertificateSource, NamedCertificate, SourceEvents } from './source.js'
 
 /** Tuning of the watcher; tests shorten it. */
 export interface WatchTiming {
@@ -113,8 +113,70 @@ export function pairDigest (pair: Pick<CertificatePair, 'cert' | 'key' | 'ca'>):
   return createHash('sha256').update(pair.cert).update('\0').update(pair.key).update('\0').update(pair.ca ?? '').digest('hex')
 }
 
-/** The certificate files source. */
+/**
+ * The certificate files source. With comma lists in TLS_CERT_FILE and TLS_KEY_FILE, one pair per
+ * position, each read, validated and watched on its own, chosen by SNI; the first is the default.
+ */
 export function filesSource (config: FilesConfig, timing: WatchTiming = DEFAULT_WATCH_TIMING): CertificateSource {
+  const pairs = certificateFiles(config)
+  if (pairs.length <= 1) return pairSource(config, timing)
+  return severalPairs(pairs.map((files) => ({ ...config, ...files })), timing)
+}
+
+/** A name for the certificate at `index`: `default` for the first, its first DNS name for the others. */
+function pairName (index: number, pair: CertificatePair, taken: ReadonlySet<string>): string {
+  if (index === 0) return 'default'
+  const first = pair.info.sans.find((san) => !/^[\d.:]+$/.test(san)) ?? pair.info.sans[0] ?? `certificate ${index + 1}`
+  return taken.has(first) ? `${first} (${index + 1})` : first
+}
+
+/** Several pairs: each its own watched source, reported by name. */
+function severalPairs (configs: FilesConfig[], timing: WatchTiming): CertificateSource {
+  const sources = configs.map((files) => pairSource(files, timing))
+  const current: Array<CertificatePair | null> = sources.map(() => null)
+  const names: string[] = []
+  return {
+    mode: 'files',
+    async load () {
+      // Every pair is read and checked; all problems at once, each naming its files.
+      const results = await Promise.allSettled(sources.map((source) => source.load()))
+      const failed = results.flatMap((result, i) => result.status === 'rejected' ? [`pair ${i + 1} (${configs[i]?.certFile ?? ''}): ${(result.reason as Error).message}`] : [])
+      if (failed.length > 0) throw new ERR_CERTIFICATE(failed.join('; '))
+      results.forEach((result, i) => {
+        const pair = (result as PromiseFulfilledResult<CertificatePair>).value
+        current[i] = pair
+        if (names[i] === undefined) names[i] = pairName(i, pair, new Set(names))
+      })
+      return current[0] as CertificatePair
+    },
+    certificates () {
+      const list: NamedCertificate[] = []
+      current.forEach((pair, i) => {
+        if (pair !== null) list.push({ name: names[i] as string, names: [], pair })
+      })
+      return list
+    },
+    start (events: SourceEvents) {
+      sources.forEach((source, i) => {
+        source.start({
+          update (pair, reason) {
+            current[i] = pair
+            events.update(pair, `${reason} (${configs[i]?.certFile ?? ''})`, names[i])
+          },
+          error (error) {
+            events.error(error, names[i])
+          }
+        })
+      })
+    },
+    async stop () {
+      await Promise.all(sources.map((source) => source.stop()))
+    }
+  }
+}
+
+/** One certificate and key file pair, watched. */
+function pairSource (config: FilesConfig, timing: WatchTiming): CertificateSource {
   const paths = [config.certFile, config.keyFile, config.caFile].filter((p): p is string => p !== undefined).map((p) => resolve(p))
   const watchers = new Map<string, FSWatcher>()
   let poller: NodeJS.Timeout | undefined

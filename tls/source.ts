@@ -1,6 +1,10 @@
 /**
  * One abstraction for every certificate origin: a source yields a pair now and may yield a new one
- * later. The `tls` plugin applies each new pair with `server.setSecureContext()`.
+ * later. The `tls` plugin applies each new pair with `server.setSecureContext()` (the default) or in
+ * its SNI table (the others).
+ *
+ * A source may serve several certificates, each chosen by the name the client asks for (SNI): the
+ * first is the default, for clients without SNI or asking for a name no certificate covers.
  */
 import type { TlsMode } from '../schemas/tls.js'
 import type { CertificateInfo } from './inspect.js'
@@ -24,20 +28,47 @@ export interface CertificatePair {
   origin?: string
 }
 
+/** One certificate of a source that serves several. */
+export interface NamedCertificate {
+  /** Stable name: the first name it is ordered for (ACME), or `default` and the certificate file (files). */
+  name: string
+  /** Names it is served for by SNI (wildcards as `*.example.com`); the certificate's own SANs when empty. */
+  names: readonly string[]
+  pair: CertificatePair
+  /** Obtained on demand, for a name not configured in advance. */
+  onDemand?: boolean
+}
+
 /** Callbacks a source reports to once started. */
 export interface SourceEvents {
-  /** A new, validated pair is ready to serve. */
-  update (pair: CertificatePair, reason: string): void
+  /**
+   * A new, validated pair is ready to serve. `name` says which certificate (see
+   * `certificates()`); without it, the default.
+   */
+  update (pair: CertificatePair, reason: string, name?: string): void
   /** A new pair was found but is unusable; the current one keeps serving. */
-  error (error: Error): void
+  error (error: Error, name?: string): void
 }
 
 /** Where certificates come from. */
 export interface CertificateSource {
   /** The TLS_MODE this source serves. */
   readonly mode: TlsMode
-  /** Loads (or generates) the pair to serve now. Throws when there is none. */
+  /** Loads (or generates) the pair to serve now, the default one. Throws when there is none. */
   load (): Promise<CertificatePair>
+  /**
+   * Every certificate after `load()`, the default first, for sources that serve several by SNI.
+   * Absent (or one entry) for sources with a single certificate.
+   */
+  certificates? (): NamedCertificate[]
+  /**
+   * A certificate for an SNI name no certificate covers, obtained now (on-demand TLS): resolves
+   * with it, null to refuse the handshake, or undefined to serve the default certificate (a name
+   * that is not on-demand material, such as localhost). Absent when the source has no such names.
+   */
+  onDemand? (servername: string): Promise<NamedCertificate | null | undefined>
+  /** The pending TLS-ALPN-01 challenge certificate for a name (RFC 8737), or null. */
+  alpnChallenge? (servername: string): Promise<{ key: string, cert: string } | null>
   /** Starts watching for new pairs (files changed, renewal due). */
   start (events: SourceEvents): void
   /** Stops watching; resolves when every timer and watcher is gone. */

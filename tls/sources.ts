@@ -2,7 +2,7 @@
  * Picks the certificate source for a TLS mode.
  */
 import { ERR_CERTIFICATE } from '../errors.js'
-import type { TlsConfig } from '../schemas/tls.js'
+import { certificateFiles, type TlsConfig } from '../schemas/tls.js'
 import { acmeSource } from './acme-source.js'
 import { filesSource } from './files-source.js'
 import { selfSignedSource } from './self-signed-source.js'
@@ -11,6 +11,14 @@ import type { CertificateSource } from './source.js'
 /** True for the modes where this process terminates TLS. */
 export function terminatesTls (mode: TlsConfig['mode']): boolean {
   return mode === 'self-signed' || mode === 'files' || mode === 'acme'
+}
+
+/**
+ * True when the server needs the SNI callbacks (set at construction): ACME (a certificate per name,
+ * on-demand names, TLS-ALPN-01) and files with several pairs.
+ */
+export function needsSni (config: TlsConfig): boolean {
+  return config.mode === 'acme' || (config.mode === 'files' && certificateFiles(config).length > 1)
 }
 
 /** The source for the configured mode. @throws when the mode has no certificate (proxy, off). */

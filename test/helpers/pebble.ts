@@ -19,6 +19,8 @@ export interface PebbleOptions {
   validitySeconds?: number
   /** Names pebble refuses to certify (rejectedIdentifier). */
   blocklist?: string[]
+  /** External account binding keys (key id to base64url HMAC key); pebble then requires EAB. */
+  eab?: Record<string, string>
 }
 
 export interface Pebble {
@@ -28,6 +30,12 @@ export interface Pebble {
   caFile: string
   /** Where pebble sends HTTP-01 validation requests: the app's HTTP_PORT in tests. */
   httpPort: number
+  /** Where pebble connects for TLS-ALPN-01 validation: the app's HTTPS port in tests. */
+  tlsPort: number
+  /** Sets a TXT record in pebble-challtestsrv's DNS (its management API), as a DNS provider would. */
+  setTxt (host: string, value: string): Promise<void>
+  /** Removes the TXT records of a name. */
+  clearTxt (host: string): Promise<void>
   /** Pebble's current issuing root and intermediate (both change when pebble restarts). */
   issuers (): Promise<{ root: string, intermediate: string }>
   /** Pebble's output so far. */
@@ -92,7 +100,8 @@ export async function startPebble (options: PebbleOptions = {}): Promise<Pebble>
       httpPort,
       tlsPort,
       ocspResponderURL: '',
-      externalAccountBindingRequired: false,
+      externalAccountBindingRequired: options.eab !== undefined,
+      ...(options.eab === undefined ? {} : { externalAccountMACKeys: options.eab }),
       ...(options.validitySeconds === undefined ? {} : { certificateValidityPeriod: options.validitySeconds }),
       ...(options.blocklist === undefined ? {} : { domainBlocklist: options.blocklist })
     }
@@ -139,6 +148,15 @@ export async function startPebble (options: PebbleOptions = {}): Promise<Pebble>
     directory: `https://127.0.0.1:${acmePort}/dir`,
     caFile,
     httpPort,
+    tlsPort,
+    async setTxt (host, value) {
+      const res = await request(`http://127.0.0.1:${dnsManagementPort}/set-txt`, { method: 'POST', body: JSON.stringify({ host: host.endsWith('.') ? host : `${host}.`, value }) })
+      if (res.status !== 200) throw new Error(`pebble-challtestsrv set-txt: ${res.status} ${res.body}`)
+    },
+    async clearTxt (host) {
+      const res = await request(`http://127.0.0.1:${dnsManagementPort}/clear-txt`, { method: 'POST', body: JSON.stringify({ host: host.endsWith('.') ? host : `${host}.` }) })
+      if (res.status !== 200) throw new Error(`pebble-challtestsrv clear-txt: ${res.status} ${res.body}`)
+    },
     async issuers () {
       const get = async (path: string): Promise<string> => {
         const res = await request(`https://127.0.0.1:${managementPort}${path}`, { ca })
@@ -179,8 +197,10 @@ export function presented (port: number, servername: string): Promise<X509Certif
 
 /** Options for an app in TLS_MODE=acme against this pebble. */
 export function acmeOptions (pebble: Pebble, dir: string, domains: string[], httpPort: number, extra: Record<string, unknown> = {}): SecureHttpsOptions {
+  // `a+b` puts names on one certificate; every name is an allowed host (wildcards are not).
+  const hosts = domains.flatMap((entry) => entry.split('+')).filter((name) => !name.startsWith('*.'))
   return {
-    allowedHosts: [...domains, 'localhost', '127.0.0.1'],
+    allowedHosts: [...hosts, 'localhost', '127.0.0.1'],
     tls: {
       mode: 'acme',
       dir,

@@ -1,0 +1,111 @@
+/**
+ * The filesystem storage (TLS_DIR): the storage contract, keys that can never leave TLS_DIR
+ * (fuzzed), private folders and files, and a holder that lost its lease while paused.
+ */
+import fc from 'fast-check'
+import { chmodSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { join, resolve, sep } from 'node:path'
+import t from 'tap'
+import { fileStorage } from '../storage/file.js'
+import { isLease, keyProblem } from '../storage/storage.js'
+import { tempDir } from './helpers/app.js'
+import { storageContract } from './helpers/storage-contract.js'
+
+t.test('the storage contract', async (t) => {
+  const dir = tempDir(undefined, t)
+  await storageContract(t, async () => fileStorage(dir))
+})
+
+t.test('keys map to files inside TLS_DIR, and nowhere else', async (t) => {
+  const dir = tempDir(undefined, t)
+  const storage = fileStorage(dir)
+  const root = resolve(dir)
+  fc.assert(fc.property(fc.string({ maxLength: 300 }), (key) => {
+    let path: string
+    try {
+      path = storage.pathOf(key)
+    } catch (error) {
+      // Refused: with the storage's own error, and only when the key is not plain.
+      return (error as { code?: string }).code === 'ERR_SECURE_HTTPS_STORAGE' && keyProblem(key) !== null
+    }
+    return keyProblem(key) === null && path.startsWith(root + sep) && resolve(path) === path
+  }), { numRuns: 5000 })
+  // Keys built from segments that look like traversal: refused, or inside the root.
+  const segment = fc.constantFrom('..', '.', '', 'a', '_', 'a.b', '-x', '..a', 'a..', '%2e%2e', '~')
+  fc.assert(fc.property(fc.array(segment, { minLength: 1, maxLength: 6 }), (segments) => {
+    const key = segments.join('/')
+    try {
+      return storage.pathOf(key).startsWith(root + sep)
+    } catch {
+      return keyProblem(key) !== null
+    }
+  }), { numRuns: 2000 })
+  t.pass('no key reaches outside TLS_DIR')
+})
+
+t.test('checking a key is linear in its length', async (t) => {
+  // The least of many rounds: other work on the machine only ever adds time.
+  const cost = (key: string): number => {
+    let best = Infinity
+    for (let round = 0; round < 15; round++) {
+      const start = process.hrtime.bigint()
+      for (let i = 0; i < 300; i++) keyProblem(key)
+      best = Math.min(best, Number(process.hrtime.bigint() - start))
+    }
+    return best
+  }
+  // Adversarial shapes for the segment pattern: long runs that fail at the very end.
+  const shapes: Array<[string, (n: number) => string]> = [
+    ['one long segment', (n) => `${'a'.repeat(n - 1)}!`],
+    ['many segments', (n) => `${'a/'.repeat(Math.floor((n - 1) / 2))}.`],
+    ['dots and underscores', (n) => `${'_.'.repeat(Math.floor((n - 1) / 2))}/`]
+  ]
+  for (const [name, shape] of shapes) {
+    cost(shape(1000)) // warm up
+    const sizes = [125, 250, 500, 1000]
+    const costs = sizes.map((n) => cost(shape(n)))
+    const worst = Math.max(...costs.slice(1).map((c, i) => c / (costs[i] as number)))
+    t.ok(worst < 3, `${name}: each doubling of the length (125 to 1000) at most about doubles the time (${costs.map((c) => Math.round(c / 300)).join(', ')} ns a check; worst step x${worst.toFixed(2)})`)
+  }
+})
+
+t.test('folders are created private, files 0600, and a key another user could read is refused', async (t) => {
+  const dir = tempDir(undefined, t)
+  const storage = fileStorage(join(dir, 'tls'))
+  await storage.store('acme/x/certificates/a.test/key.pem', 'secret')
+  t.equal(statSync(join(dir, 'tls')).mode & 0o777, 0o700)
+  t.equal(statSync(join(dir, 'tls', 'acme', 'x', 'certificates')).mode & 0o777, 0o700)
+  t.equal(statSync(join(dir, 'tls', 'acme/x/certificates/a.test/key.pem')).mode & 0o777, 0o600)
+  writeFileSync(join(dir, 'tls', 'acme/x/certificates/a.test/key.pem'), 'planted')
+  chmodSync(join(dir, 'tls', 'acme/x/certificates/a.test/key.pem'), 0o644)
+  await t.rejects(storage.load('acme/x/certificates/a.test/key.pem'), { code: 'ERR_SECURE_HTTPS_INSECURE_STORAGE' }, 'a key readable by others is refused')
+  writeFileSync(join(dir, 'tls', 'acme/x/certificates/a.test/cert.pem'), 'public', { mode: 0o644 })
+  t.equal(await storage.load('acme/x/certificates/a.test/cert.pem'), 'public', 'a certificate readable by others is fine')
+  chmodSync(join(dir, 'tls', 'acme/x/certificates/a.test/cert.pem'), 0o666)
+  await t.rejects(storage.load('acme/x/certificates/a.test/cert.pem'), { code: 'ERR_SECURE_HTTPS_INSECURE_STORAGE' }, 'but not one others can write')
+  t.same(await storage.list('acme/x/certificates/a.test'), ['acme/x/certificates/a.test/cert.pem', 'acme/x/certificates/a.test/key.pem'], 'no temporary or lock files listed')
+})
+
+t.test('a holder that lost its lease while paused cannot overwrite the next holder\'s work', async (t) => {
+  const dir = tempDir(undefined, t)
+  const paused = fileStorage(dir)
+  const next = fileStorage(dir)
+  t.teardown(() => paused.close())
+  t.teardown(() => next.close())
+  const lease = await paused.lock('acme/x/locks/a.test')
+  if (!isLease(lease)) throw new Error('the lock was not free')
+  // The holder stops renewing (a stopped VM): its lock file ages past the lease.
+  const path = join(dir, 'acme', 'x', 'locks', 'a.test.lock')
+  const old = new Date(Date.now() - 61_000)
+  utimesSync(path, old, old)
+  const taken = await next.lock('acme/x/locks/a.test')
+  t.ok(isLease(taken), 'another instance takes the lock over')
+  if (!isLease(taken)) return
+  await next.store('acme/x/certificates/a.test/cert.pem', 'the new holder\'s', { guard: taken })
+  await t.rejects(paused.store('acme/x/certificates/a.test/cert.pem', 'the paused holder\'s', { guard: lease }), { code: 'ERR_SECURE_HTTPS_LOCK_LOST' })
+  t.equal(await next.load('acme/x/certificates/a.test/cert.pem'), 'the new holder\'s', 'the late write is refused')
+  t.notOk(existsSync(`${join(dir, 'acme/x/certificates/a.test/cert.pem')}.tmp`), 'and leaves nothing behind')
+  await paused.unlock(lease)
+  t.ok(existsSync(path), 'unlocking a lost lease leaves the new holder\'s lock alone')
+  await next.unlock(taken)
+})
