@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionConfig, type SecureSessionOptions } from '../schemas/secure-session.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 import type { SessionStore, StoredSessionData } from './session-store.js'
 import { openSessionStore, sessionsControl } from './session-store-redis.js'
 
@@ -281,7 +281,7 @@ function sessionEngine (fastify: FastifyInstance, config: SecureSessionConfig, k
 
   function report (request: FastifyRequest, rejection: SessionRejection, fields: Record<string, unknown>): void {
     const suppressed = (rejection.event === 'session.tampered' ? limitTampered : limitExpired)()
-    if (suppressed === false) return
+    if (suppressed === false) return unloggedSecurityEvent(rejection.event)
     // Never the cookie itself: it may be a valid session of someone else, replayed.
     const message = rejection.event === 'session.tampered'
       ? `session cookie rejected (${rejection.reason}); starting a fresh session`

@@ -14,6 +14,7 @@
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
  */
 import { Redis, type RedisOptions } from 'ioredis'
+import { timedStoreCall } from '../diagnostics.js'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import type { SessionStore, StoredSessionData } from './session-store.js'
 
@@ -197,7 +198,8 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   client.on('ready', onReady)
   client.on('close', onClose)
 
-  async function run<T> (what: string, command: () => Promise<T>): Promise<T> {
+  const run = <T>(what: string, command: () => Promise<T>): Promise<T> => timedStoreCall(what, () => call(what, command))
+  async function call<T> (what: string, command: () => Promise<T>): Promise<T> {
     if (client.status !== 'ready') {
       throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} is ${client.status} (${lastReason}) during ${what}; the request needs its session and gets 503. Check that Redis is up and that REDIS_URL points to it`)
     }

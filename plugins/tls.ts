@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SecureContextOptions } from 'node:tls'
+import { channels } from '../diagnostics.js'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.js'
@@ -162,6 +163,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
     lastReload = loadedAt
     lastReloadError = null
     lastReloadErrorAt = null
+    if (channels.certificate.hasSubscribers) channels.certificate.publish({ action: 'reloaded', name: 'default', source: config.mode, notAfter: pair.info.notAfter, fingerprint: pair.info.fingerprint })
     fastify.log.info({ fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter.toISOString(), reason }, 'TLS certificate reloaded')
     checkExpiry()
   }
@@ -169,11 +171,13 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   function onError (error: Error): void {
     lastReloadError = error.message
     lastReloadErrorAt = new Date()
+    if (channels.certificate.hasSubscribers) channels.certificate.publish({ action: 'reload-failed', name: 'default', source: config.mode, error: error.message })
     securityEvent(fastify.log, 'tls.reload-failed', { reason: error.message, mode: config.mode, servingFingerprint: current.info.fingerprint },
       `TLS certificate reload failed, still serving the previous certificate: ${error.message}`)
   }
 
   apply(current)
+  if (channels.certificate.hasSubscribers) channels.certificate.publish({ action: 'loaded', name: 'default', source: config.mode, notAfter: current.info.notAfter, fingerprint: current.info.fingerprint })
   const sourceDescription = config.mode === 'files'
     ? `files: ${[config.certFile, config.keyFile, config.caFile].filter((p) => p !== undefined).join(', ')}`
     : config.mode === 'acme' ? `acme: ${config.acme.directory}` : `${config.mode}: ${config.dir}`

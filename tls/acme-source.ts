@@ -14,6 +14,7 @@
  * instance the CA reaches can answer.
  */
 import { readFile } from 'node:fs/promises'
+import { channels } from '../diagnostics.js'
 import { ERR_CERTIFICATE } from '../errors.js'
 import type { TlsConfig } from '../schemas/tls.js'
 import { AcmeOrderError, createEcdsaKey, orderCertificate, type AcmeProblem } from './acme-client.js'
@@ -157,6 +158,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     if (timer !== undefined) clearTimeout(timer)
     const ms = Math.max(0, Math.min(delay, MAX_TIMER))
     nextCheckAt = new Date(Date.now() + ms)
+    if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'next-attempt', names: domains, at: nextCheckAt })
     timer = setTimeout(() => { run(false).catch(() => {}) }, ms)
     timer.unref()
   }
@@ -192,6 +194,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     const first = current === null || current === temporary
     current = pair
     failures = 0
+    if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'order-succeeded', names: domains })
     events?.update(pair, first ? 'ACME certificate issued' : 'ACME certificate renewed')
     emit({
       type: 'issued',
@@ -243,6 +246,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       const failure = error instanceof AcmeOrderError ? error : null
       const delay = retryDelay(failures, acme.retryDelay, acme.retryMaxDelay, failure?.retryAfter ?? null)
       const code = failure?.code ?? (error as NodeJS.ErrnoException).code
+      if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'order-failed', names: domains, error: (error as Error).message })
       emit({
         type: 'order-failed',
         domains,
