@@ -70,6 +70,15 @@ export const ERR_MISSING_DEPENDENCY = createError<'ERR_SECURE_HTTPS_MISSING_DEPE
   '%s'
 )
 
+/**
+ * The metrics listener (METRICS_PORT) could not listen. Logged, not thrown: it starts once the app
+ * listens, and the app keeps serving without it.
+ */
+export const ERR_METRICS_LISTEN = createError<'ERR_SECURE_HTTPS_METRICS_LISTEN', [string]>(
+  'ERR_SECURE_HTTPS_METRICS_LISTEN',
+  '%s'
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
@@ -78,5 +87,6 @@ export const errorCodes = [
   'ERR_SECURE_HTTPS_REDIRECT_LISTEN',
   'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE',
   'ERR_SECURE_HTTPS_INSECURE_STORAGE',
-  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY'
+  'ERR_SECURE_HTTPS_MISSING_DEPENDENCY',
+  'ERR_SECURE_HTTPS_METRICS_LISTEN'
 ] as const

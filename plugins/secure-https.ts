@@ -9,6 +9,7 @@ import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '
 import { errorHandler } from './error-handler.js'
 import { hsts } from './hsts.js'
 import { httpsRedirect } from './https-redirect.js'
+import { metrics } from './metrics.js'
 import { proxyTrust } from './proxy-trust.js'
 import { secureSession } from './secure-session.js'
 import { securityHeaders } from './security-headers.js'
@@ -20,6 +21,8 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
     config.production
       ? 'fastify-secure-https: production rules on (NODE_ENV is not unset, development, dev or test)'
       : 'fastify-secure-https: development mode (NODE_ENV unset, development, dev or test); the production rules are off')
+  // Metrics first: they hear the certificate loaded at register time.
+  if (config.metrics !== false) await fastify.register(metrics, config.metrics)
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)

@@ -69,7 +69,10 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   REDIS_URL: { path: 'secureSession.redisUrl', parse: text, doc: 'Redis for SESSION_STORE=redis' },
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
-  ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' }
+  ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' },
+  METRICS: { path: 'metrics', parse: boolean, doc: 'Prometheus metrics on their own listener' },
+  METRICS_PORT: { path: 'metrics.port', parse: integer, doc: 'port of the metrics listener' },
+  METRICS_HOST: { path: 'metrics.host', parse: text, doc: 'address of the metrics listener' }
 }
 
 const byPath = new Map<string, string>(Object.entries(environmentVariables).map(([name, v]) => [v.path, name]))
@@ -120,6 +123,8 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
       options.httpsRedirect = false
       continue
     }
+    // METRICS_PORT and METRICS_HOST tune the metrics listener (and are checked); only METRICS=true turns it on.
+    if (variable.path.startsWith('metrics.') && options.metrics === undefined) continue
     setPath(options, variable.path, parsed.value)
   }
   return { options, issues }
