@@ -68,11 +68,22 @@ export function metricsExposure (host: string): MetricsExposure {
   return 'public'
 }
 
+const ZONE = /%[a-z0-9_.-]{1,64}$/
+
+/** `localhost`, an IPv4 or an IPv6 address (with a zone id, `fe80::1%eth0`). */
+function isListenAddress (value: string): boolean {
+  if (value === 'localhost') return true
+  const bare = value.replace(ZONE, '')
+  if (bare.includes('%')) return false
+  // A zone id names the interface of an IPv6 link-local address, and nothing else.
+  return bare === value ? isIP(value) !== 0 : isIP(bare) === 6
+}
+
 /** An IP address or `localhost`, trimmed, lower-cased, without brackets. */
 const metricsHostSchema = z
   .string({ error: 'must be an IP address such as 127.0.0.1' })
   .transform((value) => value.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
-  .refine((value) => value === 'localhost' || isIP(value.replace(/%[\w.-]{1,64}$/, '')) !== 0, {
+  .refine(isListenAddress, {
     error: (issue) => `"${String(issue.input).slice(0, 100)}" is not an IP address; use 127.0.0.1 (the default: a scraper on this host), an address of a private interface such as 10.0.0.5, or 0.0.0.0 in a container; a host name is refused because it is resolved only when the listener starts`
   })
 
