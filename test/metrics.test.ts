@@ -227,3 +227,19 @@ t.test('a listener closed before it started never starts', async (t) => {
   t.ok(await refused(port))
   rmSync(dir, { recursive: true, force: true })
 })
+
+t.test('metrics add no hook to any route: a request that triggers no event runs none of their code', async (t) => {
+  const routesOf = async (withMetrics: boolean): Promise<string> => {
+    const config = resolveConfig({ port: 0, httpsRedirect: { port: 0 }, tls: { dir: tempDir('secure-https-metrics-', t) }, secureSession: { keys: [KEY] }, metrics: withMetrics ? { port: 0 } : false })
+    const app = Fastify({ logger: false, ...(await serverOptions(config)) }) as unknown as FastifyInstance
+    t.teardown(() => app.close())
+    await app.register(secureHttps, config)
+    app.get('/anonymous', async () => ({ hello: 'world' }))
+    app.get('/read', async (request) => ({ user: request.session.get('user') ?? null }))
+    await app.ready()
+    return app.printRoutes({ includeHooks: true, commonPrefix: false })
+  }
+  const without = await routesOf(false)
+  t.match(without, /onRequest/, 'the listing shows the suite\'s own hooks')
+  t.equal(await routesOf(true), without, 'the same hooks, route by route, with metrics on')
+})
