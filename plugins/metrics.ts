@@ -16,7 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { subscribeDiagnostics } from '../diagnostics.js'
-import { ERR_METRICS_LISTEN } from '../errors.js'
+import { ConfigError, ERR_METRICS_LISTEN } from '../errors.js'
 import { importOptional } from '../optional.js'
 import { parseOptions } from '../schemas/common.js'
 import { metricsExposure, metricsSchema, type MetricsOptions, type MetricsRegistry } from '../schemas/metrics.js'
@@ -82,6 +82,14 @@ type PromClient = typeof import('prom-client')
 
 function createMetrics (prom: PromClient, target: MetricsRegistry, ownRegistry: boolean, defaultMetrics: boolean, warn: (message: string) => void): SuiteMetrics {
   const registry = target as unknown as Registry
+  const taken = Object.values(metricNames).filter((name) => registry.getSingleMetric(name) !== undefined)
+  if (taken.length > 0) {
+    // Another copy of the suite (two versions in node_modules), or the app itself, registered them.
+    throw new ConfigError([{
+      path: 'metrics.registry',
+      message: `already holds ${taken.join(', ')}, registered outside this copy of fastify-secure-https (another copy of the package in this process, or the app); give each a registry of its own, or remove those metrics first`
+    }], 'metrics')
+  }
   const registers = [registry]
   if (defaultMetrics && registry.getSingleMetric(DEFAULT_METRIC_PROBE) === undefined) prom.collectDefaultMetrics({ register: registry })
 

@@ -243,3 +243,19 @@ t.test('metrics add no hook to any route: a request that triggers no event runs 
   t.match(without, /onRequest/, 'the listing shows the suite\'s own hooks')
   t.equal(await routesOf(true), without, 'the same hooks, route by route, with metrics on')
 })
+
+t.test('a registry that already holds the suite\'s metric names is refused with the reason', async (t) => {
+  const registry = new Registry()
+  const stray = new Counter({ name: metricNames.redirects, help: 'registered by someone else', registers: [registry] })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(metrics, { registry, listener: false })
+    await app.ready()
+  }, {
+    code: 'ERR_SECURE_HTTPS_CONFIG',
+    message: /metrics\.registry: already holds secure_https_redirects_total, registered outside this copy of fastify-secure-https/
+  })
+  t.equal(registry.getSingleMetric(metricNames.redirects), stray, 'the app\'s metric is left alone')
+  t.equal(registry.getSingleMetric(metricNames.securityEvents), undefined, 'and nothing half-registered')
+})
