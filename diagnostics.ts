@@ -37,8 +37,8 @@ export interface SecurityEventMessage {
   /** The log message. */
   message: string
   /**
-   * False for an event over its log rate limit (an attacker's flood): it was counted here but not
-   * logged, and `fields` is empty.
+   * False for an event over its log rate limit (an attacker's flood): it is published (and counted
+   * in metrics) but was not logged, and `fields` is empty.
    */
   logged: boolean
 }
