@@ -5,15 +5,19 @@
  *
  * | channel | message |
  * | --- | --- |
- * | `fastify-secure-https:security-event` | `{ event, fields, message }`: every security event (see plugins/events.ts) |
+ * | `fastify-secure-https:security-event` | `{ event, fields, message, logged }`: every security event (see plugins/events.ts), also those over the log's rate limit (`logged: false`) |
  * | `fastify-secure-https:certificate` | `{ action: 'loaded' \| 'reloaded' \| 'reload-failed', name, source, notAfter?, fingerprint?, error? }` |
  * | `fastify-secure-https:acme` | `{ action: 'order-succeeded' \| 'order-failed' \| 'next-attempt', names, at?, error? }` |
  * | `fastify-secure-https:session-store` | `{ operation, seconds, error? }`: one message per store call |
  * | `fastify-secure-https:redirect` | `{ status }`: one message per HTTP to HTTPS redirect sent |
  *
+ * The channels are process-wide: a subscriber hears every app of the process. A listener runs
+ * synchronously where the event happens; keep it short. docs/observability.md documents each message.
+ *
  * Knows nothing of Fastify: tls/, sessions/ and storage/ publish here too.
  */
-import { channel, type Channel } from 'node:diagnostics_channel'
+import { channel, subscribe, unsubscribe, type Channel } from 'node:diagnostics_channel'
+import { performance } from 'node:perf_hooks'
 
 /** Channel names, stable: they are part of the public interface. */
 export const channelNames = {
@@ -32,6 +36,11 @@ export interface SecurityEventMessage {
   fields: Readonly<Record<string, unknown>>
   /** The log message. */
   message: string
+  /**
+   * False for an event over its log rate limit (an attacker's flood): it is published (and counted
+   * in metrics) but was not logged, and `fields` is empty.
+   */
+  logged: boolean
 }
 
 /** A certificate applied, renewed or refused. */
@@ -77,4 +86,63 @@ export const channels = {
   acme: channel(channelNames.acme) as Channel<AcmeMessage>,
   sessionStore: channel(channelNames.sessionStore) as Channel<SessionStoreMessage>,
   redirect: channel(channelNames.redirect) as Channel<RedirectMessage>
+}
+
+/** The message type of each channel, by its key in `channelNames`. */
+export interface DiagnosticsMessages {
+  securityEvent: SecurityEventMessage
+  certificate: CertificateMessage
+  acme: AcmeMessage
+  sessionStore: SessionStoreMessage
+  redirect: RedirectMessage
+}
+
+/** The key of one of the suite's channels in `channelNames`. */
+export type DiagnosticsChannel = keyof DiagnosticsMessages
+
+/**
+ * Subscribes a typed listener to one of the suite's channels; returns the function that
+ * unsubscribes it. The same as `diagnostics_channel.subscribe(channelNames[name], listener)`, except
+ * that a listener that throws does not crash the process (Node rethrows a subscriber's error as an
+ * uncaught exception, and an attacker can trigger security events at will): the error is reported
+ * once as a process warning, and the listener keeps being called.
+ *
+ * ```ts
+ * const stop = subscribeDiagnostics('securityEvent', ({ event, fields }) => { ... })
+ * ```
+ */
+export function subscribeDiagnostics<K extends DiagnosticsChannel> (name: K, listener: (message: DiagnosticsMessages[K]) => void): () => void {
+  let warned = false
+  const handler = (message: unknown): void => {
+    try {
+      listener(message as DiagnosticsMessages[K])
+    } catch (error) {
+      if (warned) return
+      warned = true
+      process.emitWarning(`a listener of ${channelNames[name]} threw (reported once): ${(error as Error)?.stack ?? String(error)}`, 'SecureHttpsDiagnosticsWarning')
+    }
+  }
+  subscribe(channelNames[name], handler)
+  let subscribed = true
+  return () => {
+    if (!subscribed) return
+    subscribed = false
+    unsubscribe(channelNames[name], handler)
+  }
+}
+
+/**
+ * Runs one call to the session store and publishes its duration and outcome on the session-store
+ * channel; with no subscriber it is the bare call. @internal
+ */
+export function timedStoreCall<T> (operation: string, call: () => Promise<T>): Promise<T> {
+  if (!channels.sessionStore.hasSubscribers) return call()
+  const started = performance.now()
+  return call().then((result) => {
+    channels.sessionStore.publish({ operation, seconds: (performance.now() - started) / 1000 })
+    return result
+  }, (error: unknown) => {
+    channels.sessionStore.publish({ operation, seconds: (performance.now() - started) / 1000, error: error as Error })
+    throw error
+  })
 }

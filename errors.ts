@@ -94,6 +94,15 @@ export const ERR_STORAGE_INTEGRITY = createError<'ERR_SECURE_HTTPS_STORAGE_INTEG
   '%s'
 )
 
+/**
+ * The metrics listener (METRICS_PORT) could not listen. Logged, not thrown: it starts once the app
+ * listens, and the app keeps serving without it.
+ */
+export const ERR_METRICS_LISTEN = createError<'ERR_SECURE_HTTPS_METRICS_LISTEN', [string]>(
+  'ERR_SECURE_HTTPS_METRICS_LISTEN',
+  '%s'
+)
+
 /** Every code above, for the documentation test. @internal */
 export const errorCodes = [
   'ERR_SECURE_HTTPS_CONFIG',
@@ -106,5 +115,6 @@ export const errorCodes = [
   'ERR_SECURE_HTTPS_STORAGE',
   'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE',
   'ERR_SECURE_HTTPS_LOCK_LOST',
-  'ERR_SECURE_HTTPS_STORAGE_INTEGRITY'
+  'ERR_SECURE_HTTPS_STORAGE_INTEGRITY',
+  'ERR_SECURE_HTTPS_METRICS_LISTEN'
 ] as const

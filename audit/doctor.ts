@@ -19,6 +19,7 @@ import { isProductionEnv, toConfigIssues } from '../schemas/common.js'
 import { configSchema, type SecureHttpsConfig } from '../schemas/config.js'
 import { envToOptions, variableOf, type Env } from '../schemas/env.js'
 import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
+import { metricsExposure } from '../schemas/metrics.js'
 import { proxyPresets } from '../schemas/proxy-trust.js'
 import { isPublishedSessionKey, SESSION_KEY_BYTES, sessionKeyWeakness } from '../schemas/secure-session.js'
 import { assertUsablePair, chainProblems, inspectCertificate, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
@@ -66,7 +67,9 @@ export const doctorChecks = {
   'SH-HSTS-004': { severity: 'info', title: 'The HSTS policy is eligible for the preload list', fix: 'When every subdomain serves HTTPS: HSTS_MAX_AGE=31536000 HSTS_INCLUDE_SUBDOMAINS=true HSTS_PRELOAD=true, then submit the domain at https://hstspreload.org' },
   'SH-REDIRECT-001': { severity: 'error', title: 'ALLOWED_HOSTS is set while the HTTPS redirect is on', fix: 'List the site\'s host names: ALLOWED_HOSTS=example.com,www.example.com' },
   'SH-REDIRECT-002': { severity: 'warning', title: 'HTTP redirects to HTTPS', fix: 'Leave HTTP_PORT on (80 in production) so that http:// links and typed names reach HTTPS; set HTTP_PORT=off only when something in front already redirects' },
-  'SH-ERRORS-001': { severity: 'error', title: '5xx responses do not carry internal error messages', fix: 'Leave the suite\'s error handler on in production (do not pass errorHandler: false)' }
+  'SH-ERRORS-001': { severity: 'error', title: '5xx responses do not carry internal error messages', fix: 'Leave the suite\'s error handler on in production (do not pass errorHandler: false)' },
+  'SH-METRICS-001': { severity: 'info', title: 'Metrics are on', fix: 'Set METRICS=true (and npm install prom-client) and have Prometheus scrape http://127.0.0.1:9464/metrics: certificate expiry, renewal failures, security events and the session store, alerted on without parsing logs (docs/observability.md)' },
+  'SH-METRICS-002': { severity: 'warning', title: 'The metrics listener is reachable from this host only', fix: 'Set METRICS_HOST=127.0.0.1 with the scraper on this host, or let only the scraper reach METRICS_PORT (a firewall rule, a Kubernetes NetworkPolicy)' }
 } as const satisfies Record<string, Omit<CheckDefinition, 'id'>>
 
 /** The id of a doctor check. */
@@ -97,7 +100,8 @@ const issueRules: ReadonlyArray<{ id: DoctorCheckId, variables: readonly string[
   { id: 'SH-PROXY-003', variables: ['TRUST_PROXY'], message: /TLS_MODE=proxy/ },
   { id: 'SH-HSTS-001', variables: ['HSTS_PRELOAD'], message: /preload requires/ },
   { id: 'SH-REDIRECT-001', variables: ['ALLOWED_HOSTS'], message: /redirect/ },
-  { id: 'SH-HOST-001', variables: ['ALLOWED_HOSTS'], message: /required in production/ }
+  { id: 'SH-HOST-001', variables: ['ALLOWED_HOSTS'], message: /required in production/ },
+  { id: 'SH-METRICS-002', variables: ['METRICS_HOST'], message: /public address/ }
 ]
 
 /** The check a configuration problem fails. @internal */
@@ -591,6 +595,19 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   }
   if (config.errorHandler === false) set('SH-ERRORS-001', 'fail', 'the error handler is off: a 5xx response carries the error\'s own message, which may name files, queries or secrets')
   else set('SH-ERRORS-001', 'pass', `5xx responses say "${config.errorHandler.message}"`)
+  const { metrics } = config
+  if (metrics === false) {
+    set('SH-METRICS-001', 'fail', 'METRICS is off: certificate expiry, failed renewals, tampered cookies and session store outages are only in the log')
+    set('SH-METRICS-002', 'skip', 'METRICS is off')
+  } else {
+    set('SH-METRICS-001', 'pass', metrics.listener ? `METRICS=true: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics` : 'metrics are on, in the app\'s own registry')
+    const exposure = metricsExposure(metrics.host)
+    if (!metrics.listener) set('SH-METRICS-002', 'skip', 'no metrics listener: the app serves its own registry')
+    else if (exposure === 'loopback') set('SH-METRICS-002', 'pass', `METRICS_HOST=${metrics.host}`)
+    else {
+      set('SH-METRICS-002', 'fail', `METRICS_HOST=${metrics.host}: the metrics are reachable from ${exposure === 'private' ? 'the private network of that address' : 'every network this host is on'}; they name the certificates and count security events and failures`)
+    }
+  }
 
   return doctorCheckIds.map((id) => out.get(id) as CheckResult)
 }

@@ -11,7 +11,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isAcmeSource, type AcmeEvent } from '../tls/acme-source.js'
 import type { CertificateSource } from '../tls/source.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
 
 /** What the `tls` plugin can hook into. @internal */
@@ -104,7 +104,10 @@ export function logAcmeEvent (log: FastifyBaseLogger, event: AcmeEvent, state: A
       break
     case 'on-demand-refused': {
       const suppressed = state.refusals()
-      if (suppressed === false) break
+      if (suppressed === false) {
+        unloggedSecurityEvent('acme.on-demand-refused')
+        break
+      }
       const why = event.reason === 'denied'
         ? 'the ask check said no'
         : event.reason === 'busy'

@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import { parseOptions } from '../schemas/common.js'
 import { crossSiteSchema, type CrossSiteOptions } from '../schemas/cross-site.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 import { secureTest, type SecureTest } from './secure-request.js'
 
 declare module 'fastify' {
@@ -101,6 +101,8 @@ const crossSitePlugin: FastifyPluginAsync<CrossSiteOptions> = async function cro
         remoteAddress: request.raw.socket?.remoteAddress,
         suppressed
       }, `refused a cross-site ${request.method} (${reason}): a page on another site cannot send unsafe requests here; add its origin to crossSite.trustedOrigins if it should`)
+    } else {
+      unloggedSecurityEvent('csrf.rejected')
     }
     reply.code(403).header('content-type', 'text/plain; charset=utf-8').send('Forbidden: cross-site request\n')
   }

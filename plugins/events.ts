@@ -1,6 +1,7 @@
 /**
  * Security events: logged at `warn` with a `securityEvent` field, so that log pipelines can alert on
- * them, and never turned into a 500.
+ * them, published on the `fastify-secure-https:security-event` diagnostics channel (also those over
+ * the log's rate limit), and never turned into a 500.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { channels } from '../diagnostics.js'
@@ -30,7 +31,18 @@ export type SecurityEventName = typeof securityEvents[number]
  */
 export function securityEvent (log: FastifyBaseLogger, event: SecurityEventName, fields: Record<string, unknown>, message: string): void {
   log.warn({ securityEvent: event, ...fields }, message)
-  if (channels.securityEvent.hasSubscribers) channels.securityEvent.publish({ event, fields, message })
+  if (channels.securityEvent.hasSubscribers) channels.securityEvent.publish({ event, fields, message, logged: true })
+}
+
+const NO_FIELDS: Readonly<Record<string, unknown>> = Object.freeze({})
+
+/**
+ * An event that its `eventLimiter` kept out of the log: still published (with `logged: false` and no
+ * fields), so that metrics and subscribers count every one while an attacker's flood fills no log.
+ * @internal
+ */
+export function unloggedSecurityEvent (event: SecurityEventName): void {
+  if (channels.securityEvent.hasSubscribers) channels.securityEvent.publish({ event, fields: NO_FIELDS, message: 'not logged: over the rate limit of this event', logged: false })
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   type HostAuthorizationOptions
 } from '../schemas/host-authorization.js'
 import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 
 /** The `fastify.hostAuthorization` decorator: names allowed at run time, besides ALLOWED_HOSTS. */
 export interface HostAuthorizationControl {
@@ -155,6 +155,8 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
       }, outcome.verdict === MALFORMED
         ? 'refused a request whose host is not a valid host name (a forged or injected Host)'
         : `refused a request for "${shown}": not in ALLOWED_HOSTS`)
+    } else {
+      unloggedSecurityEvent('host.unknown')
     }
     reply.code(outcome.verdict === MALFORMED ? 400 : status)
       .header('content-type', 'text/plain; charset=utf-8')

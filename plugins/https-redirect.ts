@@ -19,7 +19,8 @@ import { ERR_REDIRECT_LISTEN } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
 import { compileAllowedHosts } from '../schemas/host-authorization.js'
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { channels } from '../diagnostics.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 import { hostnameOf } from './instance.js'
 import { secureTest, type SecureTest } from './secure-request.js'
 
@@ -105,7 +106,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
 
   function reportUnknownHost (log: FastifyInstance['log'], host: string, remoteAddress: string | undefined): void {
     const suppressed = limit()
-    if (suppressed === false) return
+    if (suppressed === false) return unloggedSecurityEvent('redirect.unknown-host')
     securityEvent(log, 'redirect.unknown-host', { host, remoteAddress, suppressed },
       `refused to redirect to "${host}": not in ALLOWED_HOSTS`)
   }
@@ -125,6 +126,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
         return reply.code(400).type('text/plain; charset=utf-8').send('Unknown host\n')
       }
       if (!config.production) reply.header('cache-control', 'no-store')
+      if (channels.redirect.hasSubscribers) channels.redirect.publish({ status: decision.status })
       return reply.code(decision.status).header('location', decision.location).send()
     })
     return
@@ -148,6 +150,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       res.end('Unknown host\n')
       return
     }
+    if (channels.redirect.hasSubscribers) channels.redirect.publish({ status: decision.status })
     res.writeHead(decision.status, { ...redirectHeaders, location: decision.location })
     res.end()
   }

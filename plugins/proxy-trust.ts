@@ -13,7 +13,7 @@ import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { MAX_HOST_LENGTH, parseHost } from '../schemas/host-authorization.js'
 import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -349,7 +349,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   const limit = eventLimiter(config.eventsPerMinute)
   const report = (request: FastifyRequest, event: 'proxy.untrusted-forwarded' | 'proxy.conflicting-forwarded', message: string, fields: Record<string, unknown>): void => {
     const suppressed = limit()
-    if (suppressed === false) return
+    if (suppressed === false) return unloggedSecurityEvent(event)
     securityEvent(request.log, event, { remoteAddress: request.raw.socket?.remoteAddress, suppressed, ...fields }, message)
   }
 

@@ -13,6 +13,7 @@ import { errorHandler } from './error-handler.js'
 import { hostAuthorization } from './host-authorization.js'
 import { hsts } from './hsts.js'
 import { httpsRedirect } from './https-redirect.js'
+import { metrics } from './metrics.js'
 import { proxyTrust } from './proxy-trust.js'
 import { secureSession } from './secure-session.js'
 import { securityHeaders } from './security-headers.js'
@@ -64,6 +65,8 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
     fastify.server.maxConnections = config.listener.maxConnections
   }
+  // Metrics first: they hear the certificate loaded at register time.
+  if (config.metrics !== false) await fastify.register(metrics, config.metrics)
   if (config.tls !== false) await fastify.register(tls, config.tls)
   if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
   if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, withOnDemandNames(fastify, config, config.hostAuthorization))

@@ -32,7 +32,7 @@ import {
 import { openSessionStore, publicStoreError, sessionsControl, type SessionsControl } from '../sessions/redis-store.js'
 import { carriesOnly, storeIdOf, storeSession, type StoreSessionState } from '../sessions/store-session.js'
 import type { SessionStore } from '../sessions/store.js'
-import { eventLimiter, securityEvent } from './events.js'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 
 export type { SessionRejection } from '../sessions/lifetimes.js'
 
@@ -101,7 +101,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
 
   function report (request: FastifyRequest, rejection: SessionRejection, fields: Record<string, unknown>): void {
     const suppressed = (rejection.event === 'session.tampered' ? limitTampered : limitExpired)()
-    if (suppressed === false) return
+    if (suppressed === false) return unloggedSecurityEvent(rejection.event)
     // Never the cookie itself: it may be a valid session of someone else, replayed.
     const message = rejection.event === 'session.tampered'
       ? `session cookie rejected (${rejection.reason}); starting a fresh session`

@@ -10,6 +10,7 @@ import { crossSiteSchema, type CrossSiteOptions } from './cross-site.js'
 import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.js'
 import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.js'
 import { hstsSchema, type HstsOptions } from './hsts.js'
+import { metricsSchema, type MetricsOptions } from './metrics.js'
 import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.js'
 import { listenerSchema, type ListenerOptions } from './listener.js'
 import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
@@ -50,7 +51,9 @@ const configInputSchema = z.strictObject({
   hsts: section<HstsOptions>('hsts').optional(),
   securityHeaders: section<SecurityHeadersOptions>('securityHeaders').optional(),
   secureSession: section<SecureSessionOptions>('secureSession').optional(),
-  errorHandler: z.union([z.boolean(), section<ErrorHandlerOptions>('errorHandler')]).optional()
+  errorHandler: z.union([z.boolean(), section<ErrorHandlerOptions>('errorHandler')]).optional(),
+  /** Prometheus metrics on their own listener (METRICS=true); off unless asked for. */
+  metrics: z.union([z.boolean(), section<MetricsOptions>('metrics')]).optional()
 })
 
 const hostSchema = z.string({ error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' }).min(1, { error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' })
@@ -161,8 +164,14 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : parseSection(errorHandlerSchema, errorHandlerInput === true ? {} : errorHandlerInput, 'errorHandler', ctx)
 
+  const metricsInput = input.metrics ?? false
+  const appPorts = [port, ...(httpsRedirect !== undefined && httpsRedirect !== false && httpsRedirect.mode === 'listener' ? [httpsRedirect.port] : [])]
+  const metrics = metricsInput === false
+    ? false
+    : parseSection(metricsSchema, { production, appPorts, ...(metricsInput === true ? {} : metricsInput) }, 'metrics', ctx)
+
   if (tls === undefined || listener === undefined || httpsRedirect === undefined || proxyTrust === undefined || hostAuthorization === undefined || crossSite === undefined || hsts === undefined ||
-    securityHeaders === undefined || secureSession === undefined || errorHandler === undefined) {
+    securityHeaders === undefined || secureSession === undefined || errorHandler === undefined || metrics === undefined) {
     return z.NEVER
   }
   return Object.freeze({
@@ -179,7 +188,8 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     hsts: hsts === false ? false as const : Object.freeze(hsts),
     securityHeaders: securityHeaders === false ? false as const : Object.freeze(securityHeaders),
     secureSession: secureSession === false ? false as const : Object.freeze(secureSession),
-    errorHandler: errorHandler === false ? false as const : Object.freeze(errorHandler)
+    errorHandler: errorHandler === false ? false as const : Object.freeze(errorHandler),
+    metrics: metrics === false ? false as const : Object.freeze(metrics)
   })
 }
 

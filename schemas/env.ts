@@ -102,7 +102,10 @@ export const environmentVariables: Readonly<Record<string, Variable>> = {
   TRUST_PROXY: { path: 'proxyTrust.trust', parse: trust, doc: 'false or IPs, CIDRs, presets' },
   TRUST_FORWARDED: { path: 'proxyTrust.forwarded', parse: boolean, doc: 'parse RFC 7239 Forwarded' },
   ALLOWED_HOSTS: { path: 'allowedHosts', parse: list, doc: 'host names of the site' },
-  CROSS_SITE_TRUSTED_ORIGINS: { path: 'crossSite.trustedOrigins', parse: list, doc: 'origins allowed to send unsafe requests' }
+  CROSS_SITE_TRUSTED_ORIGINS: { path: 'crossSite.trustedOrigins', parse: list, doc: 'origins allowed to send unsafe requests' },
+  METRICS: { path: 'metrics', parse: boolean, doc: 'Prometheus metrics on their own listener' },
+  METRICS_PORT: { path: 'metrics.port', parse: port, doc: 'port of the metrics listener' },
+  METRICS_HOST: { path: 'metrics.host', parse: text, doc: 'address of the metrics listener' }
 }
 
 const byPath = new Map<string, string>(Object.entries(environmentVariables).map(([name, v]) => [v.path, name]))
@@ -155,6 +158,8 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
       options.httpsRedirect = false
       continue
     }
+    // METRICS_PORT and METRICS_HOST tune the metrics listener (and are checked); only METRICS=true turns it on.
+    if (variable.path.startsWith('metrics.') && options.metrics === undefined) continue
     setPath(options, variable.path, parsed.value)
     // One Redis for the fleet: REDIS_URL serves the session store and the certificate storage.
     if (name === 'REDIS_URL') setPath(options, 'tls.redisUrl', parsed.value)

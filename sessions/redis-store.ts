@@ -15,6 +15,7 @@
  */
 import type { Redis, RedisOptions } from 'ioredis'
 import { createRequire } from 'node:module'
+import { timedStoreCall } from '../diagnostics.js'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import { requireOptional } from '../optional.js'
 import type { SessionStore, StoredSessionData } from './store.js'
@@ -193,7 +194,8 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   client.on('ready', onReady)
   client.on('close', onClose)
 
-  async function run<T> (what: string, command: () => Promise<T>): Promise<T> {
+  const run = <T>(what: string, command: () => Promise<T>): Promise<T> => timedStoreCall(what, () => call(what, command))
+  async function call<T> (what: string, command: () => Promise<T>): Promise<T> {
     if (client.status !== 'ready') {
       throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} is ${client.status} (${lastReason}) during ${what}; the request needs its session and gets 503. Check that Redis is up and that REDIS_URL points to it`)
     }

@@ -326,6 +326,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     if (m.timer !== undefined) clearTimeout(m.timer)
     const ms = Math.max(0, Math.min(delay, MAX_TIMER))
     m.nextCheckAt = new Date(Date.now() + ms)
+    if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'next-attempt', names: m.names, at: m.nextCheckAt })
     m.timer = setTimeout(() => { run(m, false).catch(() => {}) }, ms)
     m.timer.unref()
   }
@@ -480,10 +481,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
         attempt: m.failures,
         retryAt
       })
-      if (channels.acme.hasSubscribers) {
-        channels.acme.publish({ action: 'order-failed', names: m.names, error: (error as Error).message })
-        channels.acme.publish({ action: 'next-attempt', names: m.names, at: retryAt })
-      }
+      if (channels.acme.hasSubscribers) channels.acme.publish({ action: 'order-failed', names: m.names, error: (error as Error).message })
       schedule(m, delay)
     }
   }

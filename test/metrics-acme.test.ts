@@ -1,0 +1,51 @@
+/**
+ * ACME metrics against a real pebble: an issuance counts a successful order and a reload, exports
+ * the new certificate's expiry and when the next check is due; a refused order counts a failure, an
+ * acme.order-failed security event, and when it will be retried.
+ */
+import { X509Certificate } from 'node:crypto'
+import t from 'tap'
+import { metricNames } from '../index.js'
+import { startApp, tempDir } from './helpers/app.js'
+import { requirePrograms } from './helpers/external.js'
+import { scrapeUntil } from './helpers/metrics.js'
+import { acmeOptions, presented, startPebble } from './helpers/pebble.js'
+
+t.test('ACME metrics against pebble', async (t) => {
+  if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return
+  const pebble = await startPebble({ blocklist: ['blocked.test'] })
+  t.teardown(() => pebble.close())
+
+  t.test('an issuance: one successful order, one reload, the expiry and the next check', async (t) => {
+    const options = acmeOptions(pebble, tempDir('secure-https-metrics-acme-', t), ['app.test'], pebble.httpPort)
+    const s = await startApp({ ...options, metrics: { port: 0 } })
+    t.teardown(() => s.close())
+    const port = (await s.app.secureHttpsMetrics.listening())?.port as number
+    const issued = await scrapeUntil(port, (got) => got.value(metricNames.acmeOrders, { result: 'success' }) === 1 &&
+      got.value(metricNames.certificateReloads, { result: 'success' }) === 1, 'the issuance', 30_000)
+    t.equal(issued.value(metricNames.acmeOrders, { result: 'failure' }), 0)
+    const [leaf] = await presented(s.port, 'app.test')
+    t.not(leaf?.issuer, leaf?.subject, 'pebble\'s certificate is served')
+    const notAfter = new Date((leaf as X509Certificate).validTo).getTime() / 1000
+    t.equal(issued.value(metricNames.certificateNotAfter, { name: 'default', source: 'acme' }), notAfter, 'its expiry is exported')
+    const next = issued.value(metricNames.acmeNextAttempt, { name: 'app.test' }) as number
+    const renewAt = Date.parse(String((await s.logs.waitFor((line) => line.msg?.startsWith('ACME: certificate issued') === true)).renewAt)) / 1000
+    t.ok(next > Date.now() / 1000 && next <= renewAt + 1, `the next check is due (in ${Math.round(next - Date.now() / 1000)} s), no later than the renewal`)
+  })
+
+  t.test('a refused order: a failure, a security event, and when it is retried', async (t) => {
+    const options = acmeOptions(pebble, tempDir('secure-https-metrics-acme-', t), ['blocked.test'], 0)
+    const s = await startApp({ ...options, metrics: { port: 0 } })
+    t.teardown(() => s.close())
+    const port = (await s.app.secureHttpsMetrics.listening())?.port as number
+    const failed = await scrapeUntil(port, (got) => (got.value(metricNames.acmeOrders, { result: 'failure' }) ?? 0) >= 2, 'two failed orders', 15_000)
+    t.equal(failed.value(metricNames.acmeOrders, { result: 'success' }), 0)
+    t.ok((failed.value(metricNames.securityEvents, { event: 'acme.order-failed' }) as number) >= 2, 'each is an acme.order-failed event')
+    t.equal(failed.value(metricNames.certificateReloads, { result: 'success' }), 0, 'the temporary certificate keeps serving')
+    const retry = failed.value(metricNames.acmeNextAttempt, { name: 'blocked.test' }) as number
+    const attempts = failed.value(metricNames.acmeOrders, { result: 'failure' }) as number
+    const logged = await s.logs.waitFor((line) => line.securityEvent === 'acme.order-failed' && line.attempt === attempts)
+    const announced = Date.parse(String(logged.retryAt)) / 1000
+    t.ok(Math.abs(retry - announced) < 0.5, `the next attempt is the retry the log announces for attempt ${attempts} (${retry} and ${announced})`)
+  })
+})
