@@ -313,8 +313,10 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async function metrics
   fastify.addHook('onReady', async () => {
     // A tls plugin registered before this one loaded its certificate before anyone listened.
     if (fastify.hasDecorator('tls')) {
+      // Every certificate under the name its events carry (the SNI name, or default), as the plugin
+      // would have heard it: no series for a name no event will ever update.
       const status = fastify.tls.status()
-      suite.seedCertificate('default', status.mode, status.notAfter)
+      for (const certificate of status.certificates) suite.seedCertificate(certificate.name, status.mode, certificate.notAfter)
     }
   })
 

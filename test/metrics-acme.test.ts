@@ -27,7 +27,8 @@ t.test('ACME metrics against pebble', async (t) => {
     const [leaf] = await presented(s.port, 'app.test')
     t.not(leaf?.issuer, leaf?.subject, 'pebble\'s certificate is served')
     const notAfter = new Date((leaf as X509Certificate).validTo).getTime() / 1000
-    t.equal(issued.value(metricNames.certificateNotAfter, { name: 'default', source: 'acme' }), notAfter, 'its expiry is exported')
+    t.equal(issued.value(metricNames.certificateNotAfter, { name: 'app.test', source: 'acme' }), notAfter, 'its expiry is exported, under the name it is served for')
+    t.same(issued.samples.filter((sample) => sample.name === metricNames.certificateNotAfter).map((sample) => sample.labels.name), ['app.test'], 'one series: none left behind for the temporary certificate')
     const next = issued.value(metricNames.acmeNextAttempt, { name: 'app.test' }) as number
     const renewAt = Date.parse(String((await s.logs.waitFor((line) => line.msg?.startsWith('ACME: certificate issued') === true)).renewAt)) / 1000
     t.ok(next > Date.now() / 1000 && next <= renewAt + 1, `the next check is due (in ${Math.round(next - Date.now() / 1000)} s), no later than the renewal`)
