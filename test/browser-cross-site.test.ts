@@ -51,7 +51,8 @@ async function startDemo (t: Test): Promise<Demo> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}):\n${output}`)
     if (existsSync(certFile)) {
-      const cert = readFileSync(certFile, 'utf8')
+      // The leaf, then the development CA that issued it (what a client trusts).
+      const cert = readFileSync(certFile, 'utf8') + readFileSync(join(dir, 'ca', 'cert.pem'), 'utf8')
       const ok = await request(`https://localhost:${port}/healthz`, { ca: cert }).then((r) => r.status === 200, () => false)
       if (ok) return { port, cert, output: () => output }
     }
