@@ -18,6 +18,7 @@ import { createRequire } from 'node:module'
 import { timedStoreCall } from '../diagnostics.js'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import { requireOptional } from '../optional.js'
+import { redisReady } from '../storage/redis-ready.js'
 import type { SessionStore, StoredSessionData } from './store.js'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
@@ -229,15 +230,7 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`, TOMBSTONE_MS))
     },
     async ready () {
-      if (client.status === 'ready') return
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          client.off('ready', ok)
-          reject(new SessionStoreUnavailableError(`session store: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
-        }, timeout)
-        const ok = (): void => { clearTimeout(timer); resolve() }
-        client.once('ready', ok)
-      })
+      await redisReady(client, timeout, () => new SessionStoreUnavailableError(`session store: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
     },
     async close () {
       closing = true

@@ -26,6 +26,7 @@ import type { Redis, RedisOptions } from 'ioredis'
 import { ERR_LOCK_LOST, ERR_STORAGE_UNAVAILABLE } from '../errors.js'
 import { importOptional } from '../optional.js'
 import { deriveSealKeys, open, seal } from './seal.js'
+import { redisReady } from './redis-ready.js'
 import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StorageEvent, type StoreOptions } from './storage.js'
 
 /** Options of `redisStorage`. */
@@ -238,15 +239,7 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
     client,
 
     async ready () {
-      if (client.status === 'ready') return
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          client.off('ready', ok)
-          reject(new ERR_STORAGE_UNAVAILABLE(`certificate storage: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
-        }, timeout)
-        const ok = (): void => { clearTimeout(timer); resolve() }
-        client.once('ready', ok)
-      })
+      await redisReady(client, timeout, () => new ERR_STORAGE_UNAVAILABLE(`certificate storage: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
     },
 
     async store (key: string, value: string, storeOptions: StoreOptions = {}) {
