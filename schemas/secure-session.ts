@@ -40,10 +40,11 @@ export function isPublishedSessionKey (key: Uint8Array): boolean {
  * (bytes a constant step apart, such as 0, 1, 2, ...); a repeated pattern of up to 16 bytes; or
  * fewer than 12 distinct byte values. Linear in the key's length. Random keys pass: the most
  * likely false alarm, 32 printable bytes out of 32 random ones, has odds of about 1 in 6 * 10^13.
- * The config (production) and `fastify-secure-https doctor` both use this test.
+ * The config (production) and `fastify-secure-https doctor` both use this test, for the session keys
+ * and, in production, for TLS_TICKET_KEYS and TLS_STORAGE_KEYS too.
  */
 export function sessionKeyWeakness (key: Uint8Array): string | null {
-  if (isPublishedSessionKey(key)) return 'is a published example key: anyone can forge sessions with it'
+  if (isPublishedSessionKey(key)) return 'is a published example key: anyone can forge what it protects'
   if (key.length === 0) return 'is empty'
   if (key.every((byte) => byte >= 0x20 && byte <= 0x7e)) return 'decodes to printable text (a password or a phrase, not random bytes)'
   if (key.length > 2) {

@@ -5,6 +5,7 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { Storage } from '../storage/storage.js'
 import { hostnameSchema, isHostname, isLocalHostname } from './common.js'
+import { sessionKeyWeakness } from './secure-session.js'
 
 /** Where the certificate comes from. `proxy` and `off` mean no TLS in this process. */
 export const tlsModes = ['self-signed', 'files', 'acme', 'proxy', 'off'] as const
@@ -268,6 +269,15 @@ export const tlsSchema = z.strictObject({
       }
       if (certs.some((path) => path.length === 0)) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'has an empty entry in its comma list; list the certificate files separated by commas' })
       if (keys.some((path) => path.length === 0)) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'has an empty entry in its comma list; list the key files separated by commas' })
+    }
+  }
+  // Production refuses secrets that are not random, as for SESSION_KEYS.
+  if (value.production) {
+    for (const [field, keys] of [['ticketKeys', value.ticketKeys], ['storageKeys', value.storageKeys]] as const) {
+      keys.forEach((key, i) => {
+        const weakness = sessionKeyWeakness(key)
+        if (weakness !== null) ctx.addIssue({ code: 'custom', path: [field, i], message: `key ${i + 1} of ${keys.length} ${weakness}; replace it with random bytes: openssl rand -base64 ${key.length}` })
+      })
     }
   }
   if (value.mode === 'acme' && value.storage === 'redis') {

@@ -202,3 +202,18 @@ t.test('a domain on the session cookie switches __Host- to __Secure-', async (t)
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: true, domain: 'example.com' }), '__Secure-session')
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: false }), 'session')
 })
+
+t.test('production refuses TLS ticket and storage keys that are not random, as it does session keys', async (t) => {
+  const { randomBytes } = await import('node:crypto')
+  const base = { NODE_ENV: 'production', TLS_MODE: 'acme', ACME_DOMAINS: 'example.com', ACME_EMAIL: 'ops@example.com', ACME_AGREE_TOS: 'true', ALLOWED_HOSTS: 'example.com', SESSION_KEYS: KEY_A, TLS_STORAGE: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' }
+  const sequence = (length: number): string => Buffer.from(Array.from({ length }, (_, i) => (i * 3) & 0xff)).toString('base64')
+  const text = Buffer.from('correct horse battery staple 123').toString('base64')
+  const weak = issuesOf(() => loadConfig({ ...base, TLS_TICKET_KEYS: sequence(48), TLS_STORAGE_KEYS: `${randomBytes(32).toString('base64')},${text}` }))
+  t.same(weak.issues.map((issue) => issue.variable).sort(), ['TLS_STORAGE_KEYS', 'TLS_TICKET_KEYS'], 'both named, at once')
+  t.match(weak.message, /TLS_TICKET_KEYS: key 1 of 1 is a sequence .*openssl rand -base64 48/)
+  t.match(weak.message, /TLS_STORAGE_KEYS: key 2 of 2 decodes to printable text .*openssl rand -base64 32/)
+  const config = loadConfig({ ...base, TLS_TICKET_KEYS: randomBytes(48).toString('base64'), TLS_STORAGE_KEYS: randomBytes(32).toString('base64') })
+  t.equal(config.tls === false ? 0 : config.tls.storageKeys.length, 1, 'random keys pass')
+  const development = loadConfig({ ...base, NODE_ENV: 'development', TLS_TICKET_KEYS: sequence(48), TLS_STORAGE_KEYS: text })
+  t.ok(development.tls, 'development keeps accepting them (its own tests, fixtures)')
+})
