@@ -108,7 +108,7 @@ t.test('production: no summary, no key file: SESSION_KEYS is required', async (t
     production: true,
     allowedHosts: ['app.example.com'],
     tls: { mode: 'files', certFile, keyFile, dir },
-    secureSession: { keys: [Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff)).toString('base64')] },
+    secureSession: { keys: [Buffer.from('642561cb4ee6504c2274da5beeeb3f977cbee2c4d1b110877d2834dde5ba624e', 'hex').toString('base64')] },
     httpsRedirect: { port: 0 },
     port: 0
   }

@@ -8,9 +8,8 @@
  * its length.
  */
 import { X509Certificate } from 'node:crypto'
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
 import type { CertificateInfo } from './inspect.js'
+import { authorityKeyId } from './x509.js'
 
 /**
  * When a certificate with this validity is due for renewal: when `renewWhenRemaining` of its
@@ -80,20 +79,21 @@ export function timeInWindow (window: RenewalWindow, random: number): Date {
  * Null when the certificate has no authority key identifier.
  */
 export function ariCertId (certPem: string): string | null {
-  let keyId: string | undefined
+  let keyId: Buffer | null
+  let cert: X509Certificate
   try {
-    const cert = new x509.X509Certificate(certPem)
-    keyId = cert.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId
+    cert = new X509Certificate(certPem)
+    keyId = authorityKeyId(cert.raw)
   } catch {
     return null
   }
-  if (keyId === undefined || keyId.length === 0) return null
-  let serialHex = new X509Certificate(certPem).serialNumber
+  if (keyId === null) return null
+  let serialHex = cert.serialNumber
   if (serialHex.length % 2 === 1) serialHex = `0${serialHex}`
   let serial = Buffer.from(serialHex, 'hex')
   // DER encodes a positive INTEGER whose first bit is set with a leading zero octet.
   if (serial.length > 0 && ((serial[0] as number) & 0x80) !== 0) serial = Buffer.concat([Buffer.from([0]), serial])
-  return `${Buffer.from(keyId, 'hex').toString('base64url')}.${serial.toString('base64url')}`
+  return `${keyId.toString('base64url')}.${serial.toString('base64url')}`
 }
 
 /**

@@ -219,6 +219,19 @@ export function certificateParts (der: Buffer): CertificateParts {
   return { subject: tlv(subject.tag, subject.content), extensions }
 }
 
+/**
+ * The keyIdentifier of a certificate's authority key identifier extension (RFC 5280 section
+ * 4.2.1.1: `SEQUENCE { [0] IMPLICIT OCTET STRING, ... }`), or null when it has none.
+ * @throws TypeError on malformed DER
+ */
+export function authorityKeyId (der: Buffer): Buffer | null {
+  const value = certificateParts(der).extensions.get(OID.authorityKeyIdentifier)
+  if (value === undefined) return null
+  const [identifier] = children(value)
+  const keyId = children(identifier?.content ?? Buffer.alloc(0)).find((part) => part.tag === 0x80)
+  return keyId === undefined || keyId.content.length === 0 ? null : Buffer.from(keyId.content)
+}
+
 /** The permitted subtrees of a certificate's name constraints (DNS names and IP ranges as `a.b.c.d/n`). */
 export function permittedNames (der: Buffer): { dns: string[], ip: string[] } {
   const permitted = { dns: [] as string[], ip: [] as string[] }
