@@ -39,7 +39,7 @@ const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 
-type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'hand-wired' | 'express'
+type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'suite-metrics' | 'hand-wired' | 'express'
 type Kind = 'anonymous' | 'read' | 'write'
 
 interface Variant {
@@ -58,6 +58,9 @@ const VARIANTS: Variant[] = [
   { name: 'suite-anonymous', server: 'suite', kind: 'anonymous', description: 'suite, everything on, request without a session cookie' },
   { name: 'suite-read', server: 'suite', kind: 'read', description: 'suite, reads the session (valid cookie)' },
   { name: 'suite-write', server: 'suite', kind: 'write', description: 'suite, reads and writes the session (new Set-Cookie)' },
+  { name: 'metrics-anonymous', server: 'suite-metrics', kind: 'anonymous', description: 'suite with METRICS=true (no event firing), request without a session cookie' },
+  { name: 'metrics-read', server: 'suite-metrics', kind: 'read', description: 'suite with METRICS=true, reads the session' },
+  { name: 'metrics-write', server: 'suite-metrics', kind: 'write', description: 'suite with METRICS=true, writes the session' },
   { name: 'hand-anonymous', server: 'hand-wired', kind: 'anonymous', description: '@fastify/helmet + @fastify/secure-session, no session cookie' },
   { name: 'hand-read', server: 'hand-wired', kind: 'read', description: '@fastify/helmet + @fastify/secure-session, reads the session' },
   { name: 'hand-write', server: 'hand-wired', kind: 'write', description: '@fastify/helmet + @fastify/secure-session, writes the session' },
