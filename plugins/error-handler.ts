@@ -14,10 +14,17 @@
  */
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
 import { parseOptions } from '../schemas/common.js'
 import { errorHandlerSchema, type ErrorHandlerOptions } from '../schemas/error-handler.js'
 import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
+
+/**
+ * Node's reason phrases, read when the first error is answered: importing node:http at the package's
+ * import would load Node's HTTP client stack (and, on Node.js 24, its fetch dispatcher) into every app.
+ */
+let reasons: Record<number, string | undefined> | undefined
+const reasonOf = (status: number): string | undefined => (reasons ??= process.getBuiltinModule('node:http').STATUS_CODES)[status]
 
 /** Headers of the failed answer that do not describe the error answer (or would commit a session). */
 const DROPPED_HEADERS: ReadonlySet<string> = new Set([
@@ -84,7 +91,7 @@ const errorHandlerPlugin: FastifyPluginAsync<ErrorHandlerOptions> = async functi
 
   fastify.setErrorHandler(function redactingErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const status = errorStatus(error, reply.statusCode)
-    const reason = STATUS_CODES[status] ?? 'Error'
+    const reason = reasonOf(status) ?? 'Error'
     if (status < 500 && config.exposeClientErrors) {
       request.log.info({ err: error, requestId: request.id }, 'client error')
       const body: Record<string, unknown> = { statusCode: status }

@@ -12,7 +12,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { subscribeDiagnostics } from '../diagnostics.js'
@@ -323,7 +323,8 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async function metrics
   if (config.listener) {
     fastify.addHook('onListen', async () => {
       if (closed || server !== null) return
-      const listener = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
+      // node:http is loaded when the listener starts, not when an app imports the package.
+      const listener = process.getBuiltinModule('node:http').createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
       listener.keepAliveTimeout = 5_000
       // A scraper needs a connection or two; a local client opening thousands gets refused.
       listener.maxConnections = 64
