@@ -256,7 +256,7 @@ function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessE
     BENCH_SESSION_KEY: context.sessionKey,
     BENCH_HOST: HOST
   }
-  if (variant.server === 'suite' || variant.server === 'suite-headers') {
+  if (variant.server === 'suite' || variant.server === 'suite-headers' || variant.server === 'suite-metrics') {
     Object.assign(env, {
       HOST: '127.0.0.1',
       PORT: '0',
@@ -683,6 +683,9 @@ function comparisonLines (all: Measurement[]): string[] {
   }
   for (const kind of ['anonymous', 'read', 'write'] as const) {
     line(`express-${kind}`, `suite-${kind}`, (r) => `${kind}: Express + helmet + express-session costs ${r} the suite.`)
+  }
+  for (const kind of ['anonymous', 'read', 'write'] as const) {
+    line(`metrics-${kind}`, `suite-${kind}`, (r) => `${kind}: the suite with METRICS=true (no event firing) costs ${r} the suite without.`)
   }
   return lines
 }
