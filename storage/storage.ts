@@ -112,11 +112,12 @@ export function isStorage (value: unknown): value is Storage {
 }
 
 /**
- * A key: `/`-separated segments, each starting with a letter, digit or `_`, then letters, digits,
- * `.`, `_`, `-` (so no segment is `.` or `..`, and none is empty). Segments cannot hold `/`, so
- * the pattern never backtracks across them: linear in the key's length.
+ * A key: `/`-separated segments, each starting with a letter, digit, `_` or `-` (the base64url
+ * alphabet: ACME challenge tokens are keys, and one in 32 of them starts with `-`), then letters,
+ * digits, `.`, `_`, `-` (so no segment is `.` or `..`, and none is empty). Segments cannot hold
+ * `/`, so the pattern never backtracks across them: linear in the key's length.
  */
-const KEY = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}(?:\/[A-Za-z0-9_][A-Za-z0-9._-]{0,254})*$/
+const KEY = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})*$/
 const MAX_KEY = 1024
 
 /** Why a key is not acceptable, or null when it is. Linear in the key's length. @internal */
@@ -124,7 +125,7 @@ export function keyProblem (key: string): string | null {
   if (typeof key !== 'string' || key.length === 0) return 'a storage key must be a non-empty string'
   if (key.length > MAX_KEY) return `a storage key is at most ${MAX_KEY} characters (got ${key.length})`
   if (KEY.test(key)) return null
-  return `storage key ${JSON.stringify(key.slice(0, 80))}: every segment must start with a letter, digit or _ and hold only letters, digits, ".", "_" and "-"`
+  return `storage key ${JSON.stringify(key.slice(0, 80))}: every segment must start with a letter, digit, _ or - and hold only letters, digits, ".", "_" and "-"`
 }
 
 /** Throws ERR_SECURE_HTTPS_STORAGE when the key is not acceptable. @internal */

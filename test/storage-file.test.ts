@@ -44,6 +44,20 @@ t.test('keys map to files inside TLS_DIR, and nowhere else', async (t) => {
   t.pass('no key reaches outside TLS_DIR')
 })
 
+t.test('every ACME challenge token is a storage key: base64url, a leading - or _ included', async (t) => {
+  // Regression: a token starting with "-" (about one order in 64 per challenge) was refused, and the
+  // order failed with ERR_SECURE_HTTPS_STORAGE.
+  const { randomBytes } = await import('node:crypto')
+  for (const token of ['-b04ycHChFVWixlTJ36bhxJt_lMZoqEjbgdLBm-19eo', '_leading-underscore', '--', ...Array.from({ length: 200 }, () => randomBytes(32).toString('base64url'))]) {
+    t.equal(keyProblem(`acme/127.0.0.1_14000/challenges/${token}`), null, token)
+  }
+  for (const bad of ['acme/./x', 'acme/../x', 'acme/.hidden', 'acme//x', '/acme', 'acme/x/']) t.not(keyProblem(bad), null, `${bad} refused`)
+  const root = tempDir('secure-https-storage-token-', t)
+  const storage = fileStorage(root)
+  await storage.store('acme/dir/challenges/-token', 'answer')
+  t.equal(await storage.load('acme/dir/challenges/-token'), 'answer', 'stored and read back under TLS_DIR')
+})
+
 t.test('checking a key is linear in its length', async (t) => {
   // Adversarial shapes for the segment pattern: long runs that fail at the very end.
   const shapes: Array<[string, (n: number) => string]> = [
