@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import os from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { ControlMessage, ServerMessage } from './servers/control.js'
@@ -39,7 +39,7 @@ const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 
-type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'suite-metrics' | 'hand-wired' | 'express'
+type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'suite-metrics' | 'suite-baseline' | 'hand-wired' | 'express'
 type Kind = 'anonymous' | 'read' | 'write'
 
 interface Variant {
@@ -61,6 +61,9 @@ const VARIANTS: Variant[] = [
   { name: 'metrics-anonymous', server: 'suite-metrics', kind: 'anonymous', description: 'suite with METRICS=true (no event firing), request without a session cookie' },
   { name: 'metrics-read', server: 'suite-metrics', kind: 'read', description: 'suite with METRICS=true, reads the session' },
   { name: 'metrics-write', server: 'suite-metrics', kind: 'write', description: 'suite with METRICS=true, writes the session' },
+  { name: 'baseline-anonymous', server: 'suite-baseline', kind: 'anonymous', description: 'the suite built from the --baseline checkout, request without a session cookie' },
+  { name: 'baseline-read', server: 'suite-baseline', kind: 'read', description: 'the --baseline build, reads the session' },
+  { name: 'baseline-write', server: 'suite-baseline', kind: 'write', description: 'the --baseline build, writes the session' },
   { name: 'hand-anonymous', server: 'hand-wired', kind: 'anonymous', description: '@fastify/helmet + @fastify/secure-session, no session cookie' },
   { name: 'hand-read', server: 'hand-wired', kind: 'read', description: '@fastify/helmet + @fastify/secure-session, reads the session' },
   { name: 'hand-write', server: 'hand-wired', kind: 'write', description: '@fastify/helmet + @fastify/secure-session, writes the session' },
@@ -72,7 +75,7 @@ const VARIANTS: Variant[] = [
 type Mode = 'full' | 'check' | 'quick' | 'profile'
 
 const MODE_VARIANTS: Record<Mode, string[]> = {
-  full: VARIANTS.map((v) => v.name),
+  full: VARIANTS.filter((v) => v.server !== 'suite-baseline').map((v) => v.name),
   check: ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write'],
   quick: ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write', 'hand-anonymous', 'hand-read', 'hand-write'],
   profile: ['bare', 'suite-anonymous', 'suite-read', 'suite-write']
@@ -115,6 +118,9 @@ Options
   --wait-quiet S     before each window, wait while other processes use more than a tenth
                      of a core, up to S seconds in all over the run (default 0: never wait)
   --start-timeout S  seconds a server may take to start (default 120)
+  --baseline PATH    also measure the suite built in another checkout (PATH: its dist/index.js,
+                     or the checkout), as baseline-anonymous, -read and -write: before and after
+                     a change in the same run
   --only A,B         only these variants, besides bare and the control (${VARIANTS.map((v) => v.name).join(', ')})
   --out FILE         write the results block into FILE (default docs/benchmarks.md for a full run)
   --no-write         print only
@@ -135,6 +141,8 @@ interface Options {
   /** Seconds the run may spend in all waiting, before a window, for other processes to go quiet. */
   waitQuiet: number
   startTimeout: number
+  /** The other build's dist/index.js, for the baseline variants. */
+  baseline: string | null
 }
 
 /** A mistake in the command line: printed without a stack. */
@@ -161,6 +169,7 @@ function parseOptions (argv: string[]): Options {
       'no-write': { type: 'boolean', default: false },
       'wait-quiet': { type: 'string' },
       'start-timeout': { type: 'string' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -192,6 +201,15 @@ function parseOptions (argv: string[]): Options {
     names.add('bare')
     names.add('control')
   }
+  let baseline: string | null = null
+  if (values.baseline !== undefined) {
+    baseline = resolve(values.baseline)
+    if (!baseline.endsWith('.js')) baseline = join(baseline, 'dist', 'index.js')
+    if (!existsSync(baseline)) throw new UsageError(`--baseline: ${baseline} does not exist; build the other checkout first (npm run build there)`)
+    for (const kind of ['anonymous', 'read', 'write'] as const) if (mode === 'full' || names.has(`suite-${kind}`)) names.add(`baseline-${kind}`)
+  } else if ([...names].some((name) => name.startsWith('baseline-'))) {
+    throw new UsageError('the baseline variants need --baseline PATH (another checkout, built)')
+  }
   // The static-headers floor copies the header list the suite-headers variant sends.
   if (names.has('static-headers')) names.add('suite-headers')
   const out = values['no-write'] ? null : values.out ?? (mode === 'full' ? join(ROOT, 'docs', 'benchmarks.md') : null)
@@ -209,7 +227,8 @@ function parseOptions (argv: string[]): Options {
     rules: { ...DEFAULT_RULES, controlTolerance: tolerance },
     pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] },
     waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0),
-    startTimeout: number('start-timeout', values['start-timeout'], 120, 0.001)
+    startTimeout: number('start-timeout', values['start-timeout'], 120, 0.001),
+    baseline
   }
 }
 
@@ -239,6 +258,8 @@ interface Context {
   keyFile: string
   sessionKey: string
   pinning: Pinning
+  /** The --baseline build's dist/index.js, or null. */
+  baseline: string | null
   /** Seconds a server may take to start. */
   startTimeout: number
 }
@@ -256,7 +277,8 @@ function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessE
     BENCH_SESSION_KEY: context.sessionKey,
     BENCH_HOST: HOST
   }
-  if (variant.server === 'suite' || variant.server === 'suite-headers' || variant.server === 'suite-metrics') {
+  if (variant.server === 'suite-baseline' && context.baseline !== null) env.BENCH_BASELINE = context.baseline
+  if (variant.server === 'suite' || variant.server === 'suite-headers' || variant.server === 'suite-metrics' || variant.server === 'suite-baseline') {
     Object.assign(env, {
       HOST: '127.0.0.1',
       PORT: '0',
@@ -685,6 +707,9 @@ function comparisonLines (all: Measurement[]): string[] {
     line(`express-${kind}`, `suite-${kind}`, (r) => `${kind}: Express + helmet + express-session costs ${r} the suite.`)
   }
   for (const kind of ['anonymous', 'read', 'write'] as const) {
+    line(`suite-${kind}`, `baseline-${kind}`, (r) => `${kind}: the suite as built here costs ${r} the --baseline build.`)
+  }
+  for (const kind of ['anonymous', 'read', 'write'] as const) {
     line(`metrics-${kind}`, `suite-${kind}`, (r) => `${kind}: the suite with METRICS=true (no event firing) costs ${r} the suite without.`)
   }
   return lines
@@ -778,7 +803,7 @@ async function main (options: Options): Promise<number> {
     mkdirSync(join(tlsDir, 'self-signed'), { mode: 0o700 })
     writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
     writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
-    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning, startTimeout: options.startTimeout }
+    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning, startTimeout: options.startTimeout, baseline: options.baseline }
 
     log(`${options.mode} run: ${options.variants.map((v) => v.name).join(', ')}; ${pinning.note}`)
     const results = await Promise.allSettled(options.variants.map((variant) => startServer(variant, context)))
