@@ -4,8 +4,9 @@
  * Before, a TLS_DIR prepared by another user, with a key pair in it, was served as is.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { ERR_INSECURE_STORAGE } from '../index.js'
 import { checkPrivateDir, checkPrivateFile, ensurePrivateDir, PRIVATE_DIR_GITIGNORE } from '../storage/private-dir.js'
@@ -94,12 +95,20 @@ t.test('a path that is a file, or a folder this user cannot create, says what to
     chmodSync(root, 0o755)
     const locked = join(root, 'locked')
     mkdirSync(locked, { mode: 0o755 })
-    const script = `import('${new URL('../dist/storage/private-dir.js', import.meta.url).href}').then(({ ensurePrivateDir }) => ensurePrivateDir(${JSON.stringify(join(locked, '.secure-https'))}, { variable: 'TLS_DIR' })).then(() => console.log('created'), (e) => console.log(e.code + ' ' + e.message))`
     if (!existsSync(new URL('../dist/storage/private-dir.js', import.meta.url))) {
       t.fail('dist/ is missing: run npm run build (npm test does)')
       return
     }
-    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' })
+    // `nobody` may not be able to read this checkout (a clone in a 0700 mktemp folder, as CI makes):
+    // the module and what it imports are copied where it can, and the child gets no NODE_OPTIONS
+    // (tap's loader lives in the checkout too).
+    const pkg = join(root, 'pkg')
+    cpSync(new URL('../dist/storage/private-dir.js', import.meta.url), join(pkg, 'dist', 'storage', 'private-dir.js'))
+    cpSync(new URL('../dist/errors.js', import.meta.url), join(pkg, 'dist', 'errors.js'))
+    cpSync(new URL('../node_modules/@fastify/error', import.meta.url), join(pkg, 'node_modules', '@fastify', 'error'), { recursive: true })
+    writeFileSync(join(pkg, 'package.json'), '{ "type": "module" }\n')
+    const script = `import('${pathToFileURL(join(pkg, 'dist', 'storage', 'private-dir.js')).href}').then(({ ensurePrivateDir }) => ensurePrivateDir(${JSON.stringify(join(locked, '.secure-https'))}, { variable: 'TLS_DIR' })).then(() => console.log('created'), (e) => console.log(e.code + ' ' + e.message))`
+    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
     t.match(run.stdout, /^ERR_SECURE_HTTPS_INSECURE_STORAGE TLS_DIR \(.+\) cannot be created \(EACCES\): this user cannot write to .+locked; set TLS_DIR to a folder this user can write, e\.g\. TLS_DIR=\$HOME\/\.secure-https/, run.stderr)
   }
 })
