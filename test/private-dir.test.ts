@@ -100,15 +100,16 @@ t.test('a path that is a file, or a folder this user cannot create, says what to
       return
     }
     // `nobody` may not be able to read this checkout (a clone in a 0700 mktemp folder, as CI makes):
-    // the module and what it imports are copied where it can, and the child gets no NODE_OPTIONS
-    // (tap's loader lives in the checkout too).
+    // the module and what it imports are copied where it can, and the child gets an empty
+    // environment (tap's loader, named in NODE_OPTIONS, lives in the checkout too).
     const pkg = join(root, 'pkg')
     cpSync(new URL('../dist/storage/private-dir.js', import.meta.url), join(pkg, 'dist', 'storage', 'private-dir.js'))
     cpSync(new URL('../dist/errors.js', import.meta.url), join(pkg, 'dist', 'errors.js'))
     cpSync(new URL('../node_modules/@fastify/error', import.meta.url), join(pkg, 'node_modules', '@fastify', 'error'), { recursive: true })
     writeFileSync(join(pkg, 'package.json'), '{ "type": "module" }\n')
     const script = `import('${pathToFileURL(join(pkg, 'dist', 'storage', 'private-dir.js')).href}').then(({ ensurePrivateDir }) => ensurePrivateDir(${JSON.stringify(join(locked, '.secure-https'))}, { variable: 'TLS_DIR' })).then(() => console.log('created'), (e) => console.log(e.code + ' ' + e.message))`
-    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+    // `env -i`: tap's coverage adds its loader to every child's environment, whatever env is given.
+    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'env', '-i', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' })
     t.match(run.stdout, /^ERR_SECURE_HTTPS_INSECURE_STORAGE TLS_DIR \(.+\) cannot be created \(EACCES\): this user cannot write to .+locked; set TLS_DIR to a folder this user can write, e\.g\. TLS_DIR=\$HOME\/\.secure-https/, run.stderr)
   }
 })
