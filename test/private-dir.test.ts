@@ -4,7 +4,7 @@
  * Before, a TLS_DIR prepared by another user, with a key pair in it, was served as is.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
@@ -107,9 +107,17 @@ t.test('a path that is a file, or a folder this user cannot create, says what to
     cpSync(new URL('../dist/errors.js', import.meta.url), join(pkg, 'dist', 'errors.js'))
     cpSync(new URL('../node_modules/@fastify/error', import.meta.url), join(pkg, 'node_modules', '@fastify', 'error'), { recursive: true })
     writeFileSync(join(pkg, 'package.json'), '{ "type": "module" }\n')
+    // The node binary too: CI runs other Node versions from a cache under root's 0700 home.
+    const node = join(pkg, 'node')
+    try {
+      linkSync(process.execPath, node)
+    } catch {
+      copyFileSync(process.execPath, node)
+      chmodSync(node, 0o755)
+    }
     const script = `import('${pathToFileURL(join(pkg, 'dist', 'storage', 'private-dir.js')).href}').then(({ ensurePrivateDir }) => ensurePrivateDir(${JSON.stringify(join(locked, '.secure-https'))}, { variable: 'TLS_DIR' })).then(() => console.log('created'), (e) => console.log(e.code + ' ' + e.message))`
     // `env -i`: tap's coverage adds its loader to every child's environment, whatever env is given.
-    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'env', '-i', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' })
+    const run = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'env', '-i', node, '--input-type=module', '-e', script], { encoding: 'utf8' })
     t.match(run.stdout, /^ERR_SECURE_HTTPS_INSECURE_STORAGE TLS_DIR \(.+\) cannot be created \(EACCES\): this user cannot write to .+locked; set TLS_DIR to a folder this user can write, e\.g\. TLS_DIR=\$HOME\/\.secure-https/, run.stderr)
   }
 })
