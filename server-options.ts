@@ -51,7 +51,7 @@ export interface FastifyServerOptionsFromConfig {
 export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsServerOptions | null> {
   const tls = config.tls
   if (tls === false || !terminatesTls(tls.mode)) return null
-  const source = createSource(tls)
+  const source = await createSource(tls)
   const pair = await source.load()
   // Tickets are on by default in Node; shared keys (TLS_TICKET_KEYS) let instances resume each other's.
   const options: HttpsServerOptions = secureContextOptions(tls.profile, tls.ticketKeys, pair)

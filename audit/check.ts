@@ -20,45 +20,11 @@ import {
 import { isLocalHostname } from '../schemas/common.js'
 import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
 import { inspectCertificate } from '../tls/inspect.js'
-import { HSTS_MIN_RECOMMENDED } from './doctor.js'
-import { result, summarize, type CheckDefinition, type CheckResult, type ReportSummary } from './report.js'
+import { HSTS_MIN_RECOMMENDED, LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.js'
+import { result, summarize, type CheckResult, type ReportSummary } from './report.js'
 
-/** A certificate with fewer days left fails SH-LIVE-012. */
-export const LIVE_EXPIRY_WARNING_DAYS = 30
+export { LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.js'
 const DAY = 86_400_000
-
-/**
- * Every live check, in report order. Stable ids; docs/check.md documents each
- * (test/cli-docs.test.ts keeps the two in step).
- */
-export const siteChecks = {
-  'SH-LIVE-001': { severity: 'error', title: 'The site accepts a TLS connection from a current client', fix: 'Check the URL and port, that the server runs and listens on an address this machine can reach, and that the port speaks TLS' },
-  'SH-LIVE-002': { severity: 'error', title: 'TLS 1.0 is not offered', fix: 'Use the intermediate or modern profile (TLS_PROFILE), which start at TLS 1.2; at a proxy: ssl_protocols TLSv1.2 TLSv1.3 (nginx), ssl-min-ver TLSv1.2 (haproxy)' },
-  'SH-LIVE-003': { severity: 'error', title: 'TLS 1.1 is not offered', fix: 'Use the intermediate or modern profile (TLS_PROFILE), which start at TLS 1.2; at a proxy: ssl_protocols TLSv1.2 TLSv1.3 (nginx), ssl-min-ver TLSv1.2 (haproxy)' },
-  'SH-LIVE-004': { severity: 'warning', title: 'TLS 1.3 is offered', fix: 'Allow TLS 1.3 (maxVersion TLSv1.3; both profiles of the suite do); at a proxy, upgrade OpenSSL and list TLSv1.3' },
-  'SH-LIVE-005': { severity: 'info', title: 'TLS 1.2 is offered, for clients without TLS 1.3', fix: 'Use TLS_PROFILE=intermediate unless every client speaks TLS 1.3' },
-  'SH-LIVE-006': { severity: 'warning', title: 'The negotiated suite has forward secrecy and authenticated encryption', fix: 'Offer only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (TLS_PROFILE=intermediate does)' },
-  'SH-LIVE-007': { severity: 'warning', title: 'No CBC-mode suite is accepted at TLS 1.2', fix: 'Drop the CBC suites (AES-SHA, AES-SHA256, ...): use TLS_PROFILE=intermediate, or Mozilla\'s intermediate cipher list at the proxy' },
-  'SH-LIVE-010': { severity: 'error', title: 'The certificate chain is trusted', fix: 'Serve the full chain (leaf, then intermediates: certbot\'s fullchain.pem) from a public CA; for a private CA pass --ca FILE' },
-  'SH-LIVE-011': { severity: 'error', title: 'The certificate is valid for the host name', fix: 'Reissue the certificate with this name as a subject alternative name, or list it in ALLOWED_HOSTS / ACME_DOMAINS' },
-  'SH-LIVE-012': { severity: 'warning', title: `The certificate is valid for ${LIVE_EXPIRY_WARNING_DAYS} more days`, fix: 'Renew it now and make sure renewal runs on its own, or use TLS_MODE=acme' },
-  'SH-LIVE-013': { severity: 'warning', title: 'The certificate key is strong (RSA 2048+ or ECDSA 256+)', fix: 'Reissue with an ECDSA P-256 key (certbot --key-type ecdsa) or RSA 2048 or more' },
-  'SH-LIVE-020': { severity: 'error', title: 'Strict-Transport-Security is sent', fix: 'Set HSTS_MAX_AGE=31536000 (the suite sends it over HTTPS, never to localhost); at a proxy: add_header Strict-Transport-Security "max-age=31536000" always' },
-  'SH-LIVE-021': { severity: 'warning', title: 'HSTS max-age is at least six months', fix: 'Set HSTS_MAX_AGE=31536000 (one year)' },
-  'SH-LIVE-022': { severity: 'info', title: 'The site is eligible for the HSTS preload list', fix: 'When every subdomain serves HTTPS: HSTS_MAX_AGE=31536000 HSTS_INCLUDE_SUBDOMAINS=true HSTS_PRELOAD=true, a permanent redirect on port 80, then submit at https://hstspreload.org' },
-  'SH-LIVE-030': { severity: 'error', title: 'Plain HTTP does not serve the site', fix: 'Answer every plain HTTP request with a redirect to https:// (the suite\'s redirect listener on HTTP_PORT, or `return 301 https://$host$request_uri;` in nginx)' },
-  'SH-LIVE-031': { severity: 'warning', title: 'HTTP redirects to HTTPS on the same host with a permanent code', fix: 'Redirect http://host/path to https://host/path with 301 (or 308) on the same host name: the suite\'s redirect listener does' },
-  'SH-LIVE-040': { severity: 'error', title: 'Every cookie is Secure', fix: 'Mark every cookie Secure (the suite\'s session cookie is); a cookie without it goes out over plain HTTP' },
-  'SH-LIVE-041': { severity: 'warning', title: 'Every cookie is HttpOnly', fix: 'Mark cookies HttpOnly unless page scripts must read them, so an XSS cannot steal them' },
-  'SH-LIVE-042': { severity: 'warning', title: 'Every cookie has SameSite', fix: 'Set SameSite=Lax (or Strict) so that other sites\' requests do not carry the cookie' },
-  'SH-LIVE-043': { severity: 'error', title: 'Cookie name prefixes keep their rules', fix: '__Secure- cookies need Secure; __Host- cookies need Secure, Path=/ and no Domain (browsers drop them otherwise)' }
-} as const satisfies Record<string, Omit<CheckDefinition, 'id'>>
-
-/** The id of a live check. */
-export type SiteCheckId = keyof typeof siteChecks
-
-/** Every live check id, in report order. */
-export const siteCheckIds = Object.keys(siteChecks) as SiteCheckId[]
 
 /** The TLS versions probed, oldest first. */
 export const probedVersions = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const satisfies readonly SecureVersion[]

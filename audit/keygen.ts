@@ -1,7 +1,7 @@
 /**
  * `fastify-secure-https keygen`: a fresh session key for SESSION_KEYS.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { isLowEntropy, SESSION_KEY_BYTES } from '../schemas/secure-session.js'
 
 /**
@@ -15,4 +15,9 @@ export function generateSessionKey (): string {
     // config would refuse such a key, so keygen must never print one.
     if (!isLowEntropy(key)) return key.toString('base64')
   }
+}
+
+/** Short SHA-256 fingerprint of a session key: safe to print, share and compare. */
+export function keyFingerprint (key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16)
 }

@@ -9,8 +9,8 @@
  * reach any instance behind the load balancer.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isAcmeSource, type AcmeEvent } from '../tls/acme-source.js'
-import type { CertificateSource } from '../tls/source.js'
+import type { AcmeEvent } from '../tls/acme-source.js'
+import { isAcmeSource, type CertificateSource } from '../tls/source.js'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
 import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
 

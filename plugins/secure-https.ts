@@ -6,7 +6,6 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { doctorConfig } from '../audit/doctor.js'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
 import { crossSite } from './cross-site.js'
 import { errorHandler } from './error-handler.js'
@@ -19,9 +18,6 @@ import { secureSession } from './secure-session.js'
 import { securityHeaders } from './security-headers.js'
 import { tls } from './tls.js'
 import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.js'
-import { findDevCa } from '../tls/dev-ca.js'
-import { excludedHosts } from '../tls/self-signed.js'
-import { trustStatus } from '../tls/trust-store.js'
 import { startupSummary, type StartupFacts } from './first-start.js'
 
 /** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
@@ -35,6 +31,10 @@ async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig,
   let excluded: string[] = []
   let trust: StartupFacts['trust'] = null
   if (config.tls !== false && config.tls.mode === 'self-signed') {
+    // Development only, after the app listens: loaded here, not on import.
+    const [{ findDevCa }, { excludedHosts }, { trustStatus }] = await Promise.all([
+      import('../tls/dev-ca.js'), import('../tls/self-signed.js'), import('../tls/trust-store.js')
+    ])
     const found = await findDevCa(config.tls.dir)
     if (found !== null) {
       ca = { certPath: found.certPath, fingerprint: found.fingerprint, notAfter: found.notAfter }
@@ -93,8 +93,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
     // After the redirect listener's own onListen hook (registered above, so run before this one).
     fastify.addHook('onListen', async function startupSummaryHook () {
       // Nothing to gather for a logger that would drop the line (none, silent, or warn and above).
-      const level = fastify.log.level as string | undefined
-      if (level === undefined || level === 'silent' || level === 'warn' || level === 'error' || level === 'fatal') return
+      if (!logs(fastify, 'info')) return
       const facts = await gatherFacts(fastify, config, session)
       const { text, fields } = startupSummary(facts)
       fastify.log.info({ secureHttps: fields }, text)
@@ -102,9 +101,12 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   }
 
   // The doctor's deploy checks on this very config, summed up once: a warning in production, where
-  // each one matters, and a debug line in development, where most fail by design.
+  // each one matters, and a debug line in development, where most fail by design (skipped, with the
+  // doctor's code left unloaded, when the logger would drop that line).
   fastify.addHook('onReady', async function doctorSummary () {
+    if (!config.production && !logs(fastify, 'debug')) return
     try {
+      const { doctorConfig } = await import('../audit/doctor.js')
       const report = await doctorConfig(config)
       const failed = report.checks.filter((check) => check.status === 'fail' && check.severity !== 'info')
       if (failed.length === 0) return
@@ -117,6 +119,14 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
       fastify.log.debug({ err: error }, 'fastify-secure-https doctor: the checks could not run')
     }
   })
+}
+
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
+
+/** True when the instance's logger writes lines of `level` (pino's level names; false for silent). */
+function logs (fastify: FastifyInstance, level: 'debug' | 'info'): boolean {
+  const current = LEVELS[fastify.log.level as string]
+  return current !== undefined && current <= (LEVELS[level] as number)
 }
 
 /**

@@ -16,7 +16,6 @@
  *   unchanged; a response whose route called `session.options()` is left to @fastify/secure-session's
  *   own onSend, which writes it with those options.
  */
-import fastifyCsrfProtection from '@fastify/csrf-protection'
 import fastifySecureSession from '@fastify/secure-session'
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -344,6 +343,8 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   if (config.csrf) {
     if (!fastify.hasPlugin('@fastify/csrf-protection')) {
       // Its '@fastify/secure-session' mode keeps the secret with request.session.get/set.
+      // Loaded with SESSION_CSRF only.
+      const { default: fastifyCsrfProtection } = await import('@fastify/csrf-protection')
       await fastify.register(fastifyCsrfProtection, { sessionPlugin: '@fastify/secure-session' })
     }
     const protect = fastify.csrfProtection.bind(fastify)

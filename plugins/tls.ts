@@ -14,15 +14,12 @@ import { channels } from '../diagnostics.js'
 import { ERR_INSTANCE_MISMATCH } from '../errors.js'
 import { parseOptions } from '../schemas/common.js'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.js'
-import { scaledWarningDays } from '../tls/acme-renewal.js'
-import { isAcmeSource } from '../tls/acme-source.js'
 import { pairDigest } from '../tls/files-source.js'
 import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.js'
 import { secureContextOptions } from '../tls/profiles.js'
 import { takePreparedSource } from '../server-options.js'
-import { SELF_SIGNED_RENEW_DAYS } from '../tls/self-signed.js'
 import { SniRouter } from '../tls/sni.js'
-import type { CertificatePair, CertificateSource, NamedCertificate } from '../tls/source.js'
+import { isAcmeSource, scaledWarningDays, SELF_SIGNED_RENEW_DAYS, type CertificatePair, type CertificateSource, type NamedCertificate } from '../tls/source.js'
 import { createSource, needsSni, terminatesTls } from '../tls/sources.js'
 import { acmeChallenges } from './acme-challenge.js'
 import { securityEvent } from './events.js'
@@ -165,7 +162,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   // The source serverOptions() loaded for this instance, if any: the certificate is not loaded twice,
   // and the SNI callbacks it installed at construction are this server's.
   const handOver = injected === undefined ? takePreparedSource(config) : undefined
-  const source = injected ?? handOver?.source ?? createSource(config)
+  const source = injected ?? handOver?.source ?? await createSource(config)
   const router = handOver?.sni ?? (needsSni(config) ? new SniRouter(config.http2) : null)
   if (router !== null && !router.installed && config.mode === 'acme' && (config.acme.challenge === 'tls-alpn-01' || config.acme.onDemand !== undefined)) {
     throw new ERR_INSTANCE_MISMATCH(`${config.acme.challenge === 'tls-alpn-01' ? 'ACME_CHALLENGE=tls-alpn-01' : 'on-demand TLS (ACME_ON_DEMAND_ASK)'} needs TLS callbacks that only the server's construction can set; ` +

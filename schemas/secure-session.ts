@@ -1,8 +1,8 @@
 /**
  * Options of the `secureSession` plugin: encrypted cookie sessions on @fastify/secure-session.
  */
+import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
-import { parse as parseDomain } from 'tldts'
 import { z } from 'zod'
 import { isSessionStore, type SessionStore } from '../sessions/store.js'
 import { secondsSchema } from './common.js'
@@ -62,6 +62,16 @@ export function sessionKeyWeakness (key: Uint8Array): string | null {
   return null
 }
 
+let tldts: typeof import('tldts') | undefined
+/**
+ * tldts and its public suffix list (220 kB of code), loaded when a SESSION_DOMAIN is first
+ * checked: most apps set none, and then never load it.
+ */
+function publicSuffixList (): typeof import('tldts') {
+  tldts ??= createRequire(import.meta.url)('tldts') as typeof import('tldts')
+  return tldts
+}
+
 /**
  * Why a cookie Domain is refused, or null (RFC 6265: a host name, optionally with a leading dot
  * that browsers ignore). Refused: anything but letters, digits, dots and hyphens (so no `;`, `,`,
@@ -75,7 +85,7 @@ export function cookieDomainProblem (value: string): string | null {
   if (!/^[a-z0-9.-]+$/.test(domain)) return `must be a host name such as example.com: letters, digits, dots and hyphens only (got ${JSON.stringify(value.slice(0, 80))})`
   if (isIP(domain) !== 0) return 'must be a host name, not an IP address: a Domain cookie is shared with subdomains, which an address has none of; leave SESSION_DOMAIN unset for a host-only cookie'
   if (!domain.split('.').every((label) => /^(?!-)[a-z0-9-]{1,63}(?<!-)$/.test(label))) return `"${domain}" is not a valid host name (labels of 1 to 63 letters, digits and inner hyphens, separated by dots)`
-  const parsed = parseDomain(domain, { allowPrivateDomains: true })
+  const parsed = publicSuffixList().parse(domain, { allowPrivateDomains: true })
   if (parsed.domain === null || parsed.publicSuffix === domain) return `"${domain}" is a public suffix (like com, co.uk or github.io), for which browsers refuse cookies; use your site's own domain, e.g. example.com, or leave SESSION_DOMAIN unset`
   return null
 }

@@ -96,17 +96,4 @@ export function ariCertId (certPem: string): string | null {
   return `${keyId.toString('base64url')}.${serial.toString('base64url')}`
 }
 
-/**
- * Expiry warning thresholds (days) for an ACME certificate, which the suite renews itself: a warning
- * must mean that renewal is failing, so no threshold lies before the renewal point (when
- * `renewWhenRemaining` of the lifetime is left). For a 90-day certificate renewed with 30 days left,
- * the thresholds stay as configured (30 and 7); shorter lifetimes scale them down in proportion, so
- * that Let's Encrypt's 6-day certificates warn at 2 days and 11 hours left, not on the day they are
- * issued.
- */
-export function scaledWarningDays (thresholds: readonly number[], info: Pick<CertificateInfo, 'notBefore' | 'notAfter'>, renewWhenRemaining: number): number[] {
-  const renewalPoint = (info.notAfter.getTime() - info.notBefore.getTime()) * renewWhenRemaining / 86_400_000
-  const largest = Math.max(0, ...thresholds)
-  const scale = largest <= 0 || renewalPoint <= 0 ? 1 : Math.min(1, renewalPoint / largest)
-  return thresholds.map((days) => days * scale)
-}
+export { scaledWarningDays } from './source.js'

@@ -104,10 +104,7 @@ export interface AcmeCertificateSource extends CertificateSource {
   storageDescription (): string | null
 }
 
-/** True when the source is the ACME source (the `tls` plugin's source can be injected). */
-export function isAcmeSource (source: CertificateSource): source is AcmeCertificateSource {
-  return source.mode === 'acme' && typeof (source as Partial<AcmeCertificateSource>).challenge === 'function'
-}
+export { isAcmeSource } from './source.js'
 
 /** The delay before retry number `failures` (1, 2, ...), in ms. @internal */
 export function retryDelay (failures: number, base: number, max: number, retryAfter: number | null = null): number {

@@ -15,8 +15,9 @@ import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from '
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
 import { isIP } from 'node:net'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { ERR_CERTIFICATE, ERR_INSECURE_STORAGE } from '../errors.js'
+import { devCaPaths } from './dev-ca-paths.js'
 import { isHostname } from '../schemas/common.js'
 import { checkPrivateDir, checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
 import { buildCertificate, certificateParts, generateEcdsaKey, ipBytes, permittedNames, privateKeyPem, type DistinguishedName } from './x509.js'
@@ -64,11 +65,7 @@ export interface DevCa {
   reason?: string
 }
 
-/** Where the CA of a TLS_DIR lives. */
-export function devCaPaths (dir: string): { folder: string, certPath: string, keyPath: string } {
-  const folder = resolve(dir, 'ca')
-  return { folder, certPath: join(folder, 'cert.pem'), keyPath: join(folder, 'key.pem') }
-}
+export { devCaPaths } from './dev-ca-paths.js'
 
 function inCidr (address: string, cidr: string): boolean {
   const [base, bits] = cidr.split('/') as [string, string]

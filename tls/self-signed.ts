@@ -14,14 +14,13 @@ import { ERR_INSECURE_STORAGE } from '../errors.js'
 import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
 import { issuedBy, loadOrCreateDevCa, permits, type DevCa } from './dev-ca.js'
 import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.js'
+import { SELF_SIGNED_RENEW_DAYS } from './source.js'
 import { buildCertificate, generateEcdsaKey, privateKeyPem } from './x509.js'
 
 /** Names every development certificate covers. */
 export const DEFAULT_SELF_SIGNED_HOSTS = ['localhost', '127.0.0.1', '::1'] as const
 /** Lifetime of a development certificate: within the 398 days browsers accept. */
 export const SELF_SIGNED_DAYS = 365
-/** A cached certificate with fewer days left is replaced. */
-export const SELF_SIGNED_RENEW_DAYS = 30
 
 const DAY = 86_400_000
 

@@ -7,6 +7,7 @@
  * first is the default, for clients without SNI or asking for a name no certificate covers.
  */
 import type { TlsMode } from '../schemas/tls.js'
+import type { AcmeCertificateSource } from './acme-source.js'
 import type { CertificateInfo } from './inspect.js'
 
 /** A key and certificate chain ready for a secure context. */
@@ -73,4 +74,30 @@ export interface CertificateSource {
   start (events: SourceEvents): void
   /** Stops watching; resolves when every timer and watcher is gone. */
   stop (): Promise<void>
+}
+
+/**
+ * True when the source is the ACME source (the `tls` plugin's source can be injected). Here, not in
+ * acme-source.ts, so that checking loads no ACME code.
+ */
+export function isAcmeSource (source: CertificateSource): source is AcmeCertificateSource {
+  return source.mode === 'acme' && typeof (source as Partial<AcmeCertificateSource>).challenge === 'function'
+}
+
+/** A development (self-signed) certificate with fewer days left is replaced. */
+export const SELF_SIGNED_RENEW_DAYS = 30
+
+/**
+ * Expiry warning thresholds (days) for an ACME certificate, which the suite renews itself: a warning
+ * must mean that renewal is failing, so no threshold lies before the renewal point (when
+ * `renewWhenRemaining` of the lifetime is left). For a 90-day certificate renewed with 30 days left,
+ * the thresholds stay as configured (30 and 7); shorter lifetimes scale them down in proportion, so
+ * that Let's Encrypt's 6-day certificates warn at 2 days and 11 hours left, not on the day they are
+ * issued.
+ */
+export function scaledWarningDays (thresholds: readonly number[], info: Pick<CertificateInfo, 'notBefore' | 'notAfter'>, renewWhenRemaining: number): number[] {
+  const renewalPoint = (info.notAfter.getTime() - info.notBefore.getTime()) * renewWhenRemaining / 86_400_000
+  const largest = Math.max(0, ...thresholds)
+  const scale = largest <= 0 || renewalPoint <= 0 ? 1 : Math.min(1, renewalPoint / largest)
+  return thresholds.map((days) => days * scale)
 }

@@ -3,9 +3,7 @@
  */
 import { ERR_CERTIFICATE } from '../errors.js'
 import { certificateFiles, type TlsConfig } from '../schemas/tls.js'
-import { acmeSource } from './acme-source.js'
 import { filesSource } from './files-source.js'
-import { selfSignedSource } from './self-signed-source.js'
 import type { CertificateSource } from './source.js'
 
 /** True for the modes where this process terminates TLS. */
@@ -21,12 +19,16 @@ export function needsSni (config: TlsConfig): boolean {
   return config.mode === 'acme' || (config.mode === 'files' && certificateFiles(config).length > 1)
 }
 
-/** The source for the configured mode. @throws when the mode has no certificate (proxy, off). */
-export function createSource (config: TlsConfig): CertificateSource {
+/**
+ * The source for the configured mode. The development certificate and ACME code (key generation,
+ * the development CA, the ACME client, storage, on-demand TLS) load only for their mode: an app
+ * serving certificate files never loads them. @throws when the mode has no certificate (proxy, off).
+ */
+export async function createSource (config: TlsConfig): Promise<CertificateSource> {
   switch (config.mode) {
-    case 'self-signed': return selfSignedSource(config)
+    case 'self-signed': return (await import('./self-signed-source.js')).selfSignedSource(config)
     case 'files': return filesSource(config)
-    case 'acme': return acmeSource(config)
+    case 'acme': return (await import('./acme-source.js')).acmeSource(config)
     default: throw new ERR_CERTIFICATE(`TLS_MODE=${config.mode} terminates no TLS in this process, so it has no certificate source`)
   }
 }

@@ -20,11 +20,9 @@ import { access, mkdir, readdir, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { DEV_CA_NAME } from './dev-ca.js'
+import { trustStoreKinds, type TrustStoreKind } from './trust-kinds.js'
 
-/** The kinds of store. */
-export const trustStoreKinds = ['nss', 'system'] as const
-/** A kind of store: `nss` (Chromium on Linux, Firefox) or `system` (the OS store). */
-export type TrustStoreKind = typeof trustStoreKinds[number]
+export { trustStoreKinds, type TrustStoreKind } from './trust-kinds.js'
 
 /** What happened to one store. */
 export interface TrustResult {
