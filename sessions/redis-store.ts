@@ -18,7 +18,7 @@ import { createRequire } from 'node:module'
 import { timedStoreCall } from '../diagnostics.js'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import { requireOptional } from '../optional.js'
-import { redisReady } from '../storage/redis-ready.js'
+import { redisReady, trackRedisHealth } from '../storage/redis-ready.js'
 import type { SessionStore, StoredSessionData } from './store.js'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
@@ -175,30 +175,15 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   const tombstoneKey = (id: string): string => `${prefix}r:${id}`
   const ownerKey = (owner: string): string => `${prefix}u:${owner}`
 
-  let downSince: number | null = null
-  let lastReason = 'not connected yet'
-  let closing = false
-  const onError = (error: Error & { code?: string }): void => {
-    lastReason = error.code ?? error.message
-    if (downSince !== null) return
-    downSince = Date.now()
-    log?.error({ redis: address, reason: lastReason }, `session store: Redis at ${address} is unreachable (${lastReason}); reconnecting in the background. Requests that need a session get 503 until it is back; other requests are served`)
-  }
-  const onReady = (): void => {
-    if (downSince !== null) log?.warn({ redis: address, downMs: Date.now() - downSince }, `session store: Redis at ${address} is back after ${Date.now() - downSince} ms; sessions work again`)
-    downSince = null
-  }
-  const onClose = (): void => {
-    if (downSince === null && !closing) onError(Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' }))
-  }
-  client.on('error', onError)
-  client.on('ready', onReady)
-  client.on('close', onClose)
+  const health = trackRedisHealth(client, {
+    down: (reason) => log?.error({ redis: address, reason }, `session store: Redis at ${address} is unreachable (${reason}); reconnecting in the background. Requests that need a session get 503 until it is back; other requests are served`),
+    up: (downMs) => log?.warn({ redis: address, downMs }, `session store: Redis at ${address} is back after ${downMs} ms; sessions work again`)
+  })
 
   const run = <T>(what: string, command: () => Promise<T>): Promise<T> => timedStoreCall(what, () => call(what, command))
   async function call<T> (what: string, command: () => Promise<T>): Promise<T> {
     if (client.status !== 'ready') {
-      throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} is ${client.status} (${lastReason}) during ${what}; the request needs its session and gets 503. Check that Redis is up and that REDIS_URL points to it`)
+      throw new SessionStoreUnavailableError(`session store unavailable: Redis at ${address} is ${client.status} (${health.reason()}) during ${what}; the request needs its session and gets 503. Check that Redis is up and that REDIS_URL points to it`)
     }
     try {
       return await command()
@@ -230,13 +215,10 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`, TOMBSTONE_MS))
     },
     async ready () {
-      await redisReady(client, timeout, () => new SessionStoreUnavailableError(`session store: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
+      await redisReady(client, timeout, () => new SessionStoreUnavailableError(`session store: Redis at ${address} did not answer within ${timeout} ms (${health.reason()}); check REDIS_URL`))
     },
     async close () {
-      closing = true
-      client.off('error', onError)
-      client.off('ready', onReady)
-      client.off('close', onClose)
+      health.stop()
       if (!ownClient) return
       // quit() lets queued replies arrive; when Redis is away there is nothing to wait for.
       if (client.status === 'ready') await client.quit().catch(() => {})

@@ -26,7 +26,7 @@ import type { Redis, RedisOptions } from 'ioredis'
 import { ERR_LOCK_LOST, ERR_STORAGE_UNAVAILABLE } from '../errors.js'
 import { importOptional } from '../optional.js'
 import { deriveSealKeys, open, seal } from './seal.js'
-import { redisReady } from './redis-ready.js'
+import { redisReady, trackRedisHealth } from './redis-ready.js'
 import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StorageEvent, type StoreOptions } from './storage.js'
 
 /** Options of `redisStorage`. */
@@ -158,29 +158,14 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
   const watchers = new Set<(key: string) => void>()
   let subscriber: Redis | null = null
 
-  let downSince: number | null = null
-  let lastReason = 'not connected yet'
-  let closing = false
-  const onError = (error: Error & { code?: string }): void => {
-    lastReason = error.code ?? error.message
-    if (downSince !== null || closing) return
-    downSince = Date.now()
-    options.onEvent?.({ type: 'down', where: address, reason: lastReason })
-  }
-  const onReady = (): void => {
-    if (downSince !== null) options.onEvent?.({ type: 'up', where: address, downMs: Date.now() - downSince })
-    downSince = null
-  }
-  const onClose = (): void => {
-    if (downSince === null && !closing) onError(Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' }))
-  }
-  client.on('error', onError)
-  client.on('ready', onReady)
-  client.on('close', onClose)
+  const health = trackRedisHealth(client, {
+    down: (reason) => options.onEvent?.({ type: 'down', where: address, reason }),
+    up: (downMs) => options.onEvent?.({ type: 'up', where: address, downMs })
+  })
 
   async function run<T> (what: string, command: () => Promise<T>): Promise<T> {
     if (client.status !== 'ready') {
-      throw new ERR_STORAGE_UNAVAILABLE(`certificate storage unavailable: Redis at ${address} is ${client.status} (${lastReason}) during ${what}; check that Redis is up and that REDIS_URL points to it`)
+      throw new ERR_STORAGE_UNAVAILABLE(`certificate storage unavailable: Redis at ${address} is ${client.status} (${health.reason()}) during ${what}; check that Redis is up and that REDIS_URL points to it`)
     }
     try {
       return await command()
@@ -239,7 +224,7 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
     client,
 
     async ready () {
-      await redisReady(client, timeout, () => new ERR_STORAGE_UNAVAILABLE(`certificate storage: Redis at ${address} did not answer within ${timeout} ms (${lastReason}); check REDIS_URL`))
+      await redisReady(client, timeout, () => new ERR_STORAGE_UNAVAILABLE(`certificate storage: Redis at ${address} did not answer within ${timeout} ms (${health.reason()}); check REDIS_URL`))
     },
 
     async store (key: string, value: string, storeOptions: StoreOptions = {}) {
@@ -328,7 +313,7 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
     },
 
     async close () {
-      closing = true
+      health.mute()
       const held = [...leases]
       for (const lease of held) {
         clearInterval(lease.timer)
@@ -337,9 +322,7 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
       if (client.status === 'ready') {
         await Promise.allSettled(held.map((lease) => client.storageLease(lockKey(lease.name), lease.token, '')))
       }
-      client.off('error', onError)
-      client.off('ready', onReady)
-      client.off('close', onClose)
+      health.stop()
       watchers.clear()
       if (subscriber !== null) {
         subscriber.disconnect()
