@@ -16,7 +16,6 @@
  *   unchanged; a response whose route called `session.options()` is left to @fastify/secure-session's
  *   own onSend, which writes it with those options.
  */
-import fastifySecureSession from '@fastify/secure-session'
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
@@ -325,6 +324,8 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // true, plugins that declare it in `dependencies` load, its decorators exist app-wide, and it
   // registers @fastify/cookie with the secret it derives from the key (reply.signCookie) unless the
   // app registered @fastify/cookie itself, exactly as for an app that registers it directly.
+  // Loaded here, with the libsodium binding it brings: an app with `secureSession: false` never loads either.
+  const { default: fastifySecureSession } = await import('@fastify/secure-session')
   await fastify.register(fastifySecureSession, {
     key: keys,
     cookieName,

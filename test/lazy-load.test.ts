@@ -2,7 +2,8 @@
  * What loads when: importing the package loads none of the code that only some configurations or
  * commands use (the audits, the trust stores, the development CA, ACME, the public suffix list,
  * @fastify/csrf-protection), and an app loads each of them only when its configuration needs it.
- * Each case runs in a fresh process of the built package (npm test builds it), with a module
+ * (And @fastify/secure-session with its libsodium binding, and the metrics exporter, are loaded by
+ * their plugins' registration.) Each case runs in a fresh process of the built package (npm test builds it), with a module
  * loader hook that records every module loaded. docs/benchmarks.md ("Import") has the figures.
  *
  * And the doctor summary that `secureHttps` logs at ready: a warning in production, nothing (and no
@@ -34,8 +35,11 @@ const LAZY = [
   'dist/tls/acme-client.js',
   'dist/tls/acme-store.js',
   'dist/tls/on-demand.js',
+  'dist/plugins/metrics-exporter.js',
   'node_modules/tldts/',
-  'node_modules/@fastify/csrf-protection/'
+  'node_modules/@fastify/csrf-protection/',
+  'node_modules/@fastify/secure-session/',
+  'node_modules/sodium-native/'
 ] as const
 
 interface Loaded {
@@ -94,11 +98,11 @@ t.test('importing the package loads none of the code that only some configuratio
   const loaded = await loadedBy(t, '')
   t.ok(has(loaded, 'dist/plugins/secure-https.js'), 'the recorder sees our modules')
   t.ok(has(loaded, 'node_modules/zod/'), 'and the ES modules of dependencies')
-  t.ok(has(loaded, 'node_modules/@fastify/secure-session/'), 'and the CommonJS ones')
+  t.ok(has(loaded, 'node_modules/fastify-plugin/'), 'and the CommonJS ones')
   for (const module of LAZY) t.notOk(has(loaded, module), `${module} is not loaded on import`)
 })
 
-t.test('an app serving certificate files, in development with an info logger, loads none of them at ready either', async (t) => {
+t.test('an app serving certificate files, without sessions, in development with an info logger, loads none of them at ready either', async (t) => {
   const pki = await createPki()
   const leaf = await pki.leaf()
   const dir = tempDir(undefined, t)
@@ -107,7 +111,7 @@ t.test('an app serving certificate files, in development with an info logger, lo
   const loaded = await loadedBy(t, `const { default: Fastify } = await import('fastify')
 const config = suite.loadConfig(process.env)
 const app = Fastify({ ...(await suite.serverOptions(config)), logger: { level: 'info', stream: { write () {} } } })
-await app.register(suite.secureHttps, config)
+await app.register(suite.secureHttps, { ...config, secureSession: false })
 await app.ready()
 await app.close()
 console.log('ready')`, { TLS_MODE: 'files', TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem'), TLS_DIR: join(dir, 'tls'), HTTP_PORT: 'off' })
@@ -125,11 +129,11 @@ await app.ready()
 console.log('mode ' + app.tls.status().mode)
 await app.close()
 const report = await suite.checkSite('https://127.0.0.1:1/', { timeout: 500 })
-console.log('check ' + report.checks[0].status)`, { TLS_DIR: join(dir, 'tls'), HTTP_PORT: 'off', SESSION_CSRF: 'true', SESSION_DOMAIN: 'example.com' })
+console.log('check ' + report.checks[0].status)`, { TLS_DIR: join(dir, 'tls'), HTTP_PORT: 'off', SESSION_CSRF: 'true', SESSION_DOMAIN: 'example.com', METRICS: 'true', METRICS_PORT: '0' })
   t.match(loaded.stdout, /mode self-signed/, 'the development certificate was made')
   t.match(loaded.stdout, /doctor line/, 'with a debug logger the doctor ran at ready')
   t.match(loaded.stdout, /check fail/, 'the live audit ran (against a closed port)')
-  for (const module of ['dist/tls/self-signed-source.js', 'dist/tls/dev-ca.js', 'dist/audit/doctor.js', 'dist/audit/check.js', 'node_modules/tldts/', 'node_modules/@fastify/csrf-protection/']) {
+  for (const module of ['dist/tls/self-signed-source.js', 'dist/tls/dev-ca.js', 'dist/audit/doctor.js', 'dist/audit/check.js', 'dist/plugins/metrics-exporter.js', 'node_modules/tldts/', 'node_modules/@fastify/csrf-protection/', 'node_modules/@fastify/secure-session/', 'node_modules/sodium-native/']) {
     t.ok(has(loaded, module), `${module} is loaded`)
   }
   t.notOk(has(loaded, 'dist/tls/acme-source.js'), 'no ACME code without TLS_MODE=acme')
