@@ -11,6 +11,7 @@ import { ConfigError, resolveConfig, securityHeaders, securityHeadersSchema, typ
 import { parsePolicyText, serializePermissionsPolicy } from '../schemas/security-headers.js'
 import { startApp } from './helpers/app.js'
 import { request } from './helpers/http.js'
+import { growth } from './helpers/linear.js'
 import { DEFAULT_CSP, FULL_SET, securityHeadersOf } from './helpers/security-headers.js'
 
 async function headersFor (options: object, path = '/', html = true): Promise<Record<string, string | undefined>> {
@@ -249,24 +250,10 @@ t.test('validation takes time linear in the input\'s length', async (t) => {
   ] as const
   const sizes = [256, 512, 1024, 2048, 4096]
   for (const [what, build] of cases) {
-    const runs = sizes.map((n) => build(n))
-    const best = sizes.map(() => Infinity)
-    // Sizes interleaved, the fastest run of each kept: a burst of other work on the machine slows
-    // single runs, not the minimum over rounds.
-    for (let round = 0; round < 31; round++) {
-      runs.forEach((run, i) => {
-        const start = process.hrtime.bigint()
-        run()
-        best[i] = Math.min(best[i] as number, Number(process.hrtime.bigint() - start))
-      })
-    }
-    // The exponent k of time = c * n^k, fitted over the sizes: 1 for linear work, 2 for quadratic
-    // (the margin above 1 is for garbage collection, which grows with the live data).
-    const xs = sizes.map(Math.log)
-    const ys = best.map(Math.log)
-    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
-    const [mx, my] = [mean(xs), mean(ys)]
-    const k = xs.reduce((sum, x, i) => sum + (x - mx) * ((ys[i] as number) - my), 0) / xs.reduce((sum, x) => sum + (x - mx) ** 2, 0)
-    t.ok(k < 1.5, `${what}: time grows as n^${k.toFixed(2)} (${best.map((time) => `${Math.round(time / 1000)} us`).join(', ')} for ${sizes.join(', ')})`)
+    // The exponent k of time = c * n^k, fitted over interleaved sizes (test/helpers/linear.ts): 1
+    // for linear work, 2 for quadratic (the margin above 1 is for garbage collection, which grows
+    // with the live data).
+    const fit = growth<() => unknown>(build, (run) => run(), sizes, { rounds: 31, repeat: 1 })
+    t.ok(fit.exponent < 1.5, `${what}: time grows as ${fit.text}`)
   }
 })

@@ -16,9 +16,10 @@ export interface Growth {
 
 /**
  * Times `call(input(n))` at each size: `repeat` calls a batch, `rounds` batches a size.
- * The defaults give about 2,000 batches in all.
+ * The defaults give about 2,000 batches in all. The length is the string's when the input is a
+ * string, else `n`.
  */
-export function growth (input: (n: number) => string, call: (input: string) => unknown, sizes: readonly number[], { rounds = 41, repeat = 100 } = {}): Growth {
+export function growth<T> (input: (n: number) => T, call: (input: T) => unknown, sizes: readonly number[], { rounds = 41, repeat = 100 } = {}): Growth {
   const inputs = sizes.map((n) => input(n))
   const best = sizes.map(() => Infinity)
   for (const value of inputs) for (let i = 0; i < repeat; i++) call(value) // warm-up
@@ -29,7 +30,8 @@ export function growth (input: (n: number) => string, call: (input: string) => u
       best[i] = Math.min(best[i] as number, Number(process.hrtime.bigint() - start) / repeat)
     })
   }
-  const xs = inputs.map((value) => Math.log(value.length))
+  const lengths = inputs.map((value, i) => typeof value === 'string' ? value.length : sizes[i] as number)
+  const xs = lengths.map(Math.log)
   const ys = best.map(Math.log)
   const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length
   const [mx, my] = [mean(xs), mean(ys)]
@@ -37,6 +39,6 @@ export function growth (input: (n: number) => string, call: (input: string) => u
   return {
     exponent,
     nanoseconds: best,
-    text: `n^${exponent.toFixed(2)} (${best.map((ns) => Math.round(ns)).join(', ')} ns for lengths ${inputs.map((value) => value.length).join(', ')})`
+    text: `n^${exponent.toFixed(2)} (${best.map((ns) => Math.round(ns)).join(', ')} ns for lengths ${lengths.join(', ')})`
   }
 }
