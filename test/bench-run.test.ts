@@ -70,3 +70,18 @@ t.test('a server that does not start in time ends the run with the reason', { sk
   t.equal(code, 2, 'no verdict')
   t.match(stderr, /\[bench\] failed: \S+: the server did not start within 0\.001 s \(--start-timeout\)/)
 })
+
+t.test('--baseline measures another build side by side and says what the change costs', { skip: existsSync(RUNNER) ? false : 'dist/bench/run.js is missing: npm run build' }, async (t) => {
+  // This checkout's own build as the baseline: the runner neither knows nor cares.
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const { code, stdout, stderr } = await run(['--only', 'suite-read', '--baseline', root, '--rounds', '3', '--duration', '0.5', '--warmup', '0', '--no-write'])
+  t.equal(code, 0, 'the run completes')
+  if (code !== 0) t.comment(stderr.slice(-2000))
+  for (const variant of ['suite-read', 'baseline-anonymous', 'baseline-read', 'baseline-write']) {
+    t.equal(stderr.match(new RegExp(`\\] round \\d/3 ${variant} `, 'g'))?.length, 3, `${variant} measured once per round`)
+  }
+  t.match(stdout, /^- read: the suite as built here costs \d+\.\d\d× \(IQR \d+\.\d\d–\d+\.\d\d, range \d+\.\d\d–\d+\.\d\d\) the --baseline build\.$/m, 'the before-and-after line')
+  const bad = await run(['--only', 'suite-read', '--baseline', '/nonexistent/checkout', '--rounds', '3', '--no-write'])
+  t.not(bad.code, 0, 'a baseline that is not there is refused')
+  t.match(bad.stderr, /--baseline: \/nonexistent\/checkout\/dist\/index\.js does not exist; build the other checkout first/, 'naming the option and the fix')
+})
