@@ -4,62 +4,12 @@
  * (login CSRF: SameSite=Lax does not stop it, the answer's Set-Cookie logs the browser in as the
  * attacker) and its logout form; the app's own form still works; a host not allowed is refused.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { freePort, tempDir } from './helpers/app.js'
+import { freePort } from './helpers/app.js'
 import { launchChromium, spkiHash } from './helpers/chromium.js'
-import { request } from './helpers/http.js'
-
-const SERVER = join(import.meta.dirname, '..', 'dist', 'examples', 'demo', 'server.js')
-
-interface Demo { port: number, cert: string, output: () => string }
-
-/** `node dist/examples/demo/server.js` with ALLOWED_HOSTS=app.test on free ports; stopped by PID in teardown. */
-async function startDemo (t: Test): Promise<Demo> {
-  if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run npm run build first`)
-  const [port, httpPort] = [await freePort(), await freePort()]
-  const dir = tempDir('secure-https-demo-')
-  let output = ''
-  const child: ChildProcess = spawn(process.execPath, [SERVER], {
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HTTP_PORT: String(httpPort),
-      TLS_DIR: dir,
-      ALLOWED_HOSTS: 'app.test',
-      SESSION_KEYS: randomBytes(32).toString('base64'),
-      LOG_LEVEL: 'info',
-      _TAPJS_PROCESSINFO_COVERAGE_: '0'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.teardown(async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      process.kill(child.pid as number, 'SIGTERM')
-      await exited
-    }
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const certFile = join(dir, 'self-signed', 'cert.pem')
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}):\n${output}`)
-    if (existsSync(certFile)) {
-      // The leaf, then the development CA that issued it (what a client trusts).
-      const cert = readFileSync(certFile, 'utf8') + readFileSync(join(dir, 'ca', 'cert.pem'), 'utf8')
-      const ok = await request(`https://localhost:${port}/healthz`, { ca: cert }).then((r) => r.status === 200, () => false)
-      if (ok) return { port, cert, output: () => output }
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`the demo did not start:\n${output}`)
-}
+import { startDemo } from './helpers/demo.js'
 
 /** The attacker's site: a page that posts a form to the demo as soon as it loads. */
 async function startAttacker (t: Test, target: string): Promise<string> {
@@ -78,7 +28,7 @@ async function startAttacker (t: Test, target: string): Promise<string> {
 }
 
 t.test('Chromium: a cross-site form cannot log the browser in or out; the app\'s own form works; an unknown host is refused', async (t) => {
-  const demo = await startDemo(t)
+  const demo = await startDemo(t, { ALLOWED_HOSTS: 'app.test', SESSION_KEYS: randomBytes(32).toString('base64') })
   const app = `https://app.test:${demo.port}`
   const evil = await startAttacker(t, app)
   const browser = await launchChromium(t, {
