@@ -293,9 +293,13 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
     watch (listener) {
       watchers.add(listener)
       if (subscriber === null) {
-        // A subscribed connection can run nothing else; ioredis subscribes it again after a reconnect.
-        const sub = client.duplicate({ enableOfflineQueue: true })
+        // A subscribed connection can run nothing else. It subscribes on every connection, first and
+        // after a reconnect, here, where a failure is caught: ioredis's own autoResubscribe sends the
+        // SUBSCRIBE without a catch, so a connection closed before its reply (Redis restarting while
+        // the storage closes) was an unhandled rejection, "Connection is closed.", seen in CI.
+        const sub = client.duplicate({ enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false })
         sub.on('error', () => {})
+        sub.on('ready', () => { sub.subscribe(channel).catch(() => {}) })
         sub.on('message', (from: string, key: string) => {
           if (from !== channel) return
           for (const watcher of watchers) {
@@ -306,7 +310,6 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
             }
           }
         })
-        sub.subscribe(channel).catch(() => {})
         subscriber = sub
       }
       return () => { watchers.delete(listener) }

@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { deriveSealKeys, open, seal } from '../storage/seal.js'
 import { redisStorage, type RedisStorage } from '../storage/redis.js'
@@ -140,5 +141,50 @@ t.test('against redis-server', async (t) => {
     t.equal(await storage.load('o/value'), 'after', 'it works again once Redis is back')
     for (let i = 0; i < 200 && !events.some((event) => event.type === 'up'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
     t.same(events.map((event) => event.type), ['down', 'up'], 'one report for the outage, one for its end')
+  })
+
+  t.test('a watcher still hears after Redis restarted: the storage subscribes on each connection itself', async (t) => {
+    // ioredis's autoResubscribe sent the SUBSCRIBE without a catch: Redis going away before the
+    // reply was an unhandled rejection ("Connection is closed.", which failed this file in CI).
+    const writer = await openStorage()
+    const reader = await openStorage()
+    const subscribed = async (count: number): Promise<void> => {
+      for (let i = 0; i < 200 && await redis.cli('PUBSUB', 'NUMSUB', `${prefix}changes`) !== `${prefix}changes\n${count}`; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    const heard: string[] = []
+    reader.watch?.((key) => { heard.push(key) })
+    // The earlier test's reader subscribed too: two subscribers on the channel.
+    await subscribed(2)
+    await redis.stop()
+    await redis.start()
+    await Promise.all([writer.ready(), reader.ready()])
+    await subscribed(2)
+    await writer.store('after/restart', 'x')
+    for (let i = 0; i < 200 && !heard.includes('after/restart'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    t.ok(heard.includes('after/restart'), 'subscribed again after the reconnection')
+    // The failure itself (Redis gone while ioredis's own re-SUBSCRIBE awaits its reply) cannot be
+    // timed in a test; what made it possible can be checked: ioredis's autoResubscribe, which sends
+    // that SUBSCRIBE without a catch, is off on the subscriber, and the storage's own subscription on
+    // each connection is what keeps the watchers hearing (above, and here through an app's client,
+    // whose duplicate() the storage uses).
+    const own = new Redis(redis.url)
+    t.teardown(() => own.disconnect())
+    let subscriber: Redis | null = null
+    const duplicate = own.duplicate.bind(own)
+    own.duplicate = (override) => { subscriber = duplicate(override); return subscriber }
+    const mine = await redisStorage({ client: own, prefix, keys: [key] })
+    t.teardown(() => mine.close())
+    await mine.ready()
+    const mineHeard: string[] = []
+    mine.watch?.((key) => { mineHeard.push(key) })
+    t.equal((subscriber as Redis | null)?.options.autoResubscribe, false, 'ioredis does not resubscribe on its own')
+    await subscribed(3)
+    await redis.stop()
+    await redis.start()
+    await Promise.all([writer.ready(), mine.ready()])
+    await subscribed(3)
+    await writer.store('after/second-restart', 'x')
+    for (let i = 0; i < 200 && !mineHeard.includes('after/second-restart'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    t.ok(mineHeard.includes('after/second-restart'), 'and the storage subscribed again itself')
   })
 })
