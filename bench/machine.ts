@@ -6,7 +6,7 @@
  * @internal
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 
 /** One core's cumulative time in clock ticks, from a `cpuN` line of /proc/stat. @internal */
 export interface CoreTimes {
@@ -92,9 +92,21 @@ export function tasksetAvailable (): boolean {
   }
 }
 
-/** Pins a running process and all its threads to `cpus`. @internal */
+/**
+ * Pins a running process and all its threads to `cpus`. `taskset -a` walks /proc/PID/task and fails
+ * when a thread ends during the walk (Node's threads come and go: it happened to the runner in CI),
+ * so a failure is tried again, and only a process that is gone or a third failure is an error.
+ * @internal
+ */
 export function pin (pid: number, cpus: readonly number[]): void {
-  execFileSync('taskset', ['-a', '-c', '-p', cpus.join(','), String(pid)], { stdio: 'ignore' })
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync('taskset', ['-a', '-c', '-p', cpus.join(','), String(pid)], { stdio: 'ignore' })
+      return
+    } catch (error) {
+      if (attempt >= 3 || !existsSync(`/proc/${pid}`)) throw error
+    }
+  }
 }
 
 /**
