@@ -23,7 +23,6 @@ import { inspectCertificate } from '../tls/inspect.js'
 import { HSTS_MIN_RECOMMENDED, LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.js'
 import { result, summarize, type CheckResult, type ReportSummary } from './report.js'
 
-export { LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.js'
 const DAY = 86_400_000
 
 /** The TLS versions probed, oldest first. */

@@ -28,7 +28,6 @@ import { result, summarize, type CheckDefinition, type CheckResult, type ReportS
 
 export type { CheckDefinition, CheckResult, CheckStatus, ReportSummary, Severity } from './report.js'
 
-export { doctorChecks, doctorCheckIds, EXPIRY_WARNING_DAYS, HSTS_MIN_RECOMMENDED, type DoctorCheckId } from './checks.js'
 const DAY = 86_400_000
 
 function definition (id: DoctorCheckId): CheckDefinition {
@@ -87,8 +86,6 @@ export interface DoctorReport extends ReportSummary {
   /** Every check in `doctorCheckIds` order. */
   checks: CheckResult[]
 }
-
-export { keyFingerprint } from './keygen.js'
 
 function decodeKey (text: string): Buffer | null {
   const trimmed = text.trim()

@@ -14,6 +14,7 @@ import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.js
 import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.js'
 import { generateSessionKey } from '../audit/keygen.js'
 import { formatChecks, summaryLine } from '../audit/report.js'
+import { trustStoreKinds } from '../tls/trust-kinds.js'
 import type { TrustResult } from '../tls/trust-store.js'
 
 const NAME = 'fastify-secure-https'
@@ -300,7 +301,7 @@ async function runTrust (args: string[], io: Output): Promise<number> {
     return 0
   }
   if (values.uninstall === true && values.status === true) throw new UsageError('--uninstall and --status cannot be combined')
-  const { trustStoreKinds, installTrust, uninstallTrust, trustStatus } = await import('../tls/trust-store.js')
+  const { installTrust, uninstallTrust, trustStatus } = await import('../tls/trust-store.js')
   const stores = (values.store ?? []).flatMap((value) => value.split(',')).map((value) => value.trim().toLowerCase()).filter((value) => value !== '')
   for (const store of stores) {
     if (!(trustStoreKinds as readonly string[]).includes(store)) throw new UsageError(`--store ${store}: use ${trustStoreKinds.join(' or ')}`)

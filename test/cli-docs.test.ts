@@ -1,7 +1,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { doctorChecks, siteChecks } from '../index.js'
-import { keyFingerprint, publishedKeyFingerprints } from '../audit/doctor.js'
+import { publishedKeyFingerprints } from '../audit/doctor.js'
+import { keyFingerprint } from '../audit/keygen.js'
 
 /** The `| id | severity |` rows of a page's check table. */
 function documented (page: string): Map<string, string> {

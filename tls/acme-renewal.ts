@@ -95,5 +95,3 @@ export function ariCertId (certPem: string): string | null {
   if (serial.length > 0 && ((serial[0] as number) & 0x80) !== 0) serial = Buffer.concat([Buffer.from([0]), serial])
   return `${keyId.toString('base64url')}.${serial.toString('base64url')}`
 }
-
-export { scaledWarningDays } from './source.js'

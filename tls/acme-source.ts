@@ -104,8 +104,6 @@ export interface AcmeCertificateSource extends CertificateSource {
   storageDescription (): string | null
 }
 
-export { isAcmeSource } from './source.js'
-
 /** The delay before retry number `failures` (1, 2, ...), in ms. @internal */
 export function retryDelay (failures: number, base: number, max: number, retryAfter: number | null = null): number {
   const doubled = Math.min(base * 2 ** Math.min(failures - 1, 40), max)

@@ -65,8 +65,6 @@ export interface DevCa {
   reason?: string
 }
 
-export { devCaPaths } from './dev-ca-paths.js'
-
 function inCidr (address: string, cidr: string): boolean {
   const [base, bits] = cidr.split('/') as [string, string]
   if (isIP(address) !== isIP(base)) return false

@@ -22,8 +22,6 @@ import { delimiter, join } from 'node:path'
 import { DEV_CA_NAME } from './dev-ca.js'
 import { trustStoreKinds, type TrustStoreKind } from './trust-kinds.js'
 
-export { trustStoreKinds, type TrustStoreKind } from './trust-kinds.js'
-
 /** What happened to one store. */
 export interface TrustResult {
   kind: TrustStoreKind
