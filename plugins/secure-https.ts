@@ -121,11 +121,17 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   })
 }
 
+/** The standard levels' order, for a logger that is not pino (pino answers with its own table). */
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
 
-/** True when the instance's logger writes lines of `level` (pino's level names; false for silent). */
+/**
+ * True when the instance's logger writes lines of `level`: pino's `isLevelEnabled` (custom levels
+ * included), else the standard order; false for Fastify's null logger (`logger: false`).
+ */
 function logs (fastify: FastifyInstance, level: 'debug' | 'info'): boolean {
-  const current = LEVELS[fastify.log.level as string]
+  const log = fastify.log as typeof fastify.log & { isLevelEnabled?: (level: string) => boolean }
+  if (typeof log.isLevelEnabled === 'function') return log.isLevelEnabled(level)
+  const current = LEVELS[log.level as string]
   return current !== undefined && current <= (LEVELS[level] as number)
 }
 
