@@ -13,12 +13,12 @@
  * Writes are Lua scripts (atomic), so the store needs a single Redis primary (with replicas or
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { createRequire } from 'node:module'
 import { timedStoreCall } from '../diagnostics.js'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
 import { requireOptional } from '../optional.js'
-import { redisReady, trackRedisHealth } from '../storage/redis-ready.js'
+import { failFastOptions, redisReady, trackRedisHealth } from '../storage/redis-ready.js'
 import type { SessionStore, StoredSessionData } from './store.js'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
@@ -153,20 +153,11 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   const timeout = options.commandTimeout ?? 2000
   const log = options.log
   const ownClient = options.client === undefined
-  const clientOptions: RedisOptions = {
-    // Fail fast instead of queueing: a request waiting on a Redis that is down holds its socket.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: timeout,
-    commandTimeout: timeout,
-    retryStrategy: (times) => Math.min(times * 100, 2000),
-    lazyConnect: false
-  }
   if (ownClient && options.url === undefined) {
     throw new Error('redisSessionStore needs a url (REDIS_URL, e.g. redis://127.0.0.1:6379) or a client')
   }
   // ioredis is an optional peer dependency, loaded only when a store is made without a client.
-  const client = (options.client ?? new (requireOptional('ioredis', () => createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis)(options.url as string, clientOptions)) as ScriptClient
+  const client = (options.client ?? new (requireOptional('ioredis', () => createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis)(options.url as string, failFastOptions(timeout))) as ScriptClient
   client.defineCommand('sessionSet', { numberOfKeys: 3, lua: SET_SCRIPT })
   client.defineCommand('sessionDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT })
   client.defineCommand('sessionRevoke', { numberOfKeys: 1, lua: REVOKE_SCRIPT })

@@ -22,11 +22,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { ERR_LOCK_LOST, ERR_STORAGE_UNAVAILABLE } from '../errors.js'
 import { importOptional } from '../optional.js'
 import { deriveSealKeys, open, seal } from './seal.js'
-import { redisReady, trackRedisHealth } from './redis-ready.js'
+import { failFastOptions, redisReady, trackRedisHealth } from './redis-ready.js'
 import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StorageEvent, type StoreOptions } from './storage.js'
 
 /** Options of `redisStorage`. */
@@ -129,20 +129,12 @@ export async function redisStorage (options: RedisStorageOptions): Promise<Redis
     throw new ERR_STORAGE_UNAVAILABLE('TLS_STORAGE=redis needs REDIS_URL (e.g. redis://127.0.0.1:6379) or a client')
   }
   const ownClient = options.client === undefined
-  const clientOptions: RedisOptions = {
-    // Fail fast instead of queueing: the caller keeps serving what it has and tries again later.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: timeout,
-    commandTimeout: timeout,
-    retryStrategy: (times) => Math.min(times * 100, 2000)
-  }
   let client: ScriptClient
   if (options.client !== undefined) {
     client = options.client as ScriptClient
   } else {
     const { Redis: RedisClient } = await importOptional('ioredis', () => import('ioredis'))
-    client = new RedisClient(options.url as string, clientOptions) as ScriptClient
+    client = new RedisClient(options.url as string, failFastOptions(timeout)) as ScriptClient
   }
   client.defineCommand('storageStore', { numberOfKeys: 3, lua: STORE_SCRIPT })
   client.defineCommand('storageDelete', { numberOfKeys: 2, lua: DELETE_SCRIPT })
