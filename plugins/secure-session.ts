@@ -7,7 +7,9 @@
  * optional server-side store.
  *
  * Hooks, in the order they run:
- * - @fastify/cookie's and @fastify/secure-session's onRequest parse the cookies and open the session;
+ * - @fastify/cookie's and @fastify/secure-session's onRequest parse the cookies and open the session
+ *   (through `decodeSecureSession`, which the suite puts a cache of opened cookies in front of:
+ *   sessions/opened-cookies.ts);
  * - ours (registered after them) checks the lifetimes, classifies a cookie that gave no session
  *   (on that path only, through `decodeSecureSession`'s `log` argument), and puts a view of the
  *   session (or, with a store, the store session) on `request.session`;
@@ -27,6 +29,8 @@ import {
   checkLifetime, classifyDecodeFailure, CREATED_KEY, epochSeconds, newSessionMaxAge, peerExpiry, sessionEnd,
   STORE_ID_KEY, WRITTEN_KEY, type LifetimePolicy, type SessionRejection
 } from '../sessions/lifetimes.js'
+import { cachedDecode, OPENED_COOKIES, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.js'
+import type { Sealed } from '../sessions/seal.js'
 import { openSessionStore, publicStoreError, sessionsControl, type SessionsControl } from '../sessions/redis-store.js'
 import { carriesOnly, storeIdOf, storeSession, type StoreSessionState } from '../sessions/store-session.js'
 import type { SessionStore } from '../sessions/store.js'
@@ -79,6 +83,10 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   const policy: LifetimePolicy = { maxAge: config.maxAge, idleTimeout: config.idleTimeout }
   const writer = sessionCookieWriter(cookieName, { domain: config.domain, secure: config.secure, sameSite: config.sameSite })
   const store = await openSessionStore(config, fastify.log)
+  const opened = new OpenedCookies(OPENED_COOKIES, MAX_COOKIE_CHARS)
+  // Set when @fastify/secure-session is registered, with the binding both use (below); no request
+  // is served before.
+  let seal: (session: PeerSession) => Sealed = () => { throw new Error('secureSession is not registered yet') }
   const limitTampered = eventLimiter(60)
   const limitExpired = eventLimiter(60)
   let warnedPlainHttp = false
@@ -176,15 +184,18 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       reply.header('set-cookie', writer.expired)
       return true
     }
-    const sealed = fastify.encodeSecureSession(session as unknown as FastifyRequest['session'])
-    const encoded = encodeURIComponent(sealed)
+    // @fastify/secure-session's format and key (sessions/seal.ts); the browser sends the value back
+    // with its next request, opened then without decrypting.
+    const sealed = seal(session)
+    opened.remember(sealed)
+    const encoded = encodeURIComponent(sealed.value)
     if (cookieName.length + 1 + encoded.length > MAX_COOKIE_CHARS) {
       request.log.error({ bytes: encoded.length, cookie: cookieName }, `the session is too large for a cookie (${encoded.length} bytes, browsers keep about ${MAX_COOKIE_CHARS}); the response does not update it. Keep less in the session, or use a server-side store (SESSION_STORE=redis)`)
       return false
     }
     warnIfPlainHttp(request)
     if (cookieOptions === null) reply.header('set-cookie', writer.line(encoded, maxAge))
-    else reply.setCookie(cookieName, sealed, { ...writer.options(maxAge), ...cookieOptions })
+    else reply.setCookie(cookieName, sealed.value, { ...writer.options(maxAge), ...cookieOptions })
     return true
   }
 
@@ -325,13 +336,25 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // registers @fastify/cookie with the secret it derives from the key (reply.signCookie) unless the
   // app registered @fastify/cookie itself, exactly as for an app that registers it directly.
   // Loaded here, with the libsodium binding it brings: an app with `secureSession: false` never loads either.
-  const { default: fastifySecureSession } = await import('@fastify/secure-session')
+  const [{ default: fastifySecureSession }, { sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.js')])
+  seal = sessionSealer(keys[0] as Buffer)
   await fastify.register(fastifySecureSession, {
     key: keys,
     cookieName,
     expiry: peerExpiry(policy),
     cookie: writer.options(newSessionMaxAge(policy))
   })
+  // @fastify/secure-session's onRequest opens the cookie through this decorator, looked up on each
+  // request: wrapped, the same cookie is decrypted once, not on every request (the decorator keeps
+  // its signature and results for the app's own calls too).
+  type Session = ReturnType<typeof fastify.createSecureSession> & OpenedSession
+  fastify.decodeSecureSession = cachedDecode<Session, FastifyBaseLogger>(
+    fastify.decodeSecureSession as (cookie: string, log?: FastifyBaseLogger, sessionName?: string) => Session | null,
+    (data) => fastify.createSecureSession(data) as Session,
+    opened,
+    peerExpiry(policy),
+    'session'
+  ) as typeof fastify.decodeSecureSession
 
   if (store === undefined) {
     fastify.addHook('onRequest', onRequestCookie)

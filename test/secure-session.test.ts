@@ -176,6 +176,9 @@ t.test('rotation: an old-key cookie is accepted and re-issued with the newest ke
   const reissued = sessionCookie(read)
   t.ok(reissued, 'a read-only request re-issues a cookie sealed with an old key')
   t.not(reissued?.value, oldCookie)
+  const readAgain = await send(after, 'GET', '/read', oldCookie)
+  t.equal(JSON.parse(readAgain.body).user, 'alice')
+  t.ok(sessionCookie(readAgain), 'and re-issued again when the old cookie comes back (opened without decrypting, still marked for re-sealing)')
 
   const withNewOnly = await send(removed, 'GET', '/read', reissued?.value)
   t.equal(JSON.parse(withNewOnly.body).user, 'alice', 'the re-issued cookie is sealed with the newest key')

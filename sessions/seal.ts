@@ -1,0 +1,60 @@
+/**
+ * Sealing a session cookie in @fastify/secure-session's format, so that its `decodeSecureSession`
+ * (in this process, in an instance not yet switched over, or after a rollback) opens what the suite
+ * writes: `base64(XSalsa20-Poly1305(JSON payload, nonce, newest key)) ";" base64(nonce)`, the
+ * construction and the libsodium binding of its `encodeSecureSession`. Two things differ, neither
+ * in what is sealed nor in its strength:
+ * - the nonces (24 random bytes each) are cut from a pool of 256 filled by one `randombytes_buf`,
+ *   instead of one `getrandom` system call per cookie; each is used once, and the pool of a
+ *   process is its own (Node.js starts cluster workers and children as new processes);
+ * - the payload's JSON text is handed back, for the cache of opened cookies
+ *   (sessions/opened-cookies.ts), instead of being made a second time.
+ * Loaded when the session plugin registers, with the binding.
+ */
+import sodium from 'sodium-native'
+import type { OpenedSession } from './opened-cookies.js'
+
+/** Nonces cut from one fill of the pool. */
+export const NONCES_PER_FILL = 256
+
+/** A sealed session: the cookie value (before percent-encoding) and the JSON it holds. */
+export interface Sealed {
+  value: string
+  text: string
+  /** The payload's `__ts`. */
+  ts: unknown
+}
+
+/** Random nonces for XSalsa20, cut from a pool refilled when it runs out. @internal */
+export function noncePool (fill: (buffer: Uint8Array) => void = sodium.randombytes_buf, size = sodium.crypto_secretbox_NONCEBYTES, count = NONCES_PER_FILL): () => Buffer {
+  let pool = Buffer.alloc(0)
+  let offset = 0
+  return function nextNonce () {
+    if (offset === pool.length) {
+      // A new buffer each fill: a nonce handed out before stays as it was.
+      pool = Buffer.allocUnsafe(size * count)
+      fill(pool)
+      offset = 0
+    }
+    const nonce = pool.subarray(offset, offset + size)
+    offset += size
+    return nonce
+  }
+}
+
+/** Seals sessions with `key` (the newest), as @fastify/secure-session's `encodeSecureSession` does. @internal */
+export function sessionSealer (key: Buffer, nextNonce: () => Buffer = noncePool()): (session: OpenedSession) => Sealed {
+  if (key.length !== sodium.crypto_secretbox_KEYBYTES) throw new Error(`a session key must be ${sodium.crypto_secretbox_KEYBYTES} bytes`)
+  return function seal (session) {
+    // The values (data(): all but __ts) and __ts, as @fastify/secure-session seals its whole object.
+    const payload = session.data() ?? {}
+    const ts = session.get('__ts')
+    payload.__ts = ts
+    const text = JSON.stringify(payload)
+    const message = Buffer.from(text)
+    const cipher = Buffer.allocUnsafe(message.length + sodium.crypto_secretbox_MACBYTES)
+    const nonce = nextNonce()
+    sodium.crypto_secretbox_easy(cipher, message, nonce, key)
+    return { value: cipher.toString('base64') + ';' + nonce.toString('base64'), text, ts }
+  }
+}
