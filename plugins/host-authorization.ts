@@ -22,6 +22,7 @@ import {
 } from '../schemas/host-authorization.js'
 import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
+import { addRequestStep, REPLIED } from './hook-chain.js'
 
 /** The `fastify.hostAuthorization` decorator: names allowed at run time, besides ALLOWED_HOSTS. */
 export interface HostAuthorizationControl {
@@ -132,18 +133,12 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
     }
   } satisfies HostAuthorizationControl)
 
-  fastify.addHook('onRequest', function hostAuthorization (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+  addRequestStep(fastify, options, 'hostAuthorization', function hostAuthorization (request: FastifyRequest, reply: FastifyReply) {
     const host = request.host
     const headers = request.headers
-    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined)) {
-      done()
-      return
-    }
+    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined)) return undefined
     const outcome = verdictOf(request)
-    if (outcome.verdict === OK || isExempt(request.url)) {
-      done()
-      return
-    }
+    if (outcome.verdict === OK || isExempt(request.url)) return undefined
     const suppressed = limit()
     if (suppressed !== false) {
       const shown = outcome.host.length > LOGGED_HOST_LENGTH ? `${outcome.host.slice(0, LOGGED_HOST_LENGTH)}...` : outcome.host
@@ -161,6 +156,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
     reply.code(outcome.verdict === MALFORMED ? 400 : status)
       .header('content-type', 'text/plain; charset=utf-8')
       .send(outcome.verdict === MALFORMED ? 'Bad Request: invalid host\n' : 'Unknown host\n')
+    return REPLIED
   })
 }
 

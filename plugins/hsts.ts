@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import { isLocalHostname, isProductionEnv, parseOptions } from '../schemas/common.js'
 import { hstsHeaderValue, hstsSchema, hstsWarnings, type HstsOptions } from '../schemas/hsts.js'
 import { hostnameOf } from './instance.js'
+import { addRequestStep } from './hook-chain.js'
 import { secureTest } from './secure-request.js'
 
 declare module 'fastify' {
@@ -40,7 +41,7 @@ const hstsPlugin: FastifyPluginAsync<HstsOptions> = async function hstsPlugin (f
     route.onRequest = own === undefined ? [removeHsts] : [...(Array.isArray(own) ? own : [own]), removeHsts]
   })
 
-  fastify.addHook('onRequest', function hstsHeader (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+  addRequestStep(fastify, options, 'hstsHeader', function hstsHeader (request: FastifyRequest, reply: FastifyReply) {
     if (isSecure(request)) {
       if (skipLocal) {
         const host = request.host
@@ -48,14 +49,11 @@ const hstsPlugin: FastifyPluginAsync<HstsOptions> = async function hstsPlugin (f
           lastHost = host
           lastLocal = isLocalHostname(hostnameOf(host))
         }
-        if (lastLocal) {
-          done()
-          return
-        }
+        if (lastLocal) return undefined
       }
       reply.header('strict-transport-security', value)
     }
-    done()
+    return undefined
   })
 }
 

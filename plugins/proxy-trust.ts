@@ -5,7 +5,7 @@
  * (which also understands RFC 7239 Forwarded when asked to), and logs forwarding headers sent by
  * peers that are not trusted, since those are either a misconfiguration or an attack.
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
@@ -14,6 +14,7 @@ import { isProductionEnv, parseOptions } from '../schemas/common.js'
 import { MAX_HOST_LENGTH, parseHost } from '../schemas/host-authorization.js'
 import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
+import { addRequestStep } from './hook-chain.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -353,22 +354,18 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     securityEvent(request.log, event, { remoteAddress: request.raw.socket?.remoteAddress, suppressed, ...fields }, message)
   }
 
-  fastify.addHook('onRequest', function proxyTrustCheck (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) {
+  addRequestStep(fastify, options, 'proxyTrustCheck', function proxyTrustCheck (request: FastifyRequest) {
     const headers = request.headers
     const xfp = headers['x-forwarded-proto']
     const forwarded = headers.forwarded
-    if (xfp === undefined && forwarded === undefined && headers['x-forwarded-for'] === undefined && headers['x-forwarded-host'] === undefined) {
-      done()
-      return
-    }
+    if (xfp === undefined && forwarded === undefined && headers['x-forwarded-for'] === undefined && headers['x-forwarded-host'] === undefined) return undefined
     const peer = request.raw.socket?.remoteAddress
     const peerTrusted = peer !== undefined && trusted(peer)
     if (peer !== undefined) {
       try {
         verifyInstanceTrust(request, peer, peerTrusted)
       } catch (error) {
-        done(error as Error)
-        return
+        return error as Error
       }
     }
     if (!peerTrusted) {
@@ -382,7 +379,7 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
         report(request, 'proxy.conflicting-forwarded', 'X-Forwarded-Proto and Forwarded disagree; treating the request as not secure. Make the proxy set (not pass through) both headers, or remove one', { xForwardedProto: a, forwardedProto: b })
       }
     }
-    done()
+    return undefined
   })
 }
 

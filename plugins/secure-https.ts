@@ -2,7 +2,9 @@
  * The aggregate plugin: validates the whole config once and registers each part in the order of the
  * design: tls, proxyTrust, hostAuthorization, httpsRedirect, hsts, securityHeaders, crossSite,
  * secureSession, errorHandler. Order matters: a request for an unknown host is refused before the
- * redirect, HSTS or a session sees it, and a cross-site request before the session is read.
+ * redirect, HSTS or a session sees it, and a cross-site request before the session is read. The
+ * synchronous request work of several parts runs in one onRequest and one onSend hook
+ * (plugins/hook-chain.ts).
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -19,6 +21,7 @@ import { securityHeaders } from './security-headers.js'
 import { tls } from './tls.js'
 import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.js'
 import { startupSummary, type StartupFacts } from './first-start.js'
+import { addChainHooks, withChain, type HookChain } from './hook-chain.js'
 
 /** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
 async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig, session: StartupFacts['session']): Promise<StartupFacts> {
@@ -65,14 +68,24 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
     fastify.server.maxConnections = config.listener.maxConnections
   }
+  // One onRequest and one onSend hook for the synchronous request work of proxy trust, host
+  // authorization, HSTS, the security headers and the cookie session (plugins/hook-chain.ts), added
+  // before any of the parts, so that they run where the first of their own hooks would have. HSTS
+  // now runs before the redirect hook (HTTPS_REDIRECT_MODE=hook) instead of after it: the one acts
+  // on secure requests only and the other on plain ones, so no request sees a difference.
+  const chain: HookChain = { request: [], send: [] }
+  addChainHooks(fastify, chain, {
+    request: config.proxyTrust !== false || config.hostAuthorization !== false || config.hsts !== false,
+    send: config.securityHeaders !== false || (config.secureSession !== false && (config.secureSession.store === undefined || config.secureSession.store === 'cookie'))
+  })
   // Metrics first: they hear the certificate loaded at register time.
   if (config.metrics !== false) await fastify.register(metrics, config.metrics)
   if (config.tls !== false) await fastify.register(tls, config.tls)
-  if (config.proxyTrust !== false) await fastify.register(proxyTrust, config.proxyTrust)
-  if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, withOnDemandNames(fastify, config, config.hostAuthorization))
+  if (config.proxyTrust !== false) await fastify.register(proxyTrust, withChain(config.proxyTrust, chain))
+  if (config.hostAuthorization !== false) await fastify.register(hostAuthorization, withChain(withOnDemandNames(fastify, config, config.hostAuthorization), chain))
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)
-  if (config.hsts !== false) await fastify.register(hsts, config.hsts)
-  if (config.securityHeaders !== false) await fastify.register(securityHeaders, config.securityHeaders)
+  if (config.hsts !== false) await fastify.register(hsts, withChain(config.hsts, chain))
+  if (config.securityHeaders !== false) await fastify.register(securityHeaders, withChain(config.securityHeaders, chain))
   if (config.crossSite !== false) await fastify.register(crossSite, config.crossSite)
   // In development a session key is kept under TLS_DIR (made once, 0600), so that a restart does
   // not log the developer out; production requires SESSION_KEYS (the schema refuses to start without).
@@ -85,7 +98,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
       sessionConfig = { ...sessionConfig, keys: [kept.key] }
       session = { source: 'dev-key', path: kept.path, created: kept.created }
     }
-    await fastify.register(secureSession, sessionConfig)
+    await fastify.register(secureSession, withChain(sessionConfig, chain))
   }
   if (config.errorHandler !== false) await fastify.register(errorHandler, config.errorHandler)
 

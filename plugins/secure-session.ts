@@ -13,7 +13,8 @@
  * - ours (registered after them) checks the lifetimes, classifies a cookie that gave no session
  *   (on that path only, through `decodeSecureSession`'s `log` argument), and puts a view of the
  *   session (or, with a store, the store session) on `request.session`;
- * - ours onSend (registered before theirs) writes a changed session's cookie with one
+ * - ours onSend (registered before theirs; through the aggregate, a step of its single onSend hook,
+ *   plugins/hook-chain.ts) writes a changed session's cookie with one
  *   `reply.header` from precomputed attributes, sealed by `encodeSecureSession`, and marks it
  *   unchanged; a response whose route called `session.options()` is left to @fastify/secure-session's
  *   own onSend, which writes it with those options.
@@ -35,6 +36,7 @@ import { openSessionStore, publicStoreError, sessionsControl, type SessionsContr
 import { carriesOnly, storeIdOf, storeSession, type StoreSessionState } from '../sessions/store-session.js'
 import type { SessionStore } from '../sessions/store.js'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
+import { addSendStep } from './hook-chain.js'
 
 export type { SessionRejection } from '../sessions/lifetimes.js'
 
@@ -213,12 +215,9 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   }
 
   /** onSend, cookie mode (before @fastify/secure-session's, which then finds nothing left to do). */
-  function onSendCookie (request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: (error?: Error) => void): void {
+  function onSendCookie (request: FastifyRequest, reply: FastifyReply): Error | undefined {
     const state = stateOf(request) as CookieViewState | null
-    if (state === null) {
-      done()
-      return
-    }
+    if (state === null) return undefined
     const session = state.inner
     if (!session.changed) {
       if (state.expireOld) reply.header('set-cookie', writer.expired)
@@ -234,12 +233,11 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
         // A value JSON cannot encode (a cycle, a BigInt): the route's bug, answered as a 500 once.
         session.changed = false
         request.log.error({ err: error }, 'the session could not be sealed (are its values JSON?); the response does not update it')
-        done(new Error('the session could not be saved'))
-        return
+        return new Error('the session could not be saved')
       }
       session.changed = false
     }
-    done()
+    return undefined
   }
 
   /** onRequest, store mode: the cookie names the session; its values are loaded here (asynchronous). */
@@ -328,7 +326,8 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // Our onSend runs before @fastify/secure-session's (hooks run in the order they are added), our
   // onRequest after @fastify/cookie's and @fastify/secure-session's.
   fastify.decorateRequest(kState, null)
-  if (store === undefined) fastify.addHook('onSend', onSendCookie)
+  // Through the aggregate, the cookie step runs in its onSend hook, added before any of the suite's plugins.
+  if (store === undefined) addSendStep(fastify, options, 'onSendCookie', onSendCookie)
   else fastify.addHook('onSend', onSendStore)
 
   // Registered in the app's context under its own name: hasPlugin('@fastify/secure-session') is

@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { ConfigError } from '../errors.js'
 import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
+import { addSendStep } from './hook-chain.js'
 import { parseOptions, toConfigIssues } from '../schemas/common.js'
 import {
   responseKinds,
@@ -244,9 +245,9 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     fastify.decorateReply(kAnswerHeaders, answerHeaders)
   }
 
-  fastify.addHook('onSend', function securityHeaders (_request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: Done) {
+  addSendStep(fastify, options, 'securityHeaders', function securityHeaders (_request: FastifyRequest, reply: FastifyReply) {
     addHeaders(reply)
-    done()
+    return undefined
   })
 }
 
