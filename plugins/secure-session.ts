@@ -190,7 +190,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
     // with its next request, opened then without decrypting.
     const sealed = seal(session)
     opened.remember(sealed)
-    const encoded = encodeURIComponent(sealed.value)
+    const encoded = sealed.encoded
     if (cookieName.length + 1 + encoded.length > MAX_COOKIE_CHARS) {
       request.log.error({ bytes: encoded.length, cookie: cookieName }, `the session is too large for a cookie (${encoded.length} bytes, browsers keep about ${MAX_COOKIE_CHARS}); the response does not update it. Keep less in the session, or use a server-side store (SESSION_STORE=redis)`)
       return false
