@@ -20,10 +20,14 @@ export type RequestStep = (request: FastifyRequest, reply: FastifyReply) => Erro
 /** An onSend step (the payload is never changed): `undefined` to go on, an Error to fail the response. @internal */
 export type SendStep = (request: FastifyRequest, reply: FastifyReply) => Error | undefined
 
-/** The steps of the aggregate's two hooks, in the order the plugins registered. @internal */
+/**
+ * The steps of the aggregate's two hooks, in the order the plugins registered; `null` where the
+ * aggregate added no hook of that kind, so that a step meant for it gets a hook of its own instead
+ * of going unrun. @internal
+ */
 export interface HookChain {
-  readonly request: RequestStep[]
-  readonly send: SendStep[]
+  readonly request: RequestStep[] | null
+  readonly send: SendStep[] | null
 }
 
 /** The options property through which the aggregate hands its chain to a plugin. @internal */
@@ -43,14 +47,15 @@ export function withChain<T extends object> (options: T, chain: HookChain): T {
 }
 
 /**
- * Runs `step` on every request: in the aggregate's hook when `options` carries a chain, else in an
- * onRequest hook of its own, named `name` (what `printRoutes({ includeHooks: true })` shows).
+ * Runs `step` on every request: in the aggregate's onRequest hook when `options` carries a chain
+ * that has one, else in an onRequest hook of its own, named `name` (what
+ * `printRoutes({ includeHooks: true })` shows).
  * @internal
  */
 export function addRequestStep (fastify: FastifyInstance, options: unknown, name: string, step: RequestStep): void {
-  const chain = chainOf(options)
-  if (chain !== undefined) {
-    chain.request.push(step)
+  const steps = chainOf(options)?.request
+  if (steps != null) {
+    steps.push(step)
     return
   }
   const hook = {
@@ -65,9 +70,9 @@ export function addRequestStep (fastify: FastifyInstance, options: unknown, name
 
 /** As `addRequestStep`, for an onSend step. @internal */
 export function addSendStep (fastify: FastifyInstance, options: unknown, name: string, step: SendStep): void {
-  const chain = chainOf(options)
-  if (chain !== undefined) {
-    chain.send.push(step)
+  const steps = chainOf(options)?.send
+  if (steps != null) {
+    steps.push(step)
     return
   }
   const hook = {
@@ -81,13 +86,15 @@ export function addSendStep (fastify: FastifyInstance, options: unknown, name: s
 }
 
 /**
- * The aggregate's hooks over `chain`, added now (before the plugins that fill it register, so that
- * they run where the first of their own hooks would have): `request` and `send` say which are
- * needed, from the configuration.
+ * Adds the aggregate's hooks now (before the plugins that fill them register, so that they run
+ * where the first of their own hooks would have) and returns their chain: `request` and `send` say
+ * which are worth a hook, from the configuration. A plugin that hands a step to a kind left out
+ * gets a hook of its own for it (addRequestStep, addSendStep): a wrong guess costs a hook, never a step.
  * @internal
  */
-export function addChainHooks (fastify: FastifyInstance, chain: HookChain, needed: { request: boolean, send: boolean }): void {
-  if (needed.request) {
+export function addChainHooks (fastify: FastifyInstance, needed: { request: boolean, send: boolean }): HookChain {
+  const chain: HookChain = { request: needed.request ? [] : null, send: needed.send ? [] : null }
+  if (chain.request !== null) {
     const steps = chain.request
     fastify.addHook('onRequest', function secureHttpsRequest (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) {
       for (let i = 0; i < steps.length; i++) {
@@ -101,7 +108,7 @@ export function addChainHooks (fastify: FastifyInstance, chain: HookChain, neede
       done()
     })
   }
-  if (needed.send) {
+  if (chain.send !== null) {
     const steps = chain.send
     fastify.addHook('onSend', function secureHttpsSend (request: FastifyRequest, reply: FastifyReply, _payload: unknown, done: (error?: Error | null) => void) {
       for (let i = 0; i < steps.length; i++) {
@@ -114,4 +121,5 @@ export function addChainHooks (fastify: FastifyInstance, chain: HookChain, neede
       done()
     })
   }
+  return chain
 }

@@ -21,7 +21,7 @@ import { securityHeaders } from './security-headers.js'
 import { tls } from './tls.js'
 import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.js'
 import { startupSummary, type StartupFacts } from './first-start.js'
-import { addChainHooks, withChain, type HookChain } from './hook-chain.js'
+import { addChainHooks, withChain } from './hook-chain.js'
 
 /** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
 async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig, session: StartupFacts['session']): Promise<StartupFacts> {
@@ -73,8 +73,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   // before any of the parts, so that they run where the first of their own hooks would have. HSTS
   // now runs before the redirect hook (HTTPS_REDIRECT_MODE=hook) instead of after it: the one acts
   // on secure requests only and the other on plain ones, so no request sees a difference.
-  const chain: HookChain = { request: [], send: [] }
-  addChainHooks(fastify, chain, {
+  const chain = addChainHooks(fastify, {
     request: config.proxyTrust !== false || config.hostAuthorization !== false || config.hsts !== false,
     send: config.securityHeaders !== false || (config.secureSession !== false && (config.secureSession.store === undefined || config.secureSession.store === 'cookie'))
   })

@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import secureHttps, { hostAuthorization, hsts, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.js'
-import { addChainHooks, addRequestStep, addSendStep, REPLIED, withChain, type HookChain } from '../plugins/hook-chain.js'
+import { addChainHooks, addRequestStep, addSendStep, REPLIED, withChain } from '../plugins/hook-chain.js'
 import { startApp, tempDir } from './helpers/app.js'
 import { cookieHeader, request, type Response } from './helpers/http.js'
 
@@ -82,10 +82,9 @@ t.test('each plugin registered on its own keeps its own hook, under its own name
 })
 
 t.test('the chain: steps run in order; an answer ends it without done, an error fails the request, a send step\'s error fails the response', async (t) => {
-  const chain: HookChain = { request: [], send: [] }
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())
-  addChainHooks(app, chain, { request: true, send: true })
+  const chain = addChainHooks(app, { request: true, send: true })
   const seen: string[] = []
   const steps = { answer: false, fail: false, failSend: false }
   addRequestStep(app, withChain({}, chain), 'first', (request) => { seen.push(`first ${request.url}`); return undefined })
@@ -99,8 +98,8 @@ t.test('the chain: steps run in order; an answer ends it without done, an error 
   addSendStep(app, withChain({}, chain), 'header', (_request, reply) => { reply.header('x-step', 'sent'); return undefined })
   addSendStep(app, withChain({}, chain), 'failsSend', () => steps.failSend ? new Error('refused at send') : undefined)
   app.get('/', async () => 'route')
-  t.equal(chain.request.length, 4, 'the steps went into the chain')
-  t.equal(chain.send.length, 2)
+  t.equal(chain.request?.length, 4, 'the steps went into the chain')
+  t.equal(chain.send?.length, 2)
 
   const plain = await app.inject('/')
   t.equal(plain.body, 'route')
@@ -128,6 +127,24 @@ t.test('the chain: steps run in order; an answer ends it without done, an error 
   const failedSend = await app.inject('/')
   t.equal(failedSend.statusCode, 500)
   t.not(failedSend.body, 'route', 'the route\'s answer is not sent')
+})
+
+t.test('a step for a kind the chain has no hook of gets a hook of its own: never left unrun', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  // As the aggregate would with no request-side part configured, then handed a step anyway.
+  const chain = addChainHooks(app, { request: false, send: true })
+  t.equal(chain.request, null, 'no request hook, so no request steps to hold')
+  addRequestStep(app, withChain({}, chain), 'strayRequest', (_request, reply) => { reply.header('x-request-step', 'ran'); return undefined })
+  addSendStep(app, withChain({}, chain), 'chained', (_request, reply) => { reply.header('x-send-step', 'ran'); return undefined })
+  app.get('/anonymous', async () => 'route')
+  await app.ready()
+  const { onRequest, onSend } = hooksOf(app)
+  t.same(onRequest, ['strayRequest'], 'the request step runs in a hook of its own')
+  t.same(onSend, ['secureHttpsSend'], 'the send step in the chain\'s hook')
+  const response = await app.inject('/anonymous')
+  t.equal(response.headers['x-request-step'], 'ran')
+  t.equal(response.headers['x-send-step'], 'ran')
 })
 
 t.test('registered alone, a step\'s hook behaves the same (answer, error, send error)', async (t) => {
