@@ -4,13 +4,13 @@
  * self-signed certificates. An app that imports the package for its plugins never loads that code
  * (docs/benchmarks.md, "Import"). Each forwards to the function of the same name and signature.
  */
-import type { CheckSiteOptions, SiteReport } from './audit/check.js'
-import type { DoctorOptions, DoctorReport } from './audit/doctor.js'
-import type { SecureHttpsConfig } from './schemas/config.js'
-import type { Env } from './schemas/env.js'
-import type { DevCa } from './tls/dev-ca.js'
-import type { PemPair } from './tls/self-signed.js'
-import type { TrustResult, TrustStoreOptions } from './tls/trust-store.js'
+import type { CheckSiteOptions, SiteReport } from './audit/check.ts'
+import type { DoctorOptions, DoctorReport } from './audit/doctor.ts'
+import type { SecureHttpsConfig } from './schemas/config.ts'
+import type { Env } from './schemas/env.ts'
+import type { DevCa } from './tls/dev-ca.ts'
+import type { PemPair } from './tls/self-signed.ts'
+import type { TrustResult, TrustStoreOptions } from './tls/trust-store.ts'
 
 /**
  * The deploy audit of an environment: reads it as `loadConfig` does, with the production rules on
@@ -18,7 +18,7 @@ import type { TrustResult, TrustStoreOptions } from './tls/trust-store.js'
  * environment: each problem is a failed check.
  */
 export async function doctor (env: Env = process.env, options: DoctorOptions = {}): Promise<DoctorReport> {
-  return await (await import('./audit/doctor.js')).doctor(env, options)
+  return await (await import('./audit/doctor.ts')).doctor(env, options)
 }
 
 /**
@@ -26,7 +26,7 @@ export async function doctor (env: Env = process.env, options: DoctorOptions = {
  * apply whatever `config.production` says, so a development config fails some of them.
  */
 export async function doctorConfig (config: SecureHttpsConfig, options: DoctorOptions = {}): Promise<DoctorReport> {
-  return await (await import('./audit/doctor.js')).doctorConfig(config, options)
+  return await (await import('./audit/doctor.ts')).doctorConfig(config, options)
 }
 
 /**
@@ -35,17 +35,17 @@ export async function doctorConfig (config: SecureHttpsConfig, options: DoctorOp
  * @throws TypeError when `url` is not an https:// URL or `connectTo` not an IP address
  */
 export async function checkSite (url: string | URL, options: CheckSiteOptions = {}): Promise<SiteReport> {
-  return await (await import('./audit/check.js')).checkSite(url, options)
+  return await (await import('./audit/check.ts')).checkSite(url, options)
 }
 
 /** Installs the CA in the stores; one result per store tried. */
 export async function installTrust (options: TrustStoreOptions): Promise<TrustResult[]> {
-  return await (await import('./tls/trust-store.js')).installTrust(options)
+  return await (await import('./tls/trust-store.ts')).installTrust(options)
 }
 
 /** Removes the CA from the stores; one result per store tried. */
 export async function uninstallTrust (options: TrustStoreOptions): Promise<TrustResult[]> {
-  return await (await import('./tls/trust-store.js')).uninstallTrust(options)
+  return await (await import('./tls/trust-store.ts')).uninstallTrust(options)
 }
 
 /**
@@ -53,7 +53,7 @@ export async function uninstallTrust (options: TrustStoreOptions): Promise<Trust
  * Costs one `certutil -L` per NSS database and a file check for the Linux system store.
  */
 export async function trustStatus (options: TrustStoreOptions): Promise<TrustResult[]> {
-  return await (await import('./tls/trust-store.js')).trustStatus(options)
+  return await (await import('./tls/trust-store.ts')).trustStatus(options)
 }
 
 /**
@@ -63,12 +63,12 @@ export async function trustStatus (options: TrustStoreOptions): Promise<TrustRes
  * @throws ERR_SECURE_HTTPS_INSECURE_STORAGE when TLS_DIR or the CA's files are not private
  */
 export async function loadOrCreateDevCa (dir: string, hosts: readonly string[] = [], now = Date.now()): Promise<DevCa> {
-  return await (await import('./tls/dev-ca.js')).loadOrCreateDevCa(dir, hosts, now)
+  return await (await import('./tls/dev-ca.ts')).loadOrCreateDevCa(dir, hosts, now)
 }
 
 /** The CA of TLS_DIR if there is a usable one; never makes one. */
 export async function findDevCa (dir: string, now = Date.now()): Promise<DevCa | null> {
-  return await (await import('./tls/dev-ca.js')).findDevCa(dir, now)
+  return await (await import('./tls/dev-ca.ts')).findDevCa(dir, now)
 }
 
 /**
@@ -77,5 +77,5 @@ export async function findDevCa (dir: string, now = Date.now()): Promise<DevCa |
  * development CA instead, which can be trusted once.
  */
 export async function generateSelfSigned (hosts: readonly string[], days = 90, now = Date.now()): Promise<PemPair> {
-  return await (await import('./tls/self-signed.js')).generateSelfSigned(hosts, days, now)
+  return await (await import('./tls/self-signed.ts')).generateSelfSigned(hosts, days, now)
 }

@@ -4,7 +4,7 @@
  * and imports none of them. A missing one fails with the package to install and the setting that
  * needs it.
  */
-import { ERR_MISSING_DEPENDENCY } from './errors.js'
+import { ERR_MISSING_DEPENDENCY } from './errors.ts'
 
 /** The optional packages and the settings that need them. */
 export const optionalDependencies = {

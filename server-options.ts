@@ -3,13 +3,13 @@
  * plugin later, so they come from the same config, here.
  */
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
-import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.js'
-import { trustProxyValue } from './schemas/proxy-trust.js'
-import type { TlsConfig } from './schemas/tls.js'
-import { secureContextOptions } from './tls/profiles.js'
-import type { CertificatePair, CertificateSource } from './tls/source.js'
-import { SniRouter } from './tls/sni.js'
-import { createSource, needsSni, terminatesTls } from './tls/sources.js'
+import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.ts'
+import { trustProxyValue } from './schemas/proxy-trust.ts'
+import type { TlsConfig } from './schemas/tls.ts'
+import { secureContextOptions } from './tls/profiles.ts'
+import type { CertificatePair, CertificateSource } from './tls/source.ts'
+import { SniRouter } from './tls/sni.ts'
+import { createSource, needsSni, terminatesTls } from './tls/sources.ts'
 
 /**
  * The sources and pairs `serverOptions` loaded, by TLS config, so that the `tls` plugin registered

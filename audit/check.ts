@@ -17,11 +17,11 @@ import {
   type SecureVersion,
   type TLSSocket
 } from 'node:tls'
-import { isLocalHostname } from '../schemas/common.js'
-import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.js'
-import { inspectCertificate } from '../tls/inspect.js'
-import { HSTS_MIN_RECOMMENDED, LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.js'
-import { result, summarize, type CheckResult, type ReportSummary } from './report.js'
+import { isLocalHostname } from '../schemas/common.ts'
+import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.ts'
+import { inspectCertificate } from '../tls/inspect.ts'
+import { HSTS_MIN_RECOMMENDED, LIVE_EXPIRY_WARNING_DAYS, siteCheckIds, siteChecks, type SiteCheckId } from './checks.ts'
+import { result, summarize, type CheckResult, type ReportSummary } from './report.ts'
 
 const DAY = 86_400_000
 
@@ -245,7 +245,7 @@ let localSupport: Promise<Map<string, string | null>> | undefined
  */
 export function localVersionSupport (): Promise<Map<string, string | null>> {
   localSupport ??= (async () => {
-    const { generateSelfSigned } = await import('../tls/self-signed.js')
+    const { generateSelfSigned } = await import('../tls/self-signed.ts')
     const pair = await generateSelfSigned([], 1)
     const support = new Map<string, string | null>()
     for (const version of ['TLSv1', 'TLSv1.1'] as const) {

@@ -3,7 +3,7 @@
  * titles and fixes, as data. Apart from the code that runs the checks, so that an app that imports
  * the package for its plugins does not load that code (docs/benchmarks.md, "Import").
  */
-import type { CheckDefinition } from './report.js'
+import type { CheckDefinition } from './report.ts'
 
 /** A certificate with fewer days left fails SH-TLS-007. */
 export const EXPIRY_WARNING_DAYS = 30

@@ -2,7 +2,7 @@
  * `fastify-secure-https keygen`: a fresh session key for SESSION_KEYS.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { isLowEntropy, SESSION_KEY_BYTES } from '../schemas/secure-session.js'
+import { isLowEntropy, SESSION_KEY_BYTES } from '../schemas/secure-session.ts'
 
 /**
  * A new random 32-byte session key in base64, as SESSION_KEYS takes it. Put it first in

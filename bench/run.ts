@@ -29,10 +29,10 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { ControlMessage, ServerMessage } from './servers/control.js'
-import type { ProfileReport } from './profile.js'
-import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.js'
-import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.js'
+import type { ControlMessage, ServerMessage } from './servers/control.ts'
+import type { ProfileReport } from './profile.ts'
+import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
+import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
 const HOST = 'bench.example'
@@ -876,7 +876,7 @@ async function main (options: Options): Promise<number> {
 }
 
 async function profileRun (options: Options, servers: Server[], machine: Machine): Promise<void> {
-  const { analyseProfile, profileMarkdown } = await import('./profile.js')
+  const { analyseProfile, profileMarkdown } = await import('./profile.ts')
   const folder = join(os.tmpdir(), `fastify-secure-https-profiles-${Date.now()}`)
   mkdirSync(folder, { recursive: true })
   const reports: ProfileReport[] = []

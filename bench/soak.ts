@@ -18,8 +18,8 @@ import { Agent } from 'node:https'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { startCluster, sessionKey, type Cluster } from '../test/helpers/cluster.js'
-import { cookieHeader, request, type Response } from '../test/helpers/http.js'
+import { startCluster, sessionKey, type Cluster } from '../test/helpers/cluster.ts'
+import { cookieHeader, request, type Response } from '../test/helpers/http.ts'
 
 /** Options of a soak run. */
 export interface SoakOptions {

@@ -10,12 +10,12 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.js'
-import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.js'
-import { generateSessionKey } from '../audit/keygen.js'
-import { formatChecks, summaryLine } from '../audit/report.js'
-import { trustStoreKinds } from '../tls/trust-kinds.js'
-import type { TrustResult } from '../tls/trust-store.js'
+import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.ts'
+import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.ts'
+import { generateSessionKey } from '../audit/keygen.ts'
+import { formatChecks, summaryLine } from '../audit/report.ts'
+import { trustStoreKinds } from '../tls/trust-kinds.ts'
+import type { TrustResult } from '../tls/trust-store.ts'
 
 const NAME = 'fastify-secure-https'
 
@@ -240,7 +240,7 @@ async function runCheck (args: string[], io: Output): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'check needs the URL of the site, e.g. https://example.com' : `check takes one URL (got ${positionals.length})`)
   // Loaded here so that doctor and keygen start without the TLS probing code.
-  const { checkSite, cookieLine } = await import('../audit/check.js')
+  const { checkSite, cookieLine } = await import('../audit/check.ts')
   const options: CheckSiteOptions = {}
   if (values.ca !== undefined) {
     const ca = await readInput(values.ca, '--ca')
@@ -301,13 +301,13 @@ async function runTrust (args: string[], io: Output): Promise<number> {
     return 0
   }
   if (values.uninstall === true && values.status === true) throw new UsageError('--uninstall and --status cannot be combined')
-  const { installTrust, uninstallTrust, trustStatus } = await import('../tls/trust-store.js')
+  const { installTrust, uninstallTrust, trustStatus } = await import('../tls/trust-store.ts')
   const stores = (values.store ?? []).flatMap((value) => value.split(',')).map((value) => value.trim().toLowerCase()).filter((value) => value !== '')
   for (const store of stores) {
     if (!(trustStoreKinds as readonly string[]).includes(store)) throw new UsageError(`--store ${store}: use ${trustStoreKinds.join(' or ')}`)
   }
   const dir = values.dir ?? (process.env.TLS_DIR?.trim() || '.secure-https')
-  const { findDevCa, loadOrCreateDevCa } = await import('../tls/dev-ca.js')
+  const { findDevCa, loadOrCreateDevCa } = await import('../tls/dev-ca.ts')
   // A CA made here may also issue for the names the app will ask for (its name constraints).
   const hosts = (process.env.ALLOWED_HOSTS ?? '').split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')
   const ca = values.uninstall === true || values.status === true ? await findDevCa(dir) : await loadOrCreateDevCa(dir, hosts)

@@ -9,10 +9,10 @@
  * reach any instance behind the load balancer.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { AcmeEvent } from '../tls/acme-source.js'
-import { isAcmeSource, type CertificateSource } from '../tls/source.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
+import type { AcmeEvent } from '../tls/acme-source.ts'
+import { isAcmeSource, type CertificateSource } from '../tls/source.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { ACME_CHALLENGE_PREFIX } from './https-redirect.ts'
 
 /** What the `tls` plugin can hook into. @internal */
 export interface AcmeEventSink {

@@ -17,10 +17,10 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { parseOptions } from '../schemas/common.js'
-import { crossSiteSchema, type CrossSiteOptions } from '../schemas/cross-site.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { secureTest, type SecureTest } from './secure-request.js'
+import { parseOptions } from '../schemas/common.ts'
+import { crossSiteSchema, type CrossSiteOptions } from '../schemas/cross-site.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { secureTest, type SecureTest } from './secure-request.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -15,9 +15,9 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { OutgoingHttpHeaders } from 'node:http'
-import { parseOptions } from '../schemas/common.js'
-import { errorHandlerSchema, type ErrorHandlerOptions } from '../schemas/error-handler.js'
-import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
+import { parseOptions } from '../schemas/common.ts'
+import { errorHandlerSchema, type ErrorHandlerOptions } from '../schemas/error-handler.ts'
+import { kAnswerHeaders, type AnswerHeaders } from './instance.ts'
 
 /**
  * Node's reason phrases, read when the first error is answered: importing node:http at the package's

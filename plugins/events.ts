@@ -4,7 +4,7 @@
  * the log's rate limit), and never turned into a 500.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { channels } from '../diagnostics.js'
+import { channels } from '../diagnostics.ts'
 
 /** Every security event the suite logs. */
 export const securityEvents = [

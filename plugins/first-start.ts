@@ -8,9 +8,9 @@
 import type { AddressInfo } from 'node:net'
 import { isIP } from 'node:net'
 import { relative } from 'node:path'
-import type { SecureHttpsConfig } from '../schemas/config.js'
-import type { TrustResult } from '../tls/trust-store.js'
-import type { TlsStatus } from './tls.js'
+import type { SecureHttpsConfig } from '../schemas/config.ts'
+import type { TrustResult } from '../tls/trust-store.ts'
+import type { TlsStatus } from './tls.ts'
 
 const DAY = 86_400_000
 

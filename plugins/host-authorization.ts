@@ -10,8 +10,8 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ConfigError } from '../errors.js'
-import { isProductionEnv, issueMessage, parseOptions } from '../schemas/common.js'
+import { ConfigError } from '../errors.ts'
+import { isProductionEnv, issueMessage, parseOptions } from '../schemas/common.ts'
 import {
   allowedHostSchema,
   compileAllowedHosts,
@@ -19,10 +19,10 @@ import {
   hostAuthorizationSchema,
   parseHost,
   type HostAuthorizationOptions
-} from '../schemas/host-authorization.js'
-import { ACME_CHALLENGE_PREFIX } from './https-redirect.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { addRequestStep, REPLIED } from './hook-chain.js'
+} from '../schemas/host-authorization.ts'
+import { ACME_CHALLENGE_PREFIX } from './https-redirect.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { addRequestStep, REPLIED } from './hook-chain.ts'
 
 /** The `fastify.hostAuthorization` decorator: names allowed at run time, besides ALLOWED_HOSTS. */
 export interface HostAuthorizationControl {

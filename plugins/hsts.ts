@@ -4,11 +4,11 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isLocalHostname, isProductionEnv, parseOptions } from '../schemas/common.js'
-import { hstsHeaderValue, hstsSchema, hstsWarnings, type HstsOptions } from '../schemas/hsts.js'
-import { hostnameOf } from './instance.js'
-import { addRequestStep } from './hook-chain.js'
-import { secureTest } from './secure-request.js'
+import { isLocalHostname, isProductionEnv, parseOptions } from '../schemas/common.ts'
+import { hstsHeaderValue, hstsSchema, hstsWarnings, type HstsOptions } from '../schemas/hsts.ts'
+import { hostnameOf } from './instance.ts'
+import { addRequestStep } from './hook-chain.ts'
+import { secureTest } from './secure-request.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

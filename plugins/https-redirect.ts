@@ -15,14 +15,14 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ERR_REDIRECT_LISTEN } from '../errors.js'
-import { parseOptions } from '../schemas/common.js'
-import { compileAllowedHosts } from '../schemas/host-authorization.js'
-import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.js'
-import { channels } from '../diagnostics.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { hostnameOf } from './instance.js'
-import { secureTest, type SecureTest } from './secure-request.js'
+import { ERR_REDIRECT_LISTEN } from '../errors.ts'
+import { parseOptions } from '../schemas/common.ts'
+import { compileAllowedHosts } from '../schemas/host-authorization.ts'
+import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.ts'
+import { channels } from '../diagnostics.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { hostnameOf } from './instance.ts'
+import { secureTest, type SecureTest } from './secure-request.ts'
 
 /** The `fastify.httpsRedirect` decorator. */
 export interface HttpsRedirectControl {

@@ -16,7 +16,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AddressInfo } from 'node:net'
-import type { MetricsOptions, MetricsRegistry } from '../schemas/metrics.js'
+import type { MetricsOptions, MetricsRegistry } from '../schemas/metrics.ts'
 
 /** The `fastify.secureHttpsMetrics` decorator. */
 export interface MetricsControl {
@@ -53,7 +53,7 @@ export const metricNames = {
 } as const
 
 const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async function metricsPlugin (fastify: FastifyInstance, options) {
-  const { registerMetrics } = await import('./metrics-exporter.js')
+  const { registerMetrics } = await import('./metrics-exporter.ts')
   await registerMetrics(fastify, options)
 }
 

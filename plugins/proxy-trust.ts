@@ -9,12 +9,12 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import fp from 'fastify-plugin'
 import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
-import { ERR_INSTANCE_MISMATCH } from '../errors.js'
-import { isProductionEnv, parseOptions } from '../schemas/common.js'
-import { MAX_HOST_LENGTH, parseHost } from '../schemas/host-authorization.js'
-import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { addRequestStep } from './hook-chain.js'
+import { ERR_INSTANCE_MISMATCH } from '../errors.ts'
+import { isProductionEnv, parseOptions } from '../schemas/common.ts'
+import { MAX_HOST_LENGTH, parseHost } from '../schemas/host-authorization.ts'
+import { expandPresets, proxyTrustSchema, trustProxyValue, type ProxyTrustOptions } from '../schemas/proxy-trust.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { addRequestStep } from './hook-chain.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -8,20 +8,20 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.js'
-import { crossSite } from './cross-site.js'
-import { errorHandler } from './error-handler.js'
-import { hostAuthorization } from './host-authorization.js'
-import { hsts } from './hsts.js'
-import { httpsRedirect } from './https-redirect.js'
-import { metrics } from './metrics.js'
-import { proxyTrust } from './proxy-trust.js'
-import { secureSession } from './secure-session.js'
-import { securityHeaders } from './security-headers.js'
-import { tls } from './tls.js'
-import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.js'
-import { startupSummary, type StartupFacts } from './first-start.js'
-import { addChainHooks, withChain } from './hook-chain.js'
+import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from '../schemas/config.ts'
+import { crossSite } from './cross-site.ts'
+import { errorHandler } from './error-handler.ts'
+import { hostAuthorization } from './host-authorization.ts'
+import { hsts } from './hsts.ts'
+import { httpsRedirect } from './https-redirect.ts'
+import { metrics } from './metrics.ts'
+import { proxyTrust } from './proxy-trust.ts'
+import { secureSession } from './secure-session.ts'
+import { securityHeaders } from './security-headers.ts'
+import { tls } from './tls.ts'
+import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.ts'
+import { startupSummary, type StartupFacts } from './first-start.ts'
+import { addChainHooks, withChain } from './hook-chain.ts'
 
 /** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
 async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig, session: StartupFacts['session']): Promise<StartupFacts> {
@@ -36,7 +36,7 @@ async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig,
   if (config.tls !== false && config.tls.mode === 'self-signed') {
     // Development only, after the app listens: loaded here, not on import.
     const [{ findDevCa }, { excludedHosts }, { trustStatus }] = await Promise.all([
-      import('../tls/dev-ca.js'), import('../tls/self-signed.js'), import('../tls/trust-store.js')
+      import('../tls/dev-ca.ts'), import('../tls/self-signed.ts'), import('../tls/trust-store.ts')
     ])
     const found = await findDevCa(config.tls.dir)
     if (found !== null) {
@@ -118,7 +118,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   fastify.addHook('onReady', async function doctorSummary () {
     if (!config.production && !logs(fastify, 'debug')) return
     try {
-      const { doctorConfig } = await import('../audit/doctor.js')
+      const { doctorConfig } = await import('../audit/doctor.ts')
       const report = await doctorConfig(config)
       const failed = report.checks.filter((check) => check.status === 'fail' && check.severity !== 'info')
       if (failed.length === 0) return

@@ -22,23 +22,23 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
-import { isProductionEnv, parseOptions } from '../schemas/common.js'
-import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionOptions } from '../schemas/secure-session.js'
-import { sessionCookieWriter } from '../sessions/cookie.js'
-import { cookieView, CookieViewState, type PeerSession } from '../sessions/cookie-view.js'
+import { isProductionEnv, parseOptions } from '../schemas/common.ts'
+import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionOptions } from '../schemas/secure-session.ts'
+import { sessionCookieWriter } from '../sessions/cookie.ts'
+import { cookieView, CookieViewState, type PeerSession } from '../sessions/cookie-view.ts'
 import {
   checkLifetime, classifyDecodeFailure, CREATED_KEY, epochSeconds, newSessionMaxAge, peerExpiry, sessionEnd,
   STORE_ID_KEY, WRITTEN_KEY, type LifetimePolicy, type SessionRejection
-} from '../sessions/lifetimes.js'
-import { cachedDecode, OPENED_COOKIES, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.js'
-import type { Sealed } from '../sessions/seal.js'
-import { openSessionStore, publicStoreError, sessionsControl, type SessionsControl } from '../sessions/redis-store.js'
-import { carriesOnly, storeIdOf, storeSession, type StoreSessionState } from '../sessions/store-session.js'
-import type { SessionStore } from '../sessions/store.js'
-import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.js'
-import { addSendStep } from './hook-chain.js'
+} from '../sessions/lifetimes.ts'
+import { cachedDecode, OPENED_COOKIES, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.ts'
+import type { Sealed } from '../sessions/seal.ts'
+import { openSessionStore, publicStoreError, sessionsControl, type SessionsControl } from '../sessions/redis-store.ts'
+import { carriesOnly, storeIdOf, storeSession, type StoreSessionState } from '../sessions/store-session.ts'
+import type { SessionStore } from '../sessions/store.ts'
+import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { addSendStep } from './hook-chain.ts'
 
-export type { SessionRejection } from '../sessions/lifetimes.js'
+export type { SessionRejection } from '../sessions/lifetimes.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -335,7 +335,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // registers @fastify/cookie with the secret it derives from the key (reply.signCookie) unless the
   // app registered @fastify/cookie itself, exactly as for an app that registers it directly.
   // Loaded here, with the libsodium binding it brings: an app with `secureSession: false` never loads either.
-  const [{ default: fastifySecureSession }, { sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.js')])
+  const [{ default: fastifySecureSession }, { sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.ts')])
   seal = sessionSealer(keys[0] as Buffer)
   await fastify.register(fastifySecureSession, {
     key: keys,

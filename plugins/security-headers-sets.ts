@@ -14,7 +14,7 @@ import {
   type ResponseKind,
   type SecurityHeadersConfig,
   type SecurityHeadersRouteConfig
-} from '../schemas/security-headers.js'
+} from '../schemas/security-headers.ts'
 
 /** The header options of one route: the plugin's, with the route's `helmet` option over them. @internal */
 export type HeaderOptions = Omit<SecurityHeadersConfig, 'global' | 'responseKind'> & { strictTransportSecurity?: false }

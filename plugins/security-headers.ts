@@ -20,10 +20,10 @@ import fp from 'fastify-plugin'
 import helmet, { contentSecurityPolicy } from 'helmet'
 import { randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
-import { ConfigError } from '../errors.js'
-import { kAnswerHeaders, type AnswerHeaders } from './instance.js'
-import { addSendStep } from './hook-chain.js'
-import { parseOptions, toConfigIssues } from '../schemas/common.js'
+import { ConfigError } from '../errors.ts'
+import { kAnswerHeaders, type AnswerHeaders } from './instance.ts'
+import { addSendStep } from './hook-chain.ts'
+import { parseOptions, toConfigIssues } from '../schemas/common.ts'
 import {
   responseKinds,
   securityHeadersRouteSchema,
@@ -31,7 +31,7 @@ import {
   serializePermissionsPolicy,
   type ResponseKind,
   type SecurityHeadersOptions
-} from '../schemas/security-headers.js'
+} from '../schemas/security-headers.ts'
 import {
   compilePlan,
   helmetHeaderNames,
@@ -43,7 +43,7 @@ import {
   mergeOptions,
   type HeaderOptions,
   type Plan
-} from './security-headers-sets.js'
+} from './security-headers-sets.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -3,7 +3,7 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { ConfigError, type ConfigIssue } from '../errors.js'
+import { ConfigError, type ConfigIssue } from '../errors.ts'
 
 /** NODE_ENV values that mean development; any other value means production. */
 export const developmentNodeEnvs: readonly string[] = Object.freeze(['', 'development', 'dev', 'test'])

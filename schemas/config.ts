@@ -4,19 +4,19 @@
  * certificate covers the allowed hosts, TLS at a proxy requires proxy trust).
  */
 import { z } from 'zod'
-import { ConfigError } from '../errors.js'
-import { issueMessage, portSchema, toConfigIssues } from './common.js'
-import { crossSiteSchema, type CrossSiteOptions } from './cross-site.js'
-import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.js'
-import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.js'
-import { hstsSchema, type HstsOptions } from './hsts.js'
-import { metricsSchema, type MetricsOptions } from './metrics.js'
-import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.js'
-import { listenerSchema, type ListenerOptions } from './listener.js'
-import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.js'
-import { secureSessionSchema, type SecureSessionOptions } from './secure-session.js'
-import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.js'
-import { tlsModes, tlsSchema, type TlsMode, type TlsOptions } from './tls.js'
+import { ConfigError } from '../errors.ts'
+import { issueMessage, portSchema, toConfigIssues } from './common.ts'
+import { crossSiteSchema, type CrossSiteOptions } from './cross-site.ts'
+import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.ts'
+import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.ts'
+import { hstsSchema, type HstsOptions } from './hsts.ts'
+import { metricsSchema, type MetricsOptions } from './metrics.ts'
+import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.ts'
+import { listenerSchema, type ListenerOptions } from './listener.ts'
+import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.ts'
+import { secureSessionSchema, type SecureSessionOptions } from './secure-session.ts'
+import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.ts'
+import { tlsModes, tlsSchema, type TlsMode, type TlsOptions } from './tls.ts'
 
 const section = <T>(name: string) => z.custom<T | false>(
   (value) => value === false || (typeof value === 'object' && value !== null && !Array.isArray(value)),

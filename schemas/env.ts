@@ -3,9 +3,9 @@
  * reported, so one run shows every problem, each named by its variable.
  */
 import { z } from 'zod'
-import { ConfigError, type ConfigIssue } from '../errors.js'
-import { isProductionEnv, toConfigIssues } from './common.js'
-import { configSchema, type SecureHttpsConfig } from './config.js'
+import { ConfigError, type ConfigIssue } from '../errors.ts'
+import { isProductionEnv, toConfigIssues } from './common.ts'
+import { configSchema, type SecureHttpsConfig } from './config.ts'
 
 /** The environment as Node gives it. */
 export type Env = Readonly<Record<string, string | undefined>>

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { isHostname } from './common.js'
+import { isHostname } from './common.ts'
 
 /** The longest Host value worth looking at: a 253-character name, a trailing dot, brackets and a port. */
 export const MAX_HOST_LENGTH = 261

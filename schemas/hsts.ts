@@ -2,7 +2,7 @@
  * Options of the `hsts` plugin (RFC 6797 Strict-Transport-Security).
  */
 import { z } from 'zod'
-import { secondsSchema } from './common.js'
+import { secondsSchema } from './common.ts'
 
 /** One year: the minimum max-age for the HSTS preload list. */
 export const PRELOAD_MIN_MAX_AGE = 31536000

@@ -2,8 +2,8 @@
  * Options of the `httpsRedirect` plugin.
  */
 import { z } from 'zod'
-import { portSchema } from './common.js'
-import { allowedHostsSchema } from './host-authorization.js'
+import { portSchema } from './common.ts'
+import { allowedHostsSchema } from './host-authorization.ts'
 
 /** Options of the `httpsRedirect` plugin. */
 export const httpsRedirectSchema = z.strictObject({

@@ -4,7 +4,7 @@
  */
 import { BlockList, isIP } from 'node:net'
 import { z } from 'zod'
-import { portSchema } from './common.js'
+import { portSchema } from './common.ts'
 
 /** Default port of the metrics listener (the OpenTelemetry Prometheus exporter's). */
 export const DEFAULT_METRICS_PORT = 9464

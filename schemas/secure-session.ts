@@ -4,8 +4,8 @@
 import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { isSessionStore, type SessionStore } from '../sessions/store.js'
-import { secondsSchema } from './common.js'
+import { isSessionStore, type SessionStore } from '../sessions/store.ts'
+import { secondsSchema } from './common.ts'
 
 /** Bytes in a session key (libsodium secretbox). */
 export const SESSION_KEY_BYTES = 32

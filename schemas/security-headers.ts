@@ -9,7 +9,7 @@
 import helmet from 'helmet'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { issueMessage } from './common.js'
+import { issueMessage } from './common.ts'
 
 /** A CSP source computed per request, as helmet allows (`(req, res) => "'nonce-...'"`). */
 export type DirectiveFunction = (req: IncomingMessage, res: ServerResponse) => string

@@ -3,9 +3,9 @@
  */
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import type { Storage } from '../storage/storage.js'
-import { hostnameSchema, isHostname, isLocalHostname } from './common.js'
-import { sessionKeyWeakness } from './secure-session.js'
+import type { Storage } from '../storage/storage.ts'
+import { hostnameSchema, isHostname, isLocalHostname } from './common.ts'
+import { sessionKeyWeakness } from './secure-session.ts'
 
 /** Where the certificate comes from. `proxy` and `off` mean no TLS in this process. */
 export const tlsModes = ['self-signed', 'files', 'acme', 'proxy', 'off'] as const

@@ -7,7 +7,7 @@
  * (get, set, delete, touch, regenerate, property access, `changed`, `deleted`) is the peer's
  * object itself. Pure: no Fastify.
  */
-import { CREATED_KEY } from './lifetimes.js'
+import { CREATED_KEY } from './lifetimes.ts'
 
 /**
  * The part of @fastify/secure-session's `Session` (a Proxy) the suite relies on; property access

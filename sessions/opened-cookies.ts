@@ -59,8 +59,12 @@ export class OpenedCookies {
   private readonly entries = new Map<string, Entry>()
   private readonly ring: Array<string | undefined>
   private next = 0
+  readonly capacity: number
+  readonly maxChars: number
 
-  constructor (readonly capacity: number, readonly maxChars: number) {
+  constructor (capacity: number, maxChars: number) {
+    this.capacity = capacity
+    this.maxChars = maxChars
     this.ring = new Array<string | undefined>(Math.max(capacity, 0)).fill(undefined)
   }
 

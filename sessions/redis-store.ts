@@ -15,11 +15,11 @@
  */
 import type { Redis } from 'ioredis'
 import { createRequire } from 'node:module'
-import { timedStoreCall } from '../diagnostics.js'
-import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.js'
-import { requireOptional } from '../optional.js'
-import { failFastOptions, redisReady, trackRedisHealth } from '../storage/redis-ready.js'
-import type { SessionStore, StoredSessionData } from './store.js'
+import { timedStoreCall } from '../diagnostics.ts'
+import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.ts'
+import { requireOptional } from '../optional.ts'
+import { failFastOptions, redisReady, trackRedisHealth } from '../storage/redis-ready.ts'
+import type { SessionStore, StoredSessionData } from './store.ts'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
 export interface SessionsControl {

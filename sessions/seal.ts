@@ -16,7 +16,7 @@
  * Loaded when the session plugin registers, with the binding.
  */
 import sodium from 'sodium-native'
-import type { OpenedSession } from './opened-cookies.js'
+import type { OpenedSession } from './opened-cookies.ts'
 
 /** Nonces cut from one fill of the pool. */
 export const NONCES_PER_FILL = 256

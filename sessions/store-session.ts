@@ -6,9 +6,9 @@
  * cookie, so that an anonymous visitor who was given a CSRF token costs the store nothing: a
  * session is written to the store only once it holds a value of its own. Pure: no Fastify.
  */
-import type { PeerSession } from './cookie-view.js'
-import { CREATED_KEY, STORE_ID_KEY } from './lifetimes.js'
-import type { StoredSessionData } from './store.js'
+import type { PeerSession } from './cookie-view.ts'
+import { CREATED_KEY, STORE_ID_KEY } from './lifetimes.ts'
+import type { StoredSessionData } from './store.ts'
 
 /** Per-request state of a store session, for the plugin that loads and saves it. @internal */
 export interface StoreSessionState {

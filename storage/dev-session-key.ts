@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto'
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { ERR_INSECURE_STORAGE } from '../errors.js'
-import { checkPrivateFile, ensurePrivateDir } from './private-dir.js'
+import { ERR_INSECURE_STORAGE } from '../errors.ts'
+import { checkPrivateFile, ensurePrivateDir } from './private-dir.ts'
 
 /** File name of the key under TLS_DIR. */
 export const DEV_SESSION_KEY_FILE = 'session-key'

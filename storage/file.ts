@@ -18,9 +18,9 @@ import { randomBytes } from 'node:crypto'
 import { open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
-import { ERR_LOCK_LOST } from '../errors.js'
-import { checkPrivateFile, ensurePrivateDir, type PrivateDirOptions } from './private-dir.js'
-import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StoreOptions } from './storage.js'
+import { ERR_LOCK_LOST } from '../errors.ts'
+import { checkPrivateFile, ensurePrivateDir, type PrivateDirOptions } from './private-dir.ts'
+import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StoreOptions } from './storage.ts'
 
 /** What a lock file holds. */
 interface LockFile {

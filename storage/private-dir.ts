@@ -16,7 +16,7 @@
 import { constants } from 'node:fs'
 import { mkdir, open, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { ERR_INSECURE_STORAGE } from '../errors.js'
+import { ERR_INSECURE_STORAGE } from '../errors.ts'
 
 /** Content of the `.gitignore` written into a new private folder. */
 export const PRIVATE_DIR_GITIGNORE = '# Private keys and certificates made by fastify-secure-https: never commit them.\n*\n'

@@ -23,11 +23,11 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
-import { ERR_LOCK_LOST, ERR_STORAGE_UNAVAILABLE } from '../errors.js'
-import { importOptional } from '../optional.js'
-import { deriveSealKeys, open, seal } from './seal.js'
-import { failFastOptions, redisReady, trackRedisHealth } from './redis-ready.js'
-import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StorageEvent, type StoreOptions } from './storage.js'
+import { ERR_LOCK_LOST, ERR_STORAGE_UNAVAILABLE } from '../errors.ts'
+import { importOptional } from '../optional.ts'
+import { deriveSealKeys, open, seal } from './seal.ts'
+import { failFastOptions, redisReady, trackRedisHealth } from './redis-ready.ts'
+import { assertKey, assertPrefix, DEFAULT_LOCK_TTL, ownerName, type KeyInfo, type Lease, type LockHolder, type LockOptions, type Storage, type StorageEvent, type StoreOptions } from './storage.ts'
 
 /** Options of `redisStorage`. */
 export interface RedisStorageOptions {

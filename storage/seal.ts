@@ -16,7 +16,7 @@
  * right key at once. Knows nothing of Fastify.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
-import { ERR_STORAGE_INTEGRITY } from '../errors.js'
+import { ERR_STORAGE_INTEGRITY } from '../errors.ts'
 
 /** A derived sealing key. @internal */
 export interface SealKey {

@@ -16,7 +16,7 @@
  *
  * Knows nothing of Fastify.
  */
-import { ERR_STORAGE } from '../errors.js'
+import { ERR_STORAGE } from '../errors.ts'
 
 /** What `stat()` tells about a key. */
 export interface KeyInfo {

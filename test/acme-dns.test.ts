@@ -11,11 +11,11 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import ts from 'typescript'
-import { tempDir } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { startInstance } from './helpers/fleet.js'
-import { request } from './helpers/http.js'
-import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
+import { tempDir } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startInstance } from './helpers/fleet.ts'
+import { request } from './helpers/http.ts'
+import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.ts'
 
 t.test('DNS-01 against pebble', async (t) => {
   if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return

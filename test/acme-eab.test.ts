@@ -5,10 +5,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { loadConfig } from '../index.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { acmeOptions, reloaded, startPebble } from './helpers/pebble.js'
+import { loadConfig } from '../index.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { acmeOptions, reloaded, startPebble } from './helpers/pebble.ts'
 
 t.test('the variables', async (t) => {
   const base = { TLS_MODE: 'acme', ACME_DOMAINS: 'a.test', ACME_EMAIL: 'a@a.test', ACME_AGREE_TOS: 'true' }

@@ -7,10 +7,10 @@
 import t from 'tap'
 import { X509Certificate } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { startApp, tempDir, type StartedApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import type { LogLine } from './helpers/logs.js'
-import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
+import { startApp, tempDir, type StartedApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import type { LogLine } from './helpers/logs.ts'
+import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.ts'
 
 /** Pebble's certificates live this long; renewal is due after two thirds of it. */
 const LIFETIME = 6

@@ -7,11 +7,11 @@
 import { X509Certificate } from 'node:crypto'
 import { connect } from 'node:tls'
 import t from 'tap'
-import { tempDir } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { startInstance } from './helpers/fleet.js'
-import { request } from './helpers/http.js'
-import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.js'
+import { tempDir } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startInstance } from './helpers/fleet.ts'
+import { request } from './helpers/http.ts'
+import { acmeOptions, presented, reloaded, startPebble } from './helpers/pebble.ts'
 
 /** What a handshake offering these ALPN protocols gets: the protocol, or the error. */
 function handshake (port: number, servername: string, protocols: string[], maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<{ alpn: string | false | null, subject?: string } | { error: string }> {

@@ -4,7 +4,7 @@
  * continuation so that a hook does not "contain" the rest of the request.
  */
 import t from 'tap'
-import { analyseProfile, profileMarkdown, type CpuProfile } from '../bench/profile.js'
+import { analyseProfile, profileMarkdown, type CpuProfile } from '../bench/profile.ts'
 
 const ROOT = '/app/'
 const frame = (id: number, functionName: string, url: string, children: number[] = [], lineNumber = 0): CpuProfile['nodes'][number] =>

@@ -5,9 +5,9 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
-import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.js'
-import { baseOrder, checkVerdict, DEFAULT_RULES, quantile, rotation, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.js'
-import { requirePrograms } from './helpers/external.js'
+import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.ts'
+import { baseOrder, checkVerdict, DEFAULT_RULES, quantile, rotation, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
+import { requirePrograms } from './helpers/external.ts'
 
 t.test('quantile interpolates between ranks (type 7, as R and NumPy)', async (t) => {
   const sorted = [1, 2, 3, 4]

@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import t, { type Test } from 'tap'
-import { freePort } from './helpers/app.js'
-import { launchChromium, spkiHash } from './helpers/chromium.js'
-import { startDemo } from './helpers/demo.js'
+import { freePort } from './helpers/app.ts'
+import { launchChromium, spkiHash } from './helpers/chromium.ts'
+import { startDemo } from './helpers/demo.ts'
 
 /** The attacker's site: a page that posts a form to the demo as soon as it loads. */
 async function startAttacker (t: Test, target: string): Promise<string> {

@@ -5,8 +5,8 @@
  * does not store HSTS).
  */
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { launchChromium, spkiHash } from './helpers/chromium.js'
+import { startApp } from './helpers/app.ts'
+import { launchChromium, spkiHash } from './helpers/chromium.ts'
 
 t.test('Chromium stores HSTS and upgrades a later http:// navigation itself', async (t) => {
   let plainHttpRequests = 0

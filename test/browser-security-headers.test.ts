@@ -5,8 +5,8 @@
  */
 import Fastify from 'fastify'
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { launchChromium, spkiHash } from './helpers/chromium.js'
+import { startApp } from './helpers/app.ts'
+import { launchChromium, spkiHash } from './helpers/chromium.ts'
 
 t.test('nonce mode in Chromium: same-origin and nonced scripts run, an inline script without the nonce is blocked', async (t) => {
   const s = await startApp({ securityHeaders: { enableCSPNonces: true } }, (app) => {

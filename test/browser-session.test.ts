@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { launchChromium, spkiHash } from './helpers/chromium.js'
-import { startDemo } from './helpers/demo.js'
+import { launchChromium, spkiHash } from './helpers/chromium.ts'
+import { startDemo } from './helpers/demo.ts'
 
 t.test('Chromium logs in through the demo\'s form over HTTPS; the cookie is Secure, HttpOnly, SameSite=Lax; reload keeps it; logout ends it', async (t) => {
   const demo = await startDemo(t, { SESSION_KEYS: randomBytes(32).toString('base64'), SESSION_CSRF: 'true' })

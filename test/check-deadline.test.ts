@@ -7,9 +7,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { checkSite } from '../index.js'
-import { probeBudget } from '../audit/check.js'
-import { generateSelfSigned } from '../tls/self-signed.js'
+import { checkSite } from '../index.ts'
+import { probeBudget } from '../audit/check.ts'
+import { generateSelfSigned } from '../tls/self-signed.ts'
 
 function trickle (_req: unknown, res: import('node:http').ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/plain', 'strict-transport-security': 'max-age=31536000' })

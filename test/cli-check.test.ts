@@ -6,11 +6,11 @@ import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type Server as NetServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { checkSite, generateSessionKey, type SiteReport } from '../index.js'
-import { main } from '../bin/cli.js'
-import { localVersionSupport, parseCookieFlags, parseHsts } from '../audit/check.js'
-import { generateSelfSigned, loadOrCreateSelfSigned } from '../tls/self-signed.js'
-import { freePort, startApp, tempDir } from './helpers/app.js'
+import { checkSite, generateSessionKey, type SiteReport } from '../index.ts'
+import { main } from '../bin/cli.ts'
+import { localVersionSupport, parseCookieFlags, parseHsts } from '../audit/check.ts'
+import { generateSelfSigned, loadOrCreateSelfSigned } from '../tls/self-signed.ts'
+import { freePort, startApp, tempDir } from './helpers/app.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = join(ROOT, 'dist/bin/cli.js')

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { doctorChecks, siteChecks } from '../index.js'
-import { publishedKeyFingerprints } from '../audit/doctor.js'
-import { keyFingerprint } from '../audit/keygen.js'
+import { doctorChecks, siteChecks } from '../index.ts'
+import { publishedKeyFingerprints } from '../audit/doctor.ts'
+import { keyFingerprint } from '../audit/keygen.ts'
 
 /** The `| id | severity |` rows of a page's check table. */
 function documented (page: string): Map<string, string> {

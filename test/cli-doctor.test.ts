@@ -3,12 +3,12 @@ import { execFile } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { doctor, doctorCheckIds, doctorConfig, generateSessionKey, keyFingerprint, resolveConfig } from '../index.js'
-import { main } from '../bin/cli.js'
-import { checkIdOfIssue, keysInText, wideRangesOf, type DoctorReport } from '../audit/doctor.js'
-import { generateSelfSigned } from '../tls/self-signed.js'
-import { tempDir } from './helpers/app.js'
-import { createPki } from './helpers/certs.js'
+import { doctor, doctorCheckIds, doctorConfig, generateSessionKey, keyFingerprint, resolveConfig } from '../index.ts'
+import { main } from '../bin/cli.ts'
+import { checkIdOfIssue, keysInText, wideRangesOf, type DoctorReport } from '../audit/doctor.ts'
+import { generateSelfSigned } from '../tls/self-signed.ts'
+import { tempDir } from './helpers/app.ts'
+import { createPki } from './helpers/certs.ts'
 
 const CLI = fileURLToPath(new URL('../dist/bin/cli.js', import.meta.url))
 /** Printed in docs/doctor.md as the example of a published key. */

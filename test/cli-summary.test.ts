@@ -1,9 +1,9 @@
 import t from 'tap'
 import { chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { generateSessionKey } from '../index.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { createPki } from './helpers/certs.js'
+import { generateSessionKey } from '../index.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { createPki } from './helpers/certs.ts'
 
 interface DoctorLine { level: number, msg?: string, doctor?: Array<{ id: string, severity: string, message: string }> }
 

@@ -4,9 +4,9 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { redisSessionStore, SessionStoreUnavailableError, type StoreLogger } from '../sessions/redis-store.js'
-import { requirePrograms } from './helpers/external.js'
-import { startRedis } from './helpers/redis.js'
+import { redisSessionStore, SessionStoreUnavailableError, type StoreLogger } from '../sessions/redis-store.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startRedis } from './helpers/redis.ts'
 
 function recordingLog (): StoreLogger & { lines: Array<{ level: string, message: string }> } {
   const lines: Array<{ level: string, message: string }> = []
@@ -171,7 +171,7 @@ t.test('redisSessionStore', async (t) => {
 })
 
 t.test('ready() rejects with a clear message when Redis is not there', async (t) => {
-  const { freePort } = await import('./helpers/app.js')
+  const { freePort } = await import('./helpers/app.ts')
   const port = await freePort()
   const store = redisSessionStore({ url: `redis://127.0.0.1:${port}`, commandTimeout: 300 })
   t.teardown(() => store.close?.())
@@ -181,9 +181,9 @@ t.test('ready() rejects with a clear message when Redis is not there', async (t)
 
 t.test('secureSession with store: \'redis\' in one process: same routes, revocation, outage', async (t) => {
   if (requirePrograms(t, ['redis-server', 'redis-cli']) === null) return
-  const { startApp } = await import('./helpers/app.js')
-  const { cookieHeader, request } = await import('./helpers/http.js')
-  const { resolveConfig } = await import('../schemas/config.js')
+  const { startApp } = await import('./helpers/app.ts')
+  const { cookieHeader, request } = await import('./helpers/http.ts')
+  const { resolveConfig } = await import('../schemas/config.ts')
   const redis = await startRedis()
   t.teardown(() => redis.close())
   const s = await startApp({ secureSession: { keys: [Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64')], store: 'redis', redisUrl: redis.url } }, (app) => {
@@ -227,8 +227,8 @@ t.test('secureSession with store: \'redis\' in one process: same routes, revocat
 
 t.test('an app whose Redis is down at start still starts, and picks Redis up when it comes', async (t) => {
   if (requirePrograms(t, ['redis-server', 'redis-cli']) === null) return
-  const { startApp } = await import('./helpers/app.js')
-  const { request } = await import('./helpers/http.js')
+  const { startApp } = await import('./helpers/app.ts')
+  const { request } = await import('./helpers/http.ts')
   const redis = await startRedis('redis-server', { start: false })
   t.teardown(() => redis.close())
   const s = await startApp({ secureSession: { keys: [Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64')], store: 'redis', redisUrl: redis.url } }, (app) => {
@@ -249,8 +249,8 @@ t.test('an app whose Redis is down at start still starts, and picks Redis up whe
 })
 
 t.test('fastify.sessions.revokeUser with cookie sessions says why it cannot', async (t) => {
-  const { sessionsControl } = await import('../sessions/redis-store.js')
-  const { memorySessionStore } = await import('../sessions/store.js')
+  const { sessionsControl } = await import('../sessions/redis-store.ts')
+  const { memorySessionStore } = await import('../sessions/store.ts')
   const log = recordingLog()
   t.equal(sessionsControl(undefined, log).store, null)
   await t.rejects(sessionsControl(undefined, log).revokeUser('a'), /cookie sessions cannot be revoked.*SESSION_STORE=redis/)

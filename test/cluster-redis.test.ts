@@ -4,10 +4,10 @@
  * operator revokes a user everywhere, and a Redis outage costs 503 on session routes only.
  */
 import t from 'tap'
-import { redisSessionStore } from '../sessions/redis-store.js'
-import { requirePrograms } from './helpers/external.js'
-import { startCluster, type Cluster, type Instance } from './helpers/cluster.js'
-import { cookieHeader, request, type Response } from './helpers/http.js'
+import { redisSessionStore } from '../sessions/redis-store.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startCluster, type Cluster, type Instance } from './helpers/cluster.ts'
+import { cookieHeader, request, type Response } from './helpers/http.ts'
 
 const FORM = 'application/x-www-form-urlencoded'
 

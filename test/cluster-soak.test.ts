@@ -3,8 +3,8 @@
  * and logouts under load while an instance restarts and SESSION_KEYS rotates in two phases.
  */
 import t from 'tap'
-import { formatReport, measureCost, runSoak } from '../bench/soak.js'
-import { requirePrograms } from './helpers/external.js'
+import { formatReport, measureCost, runSoak } from '../bench/soak.ts'
+import { requirePrograms } from './helpers/external.ts'
 
 /** RSS an instance may gain over the steady window of a short run (JIT and heap still settling). */
 const GROWTH_BOUND = 48 * 1024 * 1024

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, type SecureVersion, type TLSSocket } from 'node:tls'
-import { generateSelfSigned } from '../tls/self-signed.js'
-import { startApp, tempDir, type StartedApp } from './helpers/app.js'
+import { generateSelfSigned } from '../tls/self-signed.ts'
+import { startApp, tempDir, type StartedApp } from './helpers/app.ts'
 
 interface Handshake { reused: boolean, session: Buffer | undefined }
 

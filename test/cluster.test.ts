@@ -4,9 +4,9 @@
  * one instance at a time loses no session when it is done in the documented phases.
  */
 import t from 'tap'
-import { requirePrograms } from './helpers/external.js'
-import { startCluster, sessionKey, type Cluster, type Instance } from './helpers/cluster.js'
-import { cookieHeader, request, type Response } from './helpers/http.js'
+import { requirePrograms } from './helpers/external.ts'
+import { startCluster, sessionKey, type Cluster, type Instance } from './helpers/cluster.ts'
+import { cookieHeader, request, type Response } from './helpers/http.ts'
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
 

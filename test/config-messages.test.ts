@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check'
 import t from 'tap'
-import { ConfigError, loadConfig, environmentVariables } from '../index.js'
-import { doctor } from '../audit/doctor.js'
-import { configErrorOf } from './helpers/config.js'
+import { ConfigError, loadConfig, environmentVariables } from '../index.ts'
+import { doctor } from '../audit/doctor.ts'
+import { configErrorOf } from './helpers/config.ts'
 
 const messageOf = (env: Record<string, string>): string => configErrorOf(() => loadConfig(env)).message
 

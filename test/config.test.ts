@@ -1,6 +1,6 @@
 import t from 'tap'
-import { configSchema, loadConfig, resolveConfig } from '../index.js'
-import { configErrorOf } from './helpers/config.js'
+import { configSchema, loadConfig, resolveConfig } from '../index.ts'
+import { configErrorOf } from './helpers/config.ts'
 
 // Fixed random keys (production refuses sequences and other patterns).
 const KEY_A = Buffer.from('1c0862b82c36a9cf4fc5766574e996a4ec75aa3d382d3ca0ebf2d834800188d5', 'hex').toString('base64')
@@ -197,7 +197,7 @@ t.test('a resolved config parses to the same config', async (t) => {
 })
 
 t.test('a domain on the session cookie switches __Host- to __Secure-', async (t) => {
-  const { effectiveCookieName } = await import('../schemas/secure-session.js')
+  const { effectiveCookieName } = await import('../schemas/secure-session.ts')
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: true }), '__Host-session')
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: true, domain: 'example.com' }), '__Secure-session')
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: false }), 'session')

@@ -4,10 +4,10 @@
  */
 import Fastify from 'fastify'
 import t from 'tap'
-import { crossSite, loadConfig, proxyTrust } from '../index.js'
-import { crossSiteVerdict, ownOrigin } from '../plugins/cross-site.js'
-import { normalizeOrigin } from '../schemas/cross-site.js'
-import { captureLogs } from './helpers/logs.js'
+import { crossSite, loadConfig, proxyTrust } from '../index.ts'
+import { crossSiteVerdict, ownOrigin } from '../plugins/cross-site.ts'
+import { normalizeOrigin } from '../schemas/cross-site.ts'
+import { captureLogs } from './helpers/logs.ts'
 
 async function build (options: Parameters<typeof crossSite>[1] = {}) {
   const logs = captureLogs('info')

@@ -5,9 +5,9 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { freePort, tempDir } from './helpers/app.js'
-import { cookieHeader, parseSetCookie, request } from './helpers/http.js'
-import { startDemo } from './helpers/proxy-process.js'
+import { freePort, tempDir } from './helpers/app.ts'
+import { cookieHeader, parseSetCookie, request } from './helpers/http.ts'
+import { startDemo } from './helpers/proxy-process.ts'
 
 async function zeroConfigDemo (tlsDir: string) {
   const httpPort = await freePort()
@@ -119,7 +119,7 @@ t.test('npm start again: the same certificate, and still logged in', async (t) =
 })
 
 t.test('the demo\'s terminal logs: one readable line per JSON line, the summary as it is written', async (t) => {
-  const { prettyLine } = await import('../examples/demo/pretty.js')
+  const { prettyLine } = await import('../examples/demo/pretty.ts')
   const time = Date.UTC(2026, 11, 1, 9, 30, 5)
   const line = prettyLine(JSON.stringify({ level: 30, time, pid: 1, hostname: 'h', msg: 'HTTP to HTTPS redirect listening', port: 8080, host: '127.0.0.1' }), false)
   t.match(line, /^\d\d:\d\d:\d\d INFO {2}HTTP to HTTPS redirect listening port=8080 host=127\.0\.0\.1$/, 'time, level, message, then the fields; no pid or hostname')
@@ -129,7 +129,7 @@ t.test('the demo\'s terminal logs: one readable line per JSON line, the summary 
   t.ok(prettyLine(JSON.stringify({ level: 40, time, msg: 'careful' }), true).includes('\u001b[33mWARN '), 'levels in colour on a terminal that has them')
   t.equal(prettyLine('not json', false), 'not json', 'anything else passes through')
 
-  const { prettyStream } = await import('../examples/demo/pretty.js')
+  const { prettyStream } = await import('../examples/demo/pretty.ts')
   let written = ''
   const terminal = { hasColors: () => false, write: (text: string) => { written += text; return true } } as unknown as NodeJS.WriteStream
   const stream = prettyStream(terminal)

@@ -5,11 +5,11 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel'
 import t from 'tap'
-import { channelNames, subscribeDiagnostics, timedStoreCall, type SecurityEventMessage, type SessionStoreMessage } from '../diagnostics.js'
-import { httpsRedirect, proxyTrust, serverOptions } from '../index.js'
-import { importOptional } from '../optional.js'
-import { securityEvent, unloggedSecurityEvent } from '../plugins/events.js'
-import { captureLogs } from './helpers/logs.js'
+import { channelNames, subscribeDiagnostics, timedStoreCall, type SecurityEventMessage, type SessionStoreMessage } from '../diagnostics.ts'
+import { httpsRedirect, proxyTrust, serverOptions } from '../index.ts'
+import { importOptional } from '../optional.ts'
+import { securityEvent, unloggedSecurityEvent } from '../plugins/events.ts'
+import { captureLogs } from './helpers/logs.ts'
 
 t.test('a security event is logged and published on its channel', async (t) => {
   const logs = captureLogs('warn')

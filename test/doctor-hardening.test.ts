@@ -3,7 +3,7 @@
  * code options can turn off.
  */
 import t from 'tap'
-import { doctor, doctorConfig, resolveConfig } from '../index.js'
+import { doctor, doctorConfig, resolveConfig } from '../index.ts'
 
 const KEY = Buffer.from('484707b40cafa9a93c62a3a2eea911371f5d13fd06e54164d1e33967b13ba709', 'hex').toString('base64')
 const ENV = { NODE_ENV: 'production', TLS_MODE: 'proxy', TRUST_PROXY: '127.0.0.1', SESSION_KEYS: KEY, ALLOWED_HOSTS: 'example.com', HTTP_PORT: 'off' }

@@ -4,8 +4,8 @@
  * to reach Fastify's default handler, which sent that error's own message.
  */
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const KEY = Buffer.from('851885c6e743f32b8df159ded635bfbc44bcac74cc06eb837fbc3bd33c8ce13b', 'hex').toString('base64')
 const SECRET = /10\.9\.8\.7|NOREPLICAS|ETIMEDOUT|redis|connect/i
@@ -86,7 +86,7 @@ t.test('a 503 from the store error itself keeps its status, not its text', async
 
 t.test('error headers, headers Node refuses, and an answer already started', async (t) => {
   const { default: Fastify } = await import('fastify')
-  const { errorHandler } = await import('../index.js')
+  const { errorHandler } = await import('../index.ts')
   const { Readable } = await import('node:stream')
   const app = Fastify()
   await app.register(errorHandler)

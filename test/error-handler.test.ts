@@ -1,8 +1,8 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { errorHandler } from '../index.js'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { errorHandler } from '../index.ts'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 // A fixed random key: production refuses sequences and other patterns.
 const KEY = Buffer.from('f229428d6cdb2f5f3c70c2e0ceba91d756cd3e9945f08cee75be1fae4aa72a7c', 'hex').toString('base64')

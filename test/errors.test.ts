@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { errorCodes } from '../errors.js'
+import { errorCodes } from '../errors.ts'
 
 t.test('every error code is documented in docs/errors.md, and only those', async (t) => {
   const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8')

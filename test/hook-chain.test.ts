@@ -8,10 +8,10 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import secureHttps, { hostAuthorization, hsts, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.js'
-import { addChainHooks, addRequestStep, addSendStep, REPLIED, withChain } from '../plugins/hook-chain.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { cookieHeader, request, type Response } from './helpers/http.js'
+import secureHttps, { hostAuthorization, hsts, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.ts'
+import { addChainHooks, addRequestStep, addSendStep, REPLIED, withChain } from '../plugins/hook-chain.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { cookieHeader, request, type Response } from './helpers/http.ts'
 
 const KEY = randomBytes(32)
 

@@ -5,10 +5,10 @@
 import Fastify from 'fastify'
 import { connect as http2Connect } from 'node:http2'
 import t from 'tap'
-import { ConfigError, hostAuthorization, loadConfig } from '../index.js'
-import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.js'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { ConfigError, hostAuthorization, loadConfig } from '../index.ts'
+import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const STS = 'strict-transport-security'
 const KEY = Buffer.from('91e374c05e1735d40e14edfc4242957a19290c30d3872cf45091d3827bf22986', 'hex').toString('base64')

@@ -4,8 +4,8 @@
  * trusted peer sent `X-Forwarded-Proto: https`.
  */
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const STS = 'strict-transport-security'
 

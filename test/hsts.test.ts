@@ -1,9 +1,9 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { hsts, hstsSchema } from '../index.js'
-import { hstsHeaderValue, hstsWarnings } from '../schemas/hsts.js'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { hsts, hstsSchema } from '../index.ts'
+import { hstsHeaderValue, hstsWarnings } from '../schemas/hsts.ts'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const STS = 'strict-transport-security'
 

@@ -15,10 +15,10 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { generateSessionKey, loadConfig, secureHttps, serverOptions } from '../index.js'
-import { createPki } from './helpers/certs.js'
-import { tempDir } from './helpers/app.js'
-import { captureLogs } from './helpers/logs.js'
+import { generateSessionKey, loadConfig, secureHttps, serverOptions } from '../index.ts'
+import { createPki } from './helpers/certs.ts'
+import { tempDir } from './helpers/app.ts'
+import { captureLogs } from './helpers/logs.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 

@@ -6,8 +6,8 @@
 import { connect as netConnect } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import t from 'tap'
-import { resolveConfig, serverOptions } from '../index.js'
-import { startApp } from './helpers/app.js'
+import { resolveConfig, serverOptions } from '../index.ts'
+import { startApp } from './helpers/app.ts'
 
 function closedWithin (socket: { once (event: 'close', fn: () => void): unknown }): Promise<number> {
   const start = Date.now()

@@ -5,11 +5,11 @@
  */
 import { X509Certificate } from 'node:crypto'
 import t from 'tap'
-import { metricNames } from '../index.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { scrapeUntil } from './helpers/metrics.js'
-import { acmeOptions, presented, startPebble } from './helpers/pebble.js'
+import { metricNames } from '../index.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { scrapeUntil } from './helpers/metrics.ts'
+import { acmeOptions, presented, startPebble } from './helpers/pebble.ts'
 
 t.test('ACME metrics against pebble', async (t) => {
   if (requirePrograms(t, ['pebble', 'pebble-challtestsrv']) === null) return

@@ -6,9 +6,9 @@ import fc from 'fast-check'
 import { isIP } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
-import { ConfigError, doctor, loadConfig, resolveConfig } from '../index.js'
-import { metricsExposure } from '../schemas/metrics.js'
-import { configErrorOf } from './helpers/config.js'
+import { ConfigError, doctor, loadConfig, resolveConfig } from '../index.ts'
+import { metricsExposure } from '../schemas/metrics.ts'
+import { configErrorOf } from './helpers/config.ts'
 
 // A fixed random key (production refuses patterned ones).
 const KEY = Buffer.from('1a08f242e60626677f4bc19b6cbb72c5f8aa589ec68390dc82d976d7c3e25487', 'hex').toString('base64')

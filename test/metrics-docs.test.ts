@@ -8,10 +8,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
 import t from 'tap'
-import { channelNames, metricNames, metrics, securityEvents } from '../index.js'
+import { channelNames, metricNames, metrics, securityEvents } from '../index.ts'
 import Fastify from 'fastify'
-import { tempDir } from './helpers/app.js'
-import { parseExposition } from './helpers/metrics.js'
+import { tempDir } from './helpers/app.ts'
+import { parseExposition } from './helpers/metrics.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const page = readFileSync(join(ROOT, 'docs/observability.md'), 'utf8')

@@ -3,12 +3,12 @@
  * that fail while Redis is stopped counted as errors: what "the session store is down" alerts on.
  */
 import t from 'tap'
-import { metricNames, type RedisSessionStore } from '../index.js'
-import { startApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { cookieHeader, request } from './helpers/http.js'
-import { scrape } from './helpers/metrics.js'
-import { startRedis } from './helpers/redis.js'
+import { metricNames, type RedisSessionStore } from '../index.ts'
+import { startApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { cookieHeader, request } from './helpers/http.ts'
+import { scrape } from './helpers/metrics.ts'
+import { startRedis } from './helpers/redis.ts'
 
 // A fixed random key (production refuses patterned ones).
 const KEY = Buffer.from('7292d1d0038a93c932bf16e79ca89ec60455fdd72fecb1d72b35afee20bd3c82', 'hex').toString('base64')

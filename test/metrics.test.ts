@@ -12,11 +12,11 @@ import { connect, createServer as createTcpServer } from 'node:net'
 import { join } from 'node:path'
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client'
 import t from 'tap'
-import secureHttps, { channelNames, metricNames, metrics, resolveConfig, serverOptions, tls } from '../index.js'
-import { freePort, startApp, tempDir } from './helpers/app.js'
-import { createPki } from './helpers/certs.js'
-import { request } from './helpers/http.js'
-import { parseExposition, scrape, scrapeUntil } from './helpers/metrics.js'
+import secureHttps, { channelNames, metricNames, metrics, resolveConfig, serverOptions, tls } from '../index.ts'
+import { freePort, startApp, tempDir } from './helpers/app.ts'
+import { createPki } from './helpers/certs.ts'
+import { request } from './helpers/http.ts'
+import { parseExposition, scrape, scrapeUntil } from './helpers/metrics.ts'
 
 // A fixed random key (production refuses patterned ones).
 const KEY = Buffer.from('9cc4beed88193a71c57ae6b81b987ef1f817acd39ae5bc8bf943cb2682d50e43', 'hex').toString('base64')

@@ -6,9 +6,9 @@
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { hsts, isProductionEnv, loadConfig, secureHttps } from '../index.js'
-import { configErrorOf } from './helpers/config.js'
-import { captureLogs } from './helpers/logs.js'
+import { hsts, isProductionEnv, loadConfig, secureHttps } from '../index.ts'
+import { configErrorOf } from './helpers/config.ts'
+import { captureLogs } from './helpers/logs.ts'
 
 const productionSpellings = ['production', 'Production', 'PRODUCTION', ' production', 'production ', 'production\r', '\tproduction\r\n', 'prod', 'staging', 'live', 'productoin', 'testing', 'developmen']
 const developmentSpellings = [undefined, '', ' ', 'development', 'Development', ' DEV ', 'dev', 'test', 'TEST\r', 'test\n']

@@ -7,14 +7,18 @@ import fc from 'fast-check'
 import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { cachedDecode, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.js'
-import { startApp } from './helpers/app.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import { cachedDecode, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.ts'
+import { startApp } from './helpers/app.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 /** A stand-in for @fastify/secure-session's session object. */
 class FakeSession implements OpenedSession {
   changed = false
-  constructor (readonly values: Record<string, unknown>) {}
+  readonly values: Record<string, unknown>
+  constructor (values: Record<string, unknown>) {
+    this.values = values
+  }
+
   data (): Record<string, unknown> {
     const copy = { ...this.values }
     delete copy.__ts

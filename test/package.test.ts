@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { freePort, tempDir } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { freePort, tempDir } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 // npm install from the registry and a type-check: minutes on a busy machine.
 t.setTimeout(900_000)

@@ -8,12 +8,12 @@ import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdir
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t from 'tap'
-import { ERR_INSECURE_STORAGE } from '../index.js'
-import { checkPrivateDir, checkPrivateFile, ensurePrivateDir, PRIVATE_DIR_GITIGNORE } from '../storage/private-dir.js'
-import { AcmeStore } from '../tls/acme-store.js'
-import { generateSelfSigned, loadOrCreateSelfSigned } from '../tls/self-signed.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { ERR_INSECURE_STORAGE } from '../index.ts'
+import { checkPrivateDir, checkPrivateFile, ensurePrivateDir, PRIVATE_DIR_GITIGNORE } from '../storage/private-dir.ts'
+import { AcmeStore } from '../tls/acme-store.ts'
+import { generateSelfSigned, loadOrCreateSelfSigned } from '../tls/self-signed.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 const me = typeof process.getuid === 'function' ? process.getuid() : 0

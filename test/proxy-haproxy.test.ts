@@ -5,11 +5,11 @@
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { freePort, startApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { HAPROXY_FORWARDED_LINES, HAPROXY_X_FORWARDED_PROTO_LINE, startHaproxy } from './helpers/haproxy.js'
-import { parseSetCookie, request } from './helpers/http.js'
-import { startDemo } from './helpers/proxy-process.js'
+import { freePort, startApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { HAPROXY_FORWARDED_LINES, HAPROXY_X_FORWARDED_PROTO_LINE, startHaproxy } from './helpers/haproxy.ts'
+import { parseSetCookie, request } from './helpers/http.ts'
+import { startDemo } from './helpers/proxy-process.ts'
 
 const STS = 'strict-transport-security'
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }

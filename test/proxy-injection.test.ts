@@ -5,11 +5,11 @@
  * haproxy (the documented configuration, and the old one without its Host check) and real nginx.
  */
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { startHaproxy } from './helpers/haproxy.js'
-import { request } from './helpers/http.js'
-import { startNginx } from './helpers/nginx.js'
+import { startApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startHaproxy } from './helpers/haproxy.ts'
+import { request } from './helpers/http.ts'
+import { startNginx } from './helpers/nginx.ts'
 
 const STS = 'strict-transport-security'
 const INJECTED = 'x", for=10.0.0.1;proto=https;host="example.com'

@@ -5,11 +5,11 @@
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { freePort } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { parseSetCookie, request, type RequestOptions, type Response } from './helpers/http.js'
-import { NGINX_PROXY_HEADERS, startNginx, type Nginx } from './helpers/nginx.js'
-import { startDemo, type DemoProcess } from './helpers/proxy-process.js'
+import { freePort } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { parseSetCookie, request, type RequestOptions, type Response } from './helpers/http.ts'
+import { NGINX_PROXY_HEADERS, startNginx, type Nginx } from './helpers/nginx.ts'
+import { startDemo, type DemoProcess } from './helpers/proxy-process.ts'
 
 const STS = 'strict-transport-security'
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }

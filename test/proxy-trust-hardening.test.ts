@@ -6,9 +6,9 @@ import Fastify from 'fastify'
 import fc from 'fast-check'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import t from 'tap'
-import { ConfigError, hsts, hostAuthorization, crossSite, lastForwardedElement, loadConfig, proxyTrust, resolveConfig, serverOptions } from '../index.js'
-import { parseHost } from '../schemas/host-authorization.js'
-import { publicInternetRange } from '../schemas/proxy-trust.js'
+import { ConfigError, hsts, hostAuthorization, crossSite, lastForwardedElement, loadConfig, proxyTrust, resolveConfig, serverOptions } from '../index.ts'
+import { parseHost } from '../schemas/host-authorization.ts'
+import { publicInternetRange } from '../schemas/proxy-trust.ts'
 
 const KEY = Buffer.from('61409024e5938ddf7633d597472adcd53f9fb0e083a433f977e16fb8cdbeedd7', 'hex').toString('base64')
 const PRODUCTION = { NODE_ENV: 'production', TLS_MODE: 'proxy', SESSION_KEYS: KEY, ALLOWED_HOSTS: 'example.com' }
@@ -46,7 +46,7 @@ t.test('0.0.0.0/0 and ::/0 are a ConfigError, never a TypeError from Fastify()',
 })
 
 t.test('doctor fails a trust that covers the internet', async (t) => {
-  const { doctor } = await import('../index.js')
+  const { doctor } = await import('../index.ts')
   const report = await doctor({ ...PRODUCTION, TRUST_PROXY: '0.0.0.0/1,128.0.0.0/1' })
   const check = report.checks.find((c) => c.id === 'SH-PROXY-001')
   t.equal(check?.status, 'fail')
@@ -141,7 +141,7 @@ t.test('fuzz: parseHost never throws and returns only clean names', async (t) =>
 })
 
 t.test('fuzz: loadConfig throws nothing but ConfigError, whatever the environment', async (t) => {
-  const { environmentVariables } = await import('../index.js')
+  const { environmentVariables } = await import('../index.ts')
   const names = [...Object.keys(environmentVariables), 'NODE_ENV']
   const value = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('0.0.0.0/0', '::/0', '::ffff:0:0/96', 'true', 'false', 'off', '0', '-1', '99999999999999999999', '1e3', 'production', '*', '*.com', '[::1]', 'https://a.test', 'proxy', 'files', 'acme', 'redis'))
   fc.assert(fc.property(fc.dictionary(fc.constantFrom(...names), value, { maxKeys: 8 }), (env) => {

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { environmentVariables } from '../schemas/env.js'
+import { environmentVariables } from '../schemas/env.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 

@@ -5,11 +5,11 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
-import { httpsRedirect, secureHttps, serverOptions, resolveConfig } from '../index.js'
-import { redirectListenError } from '../plugins/https-redirect.js'
-import { freePort, startApp, tempDir } from './helpers/app.js'
-import { captureLogs } from './helpers/logs.js'
-import { request } from './helpers/http.js'
+import { httpsRedirect, secureHttps, serverOptions, resolveConfig } from '../index.ts'
+import { redirectListenError } from '../plugins/https-redirect.ts'
+import { freePort, startApp, tempDir } from './helpers/app.ts'
+import { captureLogs } from './helpers/logs.ts'
+import { request } from './helpers/http.ts'
 
 async function accepts (port: number): Promise<boolean> {
   return await new Promise((resolve) => {

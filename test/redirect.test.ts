@@ -1,6 +1,6 @@
 import t from 'tap'
-import { request } from './helpers/http.js'
-import { startApp } from './helpers/app.js'
+import { request } from './helpers/http.ts'
+import { startApp } from './helpers/app.ts'
 
 t.test('the redirect listener sends HTTP to HTTPS on the same host, keeping path and query', async (t) => {
   const s = await startApp({}, (app) => { app.get('/any/path', async () => ({ ok: true })) })

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events'
 import t from 'tap'
-import { trackRedisHealth } from '../storage/redis-ready.js'
+import { trackRedisHealth } from '../storage/redis-ready.ts'
 
 function tracked (): { client: EventEmitter, seen: string[], health: ReturnType<typeof trackRedisHealth> } {
   const client = new EventEmitter()

@@ -8,8 +8,8 @@ import fc from 'fast-check'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import type { OpenedSession } from '../sessions/opened-cookies.js'
-import { noncePool, sessionSealer } from '../sessions/seal.js'
+import type { OpenedSession } from '../sessions/opened-cookies.ts'
+import { noncePool, sessionSealer } from '../sessions/seal.ts'
 
 const session = (values: Record<string, unknown>): OpenedSession => ({
   data () {

@@ -2,9 +2,9 @@ import fc from 'fast-check'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { doctor, loadConfig, secureSession } from '../index.js'
-import { cookieDomainProblem, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.js'
-import { configErrorOf } from './helpers/config.js'
+import { doctor, loadConfig, secureSession } from '../index.ts'
+import { cookieDomainProblem, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.ts'
+import { configErrorOf } from './helpers/config.ts'
 
 const good = (): string => randomBytes(32).toString('base64')
 const MAKE = /make one with: openssl rand -base64 32 \(or npx fastify-secure-https keygen\)/

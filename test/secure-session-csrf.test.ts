@@ -1,9 +1,9 @@
 import formbody from '@fastify/formbody'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { loadConfig } from '../index.js'
-import { startApp, type StartedApp } from './helpers/app.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import { loadConfig } from '../index.ts'
+import { startApp, type StartedApp } from './helpers/app.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 const NAME = '__Host-session'
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }

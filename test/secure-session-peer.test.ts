@@ -13,9 +13,9 @@ import fp from 'fastify-plugin'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { secureSession } from '../index.js'
-import { startApp, type StartedApp } from './helpers/app.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import { secureSession } from '../index.ts'
+import { startApp, type StartedApp } from './helpers/app.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 const NAME = '__Host-session'
 

@@ -6,11 +6,11 @@
 import type { FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { redisSessionStore } from '../index.js'
-import { startApp, type StartedApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
-import { startRedis, type RedisServer } from './helpers/redis.js'
+import { redisSessionStore } from '../index.ts'
+import { startApp, type StartedApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
+import { startRedis, type RedisServer } from './helpers/redis.ts'
 
 const NAME = '__Host-session'
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }

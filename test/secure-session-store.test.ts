@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { memorySessionStore, type SessionStore, type StoredSessionData } from '../sessions/store.js'
-import { secureSessionSchema } from '../schemas/secure-session.js'
-import { startApp } from './helpers/app.js'
-import { fakeClock } from './helpers/clock.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import { memorySessionStore, type SessionStore, type StoredSessionData } from '../sessions/store.ts'
+import { secureSessionSchema } from '../schemas/secure-session.ts'
+import { startApp } from './helpers/app.ts'
+import { fakeClock } from './helpers/clock.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 const NAME = '__Host-session'
 

@@ -2,8 +2,8 @@ import fastifySecureSession from '@fastify/secure-session'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { startApp } from './helpers/app.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import { startApp } from './helpers/app.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 const NAME = '__Host-session'
 

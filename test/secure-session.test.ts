@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import type { SecureSessionOptions } from '../index.js'
-import { startApp, type StartedApp } from './helpers/app.js'
-import { fakeClock } from './helpers/clock.js'
-import { parseSetCookie, request, type Response } from './helpers/http.js'
+import type { SecureSessionOptions } from '../index.ts'
+import { startApp, type StartedApp } from './helpers/app.ts'
+import { fakeClock } from './helpers/clock.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -313,7 +313,7 @@ t.test('touch re-issues without a change; a session too large for a cookie is re
 
 t.test('a second session plugin is refused at register time', async (t) => {
   const { default: Fastify } = await import('fastify')
-  const { secureSession } = await import('../index.js')
+  const { secureSession } = await import('../index.ts')
   const app = Fastify()
   t.teardown(() => app.close())
   app.decorateRequest('session', null as never)

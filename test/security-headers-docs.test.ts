@@ -5,8 +5,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { securityHeadersSchema } from '../index.js'
-import { API_SET, FULL_SET } from './helpers/security-headers.js'
+import { securityHeadersSchema } from '../index.ts'
+import { API_SET, FULL_SET } from './helpers/security-headers.ts'
 
 const page = readFileSync(new URL('../docs/security-headers.md', import.meta.url), 'utf8')
 
@@ -19,7 +19,7 @@ function blockAfter (heading: string): string {
 }
 
 t.test('the usage example runs, and its routes answer as the page says', async (t) => {
-  const code = blockAfter('Usage').replace("from 'fastify-secure-https'", "from '../index.js'") + `
+  const code = blockAfter('Usage').replace("from 'fastify-secure-https'", "from '../index.ts'") + `
 export const answers = {
   page: await app.inject('/'),
   api: await app.inject('/api/me'),

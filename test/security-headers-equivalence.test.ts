@@ -9,9 +9,9 @@ import fc from 'fast-check'
 import Fastify from 'fastify'
 import helmet from 'helmet'
 import t from 'tap'
-import { securityHeaders } from '../index.js'
-import { helmetOptionsOf, mergeOptions } from '../plugins/security-headers-sets.js'
-import { securityHeadersRouteSchema, securityHeadersSchema } from '../schemas/security-headers.js'
+import { securityHeaders } from '../index.ts'
+import { helmetOptionsOf, mergeOptions } from '../plugins/security-headers-sets.ts'
+import { securityHeadersRouteSchema, securityHeadersSchema } from '../schemas/security-headers.ts'
 
 const maybe = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined, freq: 2 })
 const toggle = <T>(object: fc.Arbitrary<T>) => maybe(fc.oneof(fc.boolean(), object))

@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { ConfigError, securityHeaders, type SecureHttpsOptions } from '../index.js'
-import { startApp, type StartedApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
-import { API_SET, DEFAULT_CSP, FULL_SET, securityHeadersOf } from './helpers/security-headers.js'
+import { ConfigError, securityHeaders, type SecureHttpsOptions } from '../index.ts'
+import { startApp, type StartedApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
+import { API_SET, DEFAULT_CSP, FULL_SET, securityHeadersOf } from './helpers/security-headers.ts'
 
 const PAGE = '<!doctype html><p>page'
 

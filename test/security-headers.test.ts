@@ -7,12 +7,12 @@ import fastifyHelmet from '@fastify/helmet'
 import fc from 'fast-check'
 import Fastify from 'fastify'
 import t from 'tap'
-import { ConfigError, resolveConfig, securityHeaders, securityHeadersSchema, type SecureHttpsOptions } from '../index.js'
-import { parsePolicyText, serializePermissionsPolicy } from '../schemas/security-headers.js'
-import { startApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
-import { growth } from './helpers/linear.js'
-import { DEFAULT_CSP, FULL_SET, securityHeadersOf } from './helpers/security-headers.js'
+import { ConfigError, resolveConfig, securityHeaders, securityHeadersSchema, type SecureHttpsOptions } from '../index.ts'
+import { parsePolicyText, serializePermissionsPolicy } from '../schemas/security-headers.ts'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
+import { growth } from './helpers/linear.ts'
+import { DEFAULT_CSP, FULL_SET, securityHeadersOf } from './helpers/security-headers.ts'
 
 async function headersFor (options: object, path = '/', html = true): Promise<Record<string, string | undefined>> {
   const app = Fastify()

@@ -2,11 +2,11 @@ import Fastify from 'fastify'
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { secureHttps, serverOptions, tls as tlsPlugin, proxyTrust } from '../index.js'
-import { inspectCertificate } from '../tls/inspect.js'
-import { generateSelfSigned, loadOrCreateSelfSigned, staleReason } from '../tls/self-signed.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { secureHttps, serverOptions, tls as tlsPlugin, proxyTrust } from '../index.ts'
+import { inspectCertificate } from '../tls/inspect.ts'
+import { generateSelfSigned, loadOrCreateSelfSigned, staleReason } from '../tls/self-signed.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 t.test('the development certificate: ECDSA P-256, the right SANs, served over TLS, reused across restarts', async (t) => {
   const dir = tempDir(undefined, t)

@@ -10,11 +10,11 @@ import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
 import t from 'tap'
-import { channelNames, type CertificateMessage } from '../diagnostics.js'
-import { ConfigError, loadConfig, resolveConfig, serverOptions, tls } from '../index.js'
-import { createPki, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.js'
-import { tempDir } from './helpers/app.js'
-import { startInstance, type Instance } from './helpers/fleet.js'
+import { channelNames, type CertificateMessage } from '../diagnostics.ts'
+import { ConfigError, loadConfig, resolveConfig, serverOptions, tls } from '../index.ts'
+import { createPki, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.ts'
+import { tempDir } from './helpers/app.ts'
+import { startInstance, type Instance } from './helpers/fleet.ts'
 
 let pki: TestPki
 t.before(async () => { pki = await createPki() })

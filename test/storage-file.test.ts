@@ -6,11 +6,11 @@ import fc from 'fast-check'
 import { chmodSync, existsSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join, resolve, sep } from 'node:path'
 import t from 'tap'
-import { fileStorage } from '../storage/file.js'
-import { isLease, keyProblem } from '../storage/storage.js'
-import { tempDir } from './helpers/app.js'
-import { storageContract } from './helpers/storage-contract.js'
-import { growth } from './helpers/linear.js'
+import { fileStorage } from '../storage/file.ts'
+import { isLease, keyProblem } from '../storage/storage.ts'
+import { tempDir } from './helpers/app.ts'
+import { storageContract } from './helpers/storage-contract.ts'
+import { growth } from './helpers/linear.ts'
 
 t.test('the storage contract', async (t) => {
   const dir = tempDir(undefined, t)

@@ -7,12 +7,12 @@ import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { deriveSealKeys, open, seal } from '../storage/seal.js'
-import { redisStorage, type RedisStorage } from '../storage/redis.js'
-import { isLease, type StorageEvent } from '../storage/storage.js'
-import { requirePrograms } from './helpers/external.js'
-import { startRedis } from './helpers/redis.js'
-import { storageContract } from './helpers/storage-contract.js'
+import { deriveSealKeys, open, seal } from '../storage/seal.ts'
+import { redisStorage, type RedisStorage } from '../storage/redis.ts'
+import { isLease, type StorageEvent } from '../storage/storage.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { startRedis } from './helpers/redis.ts'
+import { storageContract } from './helpers/storage-contract.ts'
 
 const key = randomBytes(32)
 

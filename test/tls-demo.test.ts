@@ -11,9 +11,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { connect } from 'node:tls'
 import { fileURLToPath } from 'node:url'
-import { createPki, served } from './helpers/certs.js'
-import { startApp, tempDir } from './helpers/app.js'
-import type { LogLine } from './helpers/logs.js'
+import { createPki, served } from './helpers/certs.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import type { LogLine } from './helpers/logs.ts'
 
 const server = fileURLToPath(new URL('../dist/examples/demo/server.js', import.meta.url))
 

@@ -9,9 +9,9 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent } from 'node:https'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
-import { createPki, served, waitForServed } from './helpers/certs.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { cookieHeader, request } from './helpers/http.js'
+import { createPki, served, waitForServed } from './helpers/certs.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { cookieHeader, request } from './helpers/http.ts'
 
 interface H2Response { status: number, headers: IncomingHttpHeaders, body: string }
 
@@ -118,7 +118,7 @@ t.test('HTTP/2 and HTTP/1.1 on one listener: ALPN, HSTS, session, redirect, relo
 })
 
 t.test('serverOptions builds an HTTP/2 secure server only when asked', async (t) => {
-  const { serverOptions } = await import('../index.js')
+  const { serverOptions } = await import('../index.ts')
   const dir = tempDir()
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const h2Options = await serverOptions({ tls: { dir, http2: true } }) as unknown as { http2?: boolean, https: { allowHTTP1?: boolean, minVersion?: string } }

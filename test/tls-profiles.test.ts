@@ -11,10 +11,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:tls'
 import { promisify } from 'node:util'
-import { INTERMEDIATE_TLS12_SUITES, TLS13_SUITES } from '../tls/profiles.js'
-import { createPki, served, type TestPki } from './helpers/certs.js'
-import { startApp, tempDir, type StartedApp } from './helpers/app.js'
-import { requirePrograms } from './helpers/external.js'
+import { INTERMEDIATE_TLS12_SUITES, TLS13_SUITES } from '../tls/profiles.ts'
+import { createPki, served, type TestPki } from './helpers/certs.ts'
+import { startApp, tempDir, type StartedApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
 
 const run = promisify(execFile)
 

@@ -8,9 +8,9 @@ import t, { type Test } from 'tap'
 import { Agent } from 'node:https'
 import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createPki, daysFromNow, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.js'
-import { startApp, tempDir, type StartedApp } from './helpers/app.js'
-import { request } from './helpers/http.js'
+import { createPki, daysFromNow, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.ts'
+import { startApp, tempDir, type StartedApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 
 const WITHIN = 2000
 

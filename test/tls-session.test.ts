@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
-import { createPki, type TestPki } from './helpers/certs.js'
-import { startApp, tempDir, type StartedApp } from './helpers/app.js'
+import { createPki, type TestPki } from './helpers/certs.ts'
+import { startApp, tempDir, type StartedApp } from './helpers/app.ts'
 
 interface Handshake { reused: boolean, session: Buffer, protocol: string | null }
 
@@ -100,7 +100,7 @@ t.test('without shared keys each instance has its own: no resumption across inst
 })
 
 t.test('TLS_TICKET_KEYS must be 48 bytes of base64', async (t) => {
-  const { loadConfig } = await import('../index.js')
+  const { loadConfig } = await import('../index.ts')
   t.throws(() => loadConfig({ TLS_TICKET_KEYS: randomBytes(32).toString('base64') }), /TLS_TICKET_KEYS: .*48 bytes/)
   const config = loadConfig({ TLS_TICKET_KEYS: `${randomBytes(48).toString('base64')},${randomBytes(48).toString('base64')}` })
   t.equal(config.tls === false ? 0 : config.tls.ticketKeys.length, 2, 'a list, newest first')

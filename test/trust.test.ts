@@ -12,12 +12,12 @@ import { createServer } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { loadOrCreateDevCa } from '../tls/dev-ca.js'
-import { installTrust, trustNickname, trustStatus, uninstallTrust, type CommandRunner } from '../tls/trust-store.js'
-import { buildCertificate, generateEcdsaKey, privateKeyPem } from '../tls/x509.js'
-import { startApp, tempDir } from './helpers/app.js'
-import { launchChromium } from './helpers/chromium.js'
-import { requirePrograms } from './helpers/external.js'
+import { loadOrCreateDevCa } from '../tls/dev-ca.ts'
+import { installTrust, trustNickname, trustStatus, uninstallTrust, type CommandRunner } from '../tls/trust-store.ts'
+import { buildCertificate, generateEcdsaKey, privateKeyPem } from '../tls/x509.ts'
+import { startApp, tempDir } from './helpers/app.ts'
+import { launchChromium } from './helpers/chromium.ts'
+import { requirePrograms } from './helpers/external.ts'
 
 const CLI = fileURLToPath(new URL('../dist/bin/cli.js', import.meta.url))
 
@@ -185,7 +185,7 @@ t.test('system stores: the commands for macOS and Windows, and Linux without roo
 })
 
 t.test('the trust command in process: usage, status, JSON, a missing CA', async (t) => {
-  const { main } = await import('../bin/cli.js')
+  const { main } = await import('../bin/cli.ts')
   const home = tempDir('secure-https-home-', t)
   const saved = process.env.HOME
   process.env.HOME = home

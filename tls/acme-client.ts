@@ -22,8 +22,8 @@ import type { Agent } from 'node:https'
 import type { IncomingHttpHeaders } from 'node:http'
 import { isIP } from 'node:net'
 import { promisify } from 'node:util'
-import { importOptional } from '../optional.js'
-import { parseRenewalInfo, type RenewalInfo } from './acme-renewal.js'
+import { importOptional } from '../optional.ts'
+import { parseRenewalInfo, type RenewalInfo } from './acme-renewal.ts'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
 

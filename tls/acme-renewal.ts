@@ -8,8 +8,8 @@
  * its length.
  */
 import { X509Certificate } from 'node:crypto'
-import type { CertificateInfo } from './inspect.js'
-import { authorityKeyId } from './x509.js'
+import type { CertificateInfo } from './inspect.ts'
+import { authorityKeyId } from './x509.ts'
 
 /**
  * When a certificate with this validity is due for renewal: when `renewWhenRemaining` of its

@@ -18,11 +18,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { fileStorage } from '../storage/file.js'
-import { isLease, type Lease, type LockHolder, type Storage } from '../storage/storage.js'
-import { ERR_STORAGE_UNAVAILABLE } from '../errors.js'
-import { assertUsablePair, inspectCertificate, uncoveredHosts } from './inspect.js'
-import type { CertificatePair } from './source.js'
+import { fileStorage } from '../storage/file.ts'
+import { isLease, type Lease, type LockHolder, type Storage } from '../storage/storage.ts'
+import { ERR_STORAGE_UNAVAILABLE } from '../errors.ts'
+import { assertUsablePair, inspectCertificate, uncoveredHosts } from './inspect.ts'
+import type { CertificatePair } from './source.ts'
 
 /** HTTP-01 tokens are base64url (RFC 8555 section 8.3); anything else never reaches the storage. */
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/

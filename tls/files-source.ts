@@ -19,10 +19,10 @@ import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { ERR_CERTIFICATE } from '../errors.js'
-import { certificateFiles, type TlsConfig } from '../schemas/tls.js'
-import { assertUsablePair, chainProblems } from './inspect.js'
-import type { CertificatePair, CertificateSource, NamedCertificate, SourceEvents } from './source.js'
+import { ERR_CERTIFICATE } from '../errors.ts'
+import { certificateFiles, type TlsConfig } from '../schemas/tls.ts'
+import { assertUsablePair, chainProblems } from './inspect.ts'
+import type { CertificatePair, CertificateSource, NamedCertificate, SourceEvents } from './source.ts'
 
 /** Tuning of the watcher; tests shorten it. */
 export interface WatchTiming {

@@ -3,7 +3,7 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { isIP } from 'node:net'
-import { ERR_CERTIFICATE } from '../errors.js'
+import { ERR_CERTIFICATE } from '../errors.ts'
 
 /** What the suite reports about a certificate. */
 export interface CertificateInfo {

@@ -78,8 +78,15 @@ export function askUrl (url: string, timeoutMs: number): (name: string) => Promi
 /** Counts orders in a sliding window: `take()` is true while fewer than `max` started in the last `windowMs`. */
 export class OrderLimiter {
   private readonly times: number[] = []
+  readonly max: number
+  readonly windowMs: number
+  private readonly now: () => number
 
-  constructor (readonly max: number, readonly windowMs: number, private readonly now: () => number = Date.now) {}
+  constructor (max: number, windowMs: number, now: () => number = Date.now) {
+    this.max = max
+    this.windowMs = windowMs
+    this.now = now
+  }
 
   /** Takes one order from the budget; false when the budget is spent. */
   take (): boolean {

@@ -8,8 +8,8 @@
  * (`serverOptions`) and on every `setSecureContext()`, which otherwise falls back to Node's defaults.
  */
 import type { SecureContextOptions } from 'node:tls'
-import type { TlsProfile } from '../schemas/tls.js'
-import type { CertificatePair } from './source.js'
+import type { TlsProfile } from '../schemas/tls.ts'
+import type { CertificatePair } from './source.ts'
 
 /** TLS 1.3 suites, all AEAD; OpenSSL enables the same three by default. */
 export const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const

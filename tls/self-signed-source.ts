@@ -3,10 +3,10 @@
  * renewed in place before it runs out.
  */
 import { join, resolve } from 'node:path'
-import type { TlsConfig } from '../schemas/tls.js'
-import { inspectCertificate } from './inspect.js'
-import { loadOrCreateSelfSigned } from './self-signed.js'
-import type { CertificatePair, CertificateSource, SourceEvents } from './source.js'
+import type { TlsConfig } from '../schemas/tls.ts'
+import { inspectCertificate } from './inspect.ts'
+import { loadOrCreateSelfSigned } from './self-signed.ts'
+import type { CertificatePair, CertificateSource, SourceEvents } from './source.ts'
 
 const CHECK_EVERY = 12 * 3600_000
 

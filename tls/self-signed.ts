@@ -10,12 +10,12 @@ import { createPublicKey, randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-import { ERR_INSECURE_STORAGE } from '../errors.js'
-import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.js'
-import { issuedBy, loadOrCreateDevCa, permits, type DevCa } from './dev-ca.js'
-import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.js'
-import { SELF_SIGNED_RENEW_DAYS } from './source.js'
-import { buildCertificate, generateEcdsaKey, privateKeyPem } from './x509.js'
+import { ERR_INSECURE_STORAGE } from '../errors.ts'
+import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.ts'
+import { issuedBy, loadOrCreateDevCa, permits, type DevCa } from './dev-ca.ts'
+import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.ts'
+import { SELF_SIGNED_RENEW_DAYS } from './source.ts'
+import { buildCertificate, generateEcdsaKey, privateKeyPem } from './x509.ts'
 
 /** Names every development certificate covers. */
 export const DEFAULT_SELF_SIGNED_HOSTS = ['localhost', '127.0.0.1', '::1'] as const

@@ -6,9 +6,9 @@
  * A source may serve several certificates, each chosen by the name the client asks for (SNI): the
  * first is the default, for clients without SNI or asking for a name no certificate covers.
  */
-import type { TlsMode } from '../schemas/tls.js'
-import type { AcmeCertificateSource } from './acme-source.js'
-import type { CertificateInfo } from './inspect.js'
+import type { TlsMode } from '../schemas/tls.ts'
+import type { AcmeCertificateSource } from './acme-source.ts'
+import type { CertificateInfo } from './inspect.ts'
 
 /** A key and certificate chain ready for a secure context. */
 export interface CertificatePair {

@@ -1,10 +1,10 @@
 /**
  * Picks the certificate source for a TLS mode.
  */
-import { ERR_CERTIFICATE } from '../errors.js'
-import { certificateFiles, type TlsConfig } from '../schemas/tls.js'
-import { filesSource } from './files-source.js'
-import type { CertificateSource } from './source.js'
+import { ERR_CERTIFICATE } from '../errors.ts'
+import { certificateFiles, type TlsConfig } from '../schemas/tls.ts'
+import { filesSource } from './files-source.ts'
+import type { CertificateSource } from './source.ts'
 
 /** True for the modes where this process terminates TLS. */
 export function terminatesTls (mode: TlsConfig['mode']): boolean {
@@ -26,9 +26,9 @@ export function needsSni (config: TlsConfig): boolean {
  */
 export async function createSource (config: TlsConfig): Promise<CertificateSource> {
   switch (config.mode) {
-    case 'self-signed': return (await import('./self-signed-source.js')).selfSignedSource(config)
+    case 'self-signed': return (await import('./self-signed-source.ts')).selfSignedSource(config)
     case 'files': return filesSource(config)
-    case 'acme': return (await import('./acme-source.js')).acmeSource(config)
+    case 'acme': return (await import('./acme-source.ts')).acmeSource(config)
     default: throw new ERR_CERTIFICATE(`TLS_MODE=${config.mode} terminates no TLS in this process, so it has no certificate source`)
   }
 }

@@ -19,8 +19,8 @@ import { constants } from 'node:fs'
 import { access, mkdir, readdir, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { DEV_CA_NAME } from './dev-ca.js'
-import { trustStoreKinds, type TrustStoreKind } from './trust-kinds.js'
+import { DEV_CA_NAME } from './dev-ca.ts'
+import { trustStoreKinds, type TrustStoreKind } from './trust-kinds.ts'
 
 /** What happened to one store. */
 export interface TrustResult {

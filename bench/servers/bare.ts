@@ -3,7 +3,7 @@
  * shape, nothing else: no headers, no session, Node's default TLS settings.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { serveFastify } from './control.js'
+import { serveFastify } from './control.ts'
 
 await serveFastify(async (env) => {
   const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance

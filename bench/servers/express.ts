@@ -8,7 +8,7 @@ import session from 'express-session'
 import helmet from 'helmet'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { benchEnvironment, controlled, failed } from './control.js'
+import { benchEnvironment, controlled, failed } from './control.ts'
 
 declare module 'express-session' {
   interface SessionData {

@@ -5,8 +5,8 @@
 import fastifyHelmet from '@fastify/helmet'
 import fastifySecureSession from '@fastify/secure-session'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { serveFastify } from './control.js'
-import { sessionRoutes } from './routes.js'
+import { serveFastify } from './control.ts'
+import { sessionRoutes } from './routes.ts'
 
 await serveFastify(async (env) => {
   const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance

@@ -4,7 +4,7 @@
  */
 import fastifyHelmet from '@fastify/helmet'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { serveFastify } from './control.js'
+import { serveFastify } from './control.ts'
 
 await serveFastify(async (env) => {
   const app = Fastify({ logger: false, https: { key: env.key, cert: env.cert } }) as unknown as FastifyInstance

@@ -7,7 +7,7 @@
  * the price of sending those headers at all.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { serveFastify } from './control.js'
+import { serveFastify } from './control.ts'
 
 let headers: ReadonlyArray<readonly [string, string]> = []
 

@@ -9,7 +9,7 @@
  * @internal
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { serveFastify } from './control.js'
+import { serveFastify } from './control.ts'
 
 /** The parts of the package the suite variants use. @internal */
 export type SuitePackage = Pick<typeof import('fastify-secure-https'), 'default' | 'loadConfig' | 'serverOptions'>

@@ -5,8 +5,8 @@
  * @internal
  */
 import { pathToFileURL } from 'node:url'
-import { sessionRoutes } from './routes.js'
-import { serveSuite, type SuitePackage } from './suite-app.js'
+import { sessionRoutes } from './routes.ts'
+import { serveSuite, type SuitePackage } from './suite-app.ts'
 
 const path = process.env.BENCH_BASELINE
 if (path === undefined || path === '') throw new Error('BENCH_BASELINE is not set: run the benchmark with --baseline PATH')

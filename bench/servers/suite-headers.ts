@@ -4,6 +4,6 @@
  * production error handler. Against bare Fastify it gives the cost of the headers (and the hooks
  * deciding them) alone.
  */
-import { serveSuite } from './suite-app.js'
+import { serveSuite } from './suite-app.ts'
 
 await serveSuite(false, (app) => { app.get('/anonymous', async () => ({ hello: 'world' })) })

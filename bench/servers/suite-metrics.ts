@@ -7,8 +7,8 @@
  * each, counted once. Needs prom-client (a dev dependency here, an optional peer for apps).
  * @internal
  */
-import { serveSuite } from './suite-app.js'
-import { sessionRoutes } from './routes.js'
+import { serveSuite } from './suite-app.ts'
+import { sessionRoutes } from './routes.ts'
 
 process.env.METRICS = 'true'
 process.env.METRICS_PORT = '0'

@@ -3,7 +3,7 @@
  * certificate files, the HTTP redirect listener, proxy trust, HSTS, the security headers, the
  * session with a configured key and the production error handler.
  */
-import { serveSuite } from './suite-app.js'
-import { sessionRoutes } from './routes.js'
+import { serveSuite } from './suite-app.ts'
+import { sessionRoutes } from './routes.ts'
 
 await serveSuite(true, sessionRoutes)

@@ -4,8 +4,8 @@
  * http://localhost:8080 redirecting to it. Logs are readable text in a terminal, JSON otherwise.
  */
 import { ConfigError, loadConfig } from 'fastify-secure-https'
-import { buildDemo } from './app.js'
-import { prettyStream } from './pretty.js'
+import { buildDemo } from './app.ts'
+import { prettyStream } from './pretty.ts'
 
 async function main (): Promise<void> {
   let config

@@ -6,8 +6,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import secureHttps, { resolveConfig, serverOptions, type SecureHttpsOptions } from '../../index.js'
-import { captureLogs, type LogCapture } from './logs.js'
+import secureHttps, { resolveConfig, serverOptions, type SecureHttpsOptions } from '../../index.ts'
+import { captureLogs, type LogCapture } from './logs.ts'
 
 export interface StartedApp {
   app: FastifyInstance

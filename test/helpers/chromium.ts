@@ -5,8 +5,8 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { chromium, type BrowserContext } from 'playwright-core'
-import { requirePrograms } from './external.js'
-import { tempDir } from './app.js'
+import { requirePrograms } from './external.ts'
+import { tempDir } from './app.ts'
 
 /** What launchChromium needs of a tap test (tap's own `skip` typings insist on a callback). */
 interface BrowserTest {

@@ -10,10 +10,10 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generateSelfSigned } from '../../tls/self-signed.js'
-import { freePort, tempDir } from './app.js'
-import { request } from './http.js'
-import { startRedis, type RedisServer } from './redis.js'
+import { generateSelfSigned } from '../../tls/self-signed.ts'
+import { freePort, tempDir } from './app.ts'
+import { request } from './http.ts'
+import { startRedis, type RedisServer } from './redis.ts'
 
 // The package root, found from here whether this file runs from test/helpers or dist/test/helpers.
 function packageRoot (): string {

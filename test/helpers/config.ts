@@ -1,7 +1,7 @@
 /**
  * Catching the ConfigError a call must throw.
  */
-import { ConfigError } from '../../errors.js'
+import { ConfigError } from '../../errors.ts'
 
 /** Runs `fn` and returns the ConfigError it throws; any other outcome fails the test. */
 export function configErrorOf (fn: () => unknown): ConfigError {

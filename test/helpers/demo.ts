@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort, tempDir } from './app.js'
-import { request } from './http.js'
+import { freePort, tempDir } from './app.ts'
+import { request } from './http.ts'
 
 const SERVER = join(import.meta.dirname, '..', '..', 'dist', 'examples', 'demo', 'server.js')
 

@@ -6,10 +6,10 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import secureHttps, { resolveConfig, serverOptions, type SecureHttpsOptions } from '../../index.js'
-import { freePort, tempDir } from './app.js'
-import { captureLogs, type LogCapture } from './logs.js'
-import { stopProcess, waitForPort } from './proxy-process.js'
+import secureHttps, { resolveConfig, serverOptions, type SecureHttpsOptions } from '../../index.ts'
+import { freePort, tempDir } from './app.ts'
+import { captureLogs, type LogCapture } from './logs.ts'
+import { stopProcess, waitForPort } from './proxy-process.ts'
 
 export interface Instance {
   app: FastifyInstance

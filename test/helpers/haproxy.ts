@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startTlsProxy, type TlsProxy } from './proxy-process.js'
+import { startTlsProxy, type TlsProxy } from './proxy-process.ts'
 
 /**
  * Refuses a Host that is not `name[:port]` before it is copied into Forwarded: haproxy copies

@@ -2,7 +2,7 @@
  * Scrapes a Prometheus endpoint over a real socket and reads the exposition text: samples by name
  * and labels, and the HELP/TYPE lines that say a metric exists.
  */
-import { request } from './http.js'
+import { request } from './http.ts'
 
 /** One sample: `name{labels} value`. */
 export interface Sample {

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startTlsProxy, type TlsProxy } from './proxy-process.js'
+import { startTlsProxy, type TlsProxy } from './proxy-process.ts'
 
 /**
  * The proxy lines of both server blocks, exactly as docs/proxy-trust.md shows them (a test checks

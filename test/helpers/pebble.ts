@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
-import type { SecureHttpsOptions } from '../../index.js'
-import { freePort } from './app.js'
-import { request } from './http.js'
-import type { LogLine } from './logs.js'
+import type { SecureHttpsOptions } from '../../index.ts'
+import { freePort } from './app.ts'
+import { request } from './http.ts'
+import type { LogLine } from './logs.ts'
 
 export interface PebbleOptions {
   /** Lifetime of the certificates pebble issues, in seconds (pebble's default: about five years). */

@@ -7,11 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { environmentVariables } from '../../schemas/env.js'
-import { generateSelfSigned } from '../../tls/self-signed.js'
-import { freePort, tempDir } from './app.js'
-import { DEMO_SERVER, sessionKey } from './cluster.js'
-import { lineLog, type LogLine } from './logs.js'
+import { environmentVariables } from '../../schemas/env.ts'
+import { generateSelfSigned } from '../../tls/self-signed.ts'
+import { freePort, tempDir } from './app.ts'
+import { DEMO_SERVER, sessionKey } from './cluster.ts'
+import { lineLog, type LogLine } from './logs.ts'
 
 function exited (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess, execFile } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { connect } from 'node:net'
-import { freePort, tempDir } from './app.js'
+import { freePort, tempDir } from './app.ts'
 
 export interface RedisServer {
   port: number

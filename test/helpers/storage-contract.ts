@@ -3,7 +3,7 @@
  * and Redis implementations alike (test/storage-file.test.ts, test/storage-redis.test.ts).
  */
 import type { Test } from 'tap'
-import { isLease, type Lease, type Storage } from '../../storage/storage.js'
+import { isLease, type Lease, type Storage } from '../../storage/storage.ts'
 
 type T = Test
 

@@ -6,9 +6,9 @@
  * server's host `testserver`. Where an expectation differs, docs/compat.md says how and why.
  */
 import t from 'tap'
-import { startApp } from '../../helpers/app.js'
-import { request } from '../../helpers/http.js'
-import type { SecureHttpsOptions } from '../../../index.js'
+import { startApp } from '../../helpers/app.ts'
+import { request } from '../../helpers/http.ts'
+import type { SecureHttpsOptions } from '../../../index.ts'
 
 const KEY = Buffer.from('6fdbde6596f13caea4ada65bb541b8651f3b46b1ce04eddebce468a5bb0fbd4c', 'hex').toString('base64')
 const STS = 'strict-transport-security'

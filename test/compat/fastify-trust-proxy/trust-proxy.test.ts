@@ -9,8 +9,8 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import t, { type Test } from 'tap'
-import { ConfigError, proxyTrust, resolveConfig, serverOptions } from '../../../index.js'
-import type { ProxyTrustOptions } from '../../../index.js'
+import { ConfigError, proxyTrust, resolveConfig, serverOptions } from '../../../index.ts'
+import type { ProxyTrustOptions } from '../../../index.ts'
 
 const localhost = '127.0.0.1'
 

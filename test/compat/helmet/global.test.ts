@@ -2,7 +2,7 @@ import stream from 'node:stream'
 import t from 'tap'
 import fp from 'fastify-plugin'
 import Fastify from 'fastify'
-import helmet from './plugin.js'
+import helmet from './plugin.ts'
 
 t.test('It should set the default headers', async (t) => {
   t.plan(1)

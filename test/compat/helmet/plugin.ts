@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { securityHeaders, type SecurityHeadersOptions } from '../../../index.js'
+import { securityHeaders, type SecurityHeadersOptions } from '../../../index.ts'
 
 const asHelmet: FastifyPluginAsync<SecurityHeadersOptions> = async function asHelmet (fastify, options) {
   await fastify.register(securityHeaders, { responseKind: 'html', ...options })

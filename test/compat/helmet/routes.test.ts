@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import helmet from './plugin.js'
+import helmet from './plugin.ts'
 
 t.test('It should apply route specific helmet options over the global options', async (t) => {
   t.plan(2)

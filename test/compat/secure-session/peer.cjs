@@ -33,9 +33,9 @@ function adapt (t) {
   return t
 }
 
-// The suite, loaded once before the first test (compiling it can take longer than Fastify's
+// The suite, loaded once before the first test (loading it can take longer than Fastify's
 // plugin timeout on a busy machine).
-const loading = import('../../../index.js')
+const loading = import('../../../index.ts')
 
 /** node:test's `test`, as a tap subtest. */
 function test (name, fn) {

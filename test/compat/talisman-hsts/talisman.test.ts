@@ -6,9 +6,9 @@
  * security headers. Differences are listed in docs/compat.md.
  */
 import t from 'tap'
-import { startApp } from '../../helpers/app.js'
-import { request } from '../../helpers/http.js'
-import type { SecureHttpsOptions } from '../../../index.js'
+import { startApp } from '../../helpers/app.ts'
+import { request } from '../../helpers/http.ts'
+import type { SecureHttpsOptions } from '../../../index.ts'
 
 const KEY = Buffer.from('eb5dc57901b9a576e6e55d7f5d8e6f81d284a5a0dcc31b30f7c8c02c237847f1', 'hex').toString('base64')
 const STS = 'strict-transport-security'

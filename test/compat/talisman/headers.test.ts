@@ -9,9 +9,9 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
-import { securityHeaders, type SecurityHeadersOptions } from '../../../index.js'
-import { startApp } from '../../helpers/app.js'
-import { request } from '../../helpers/http.js'
+import { securityHeaders, type SecurityHeadersOptions } from '../../../index.ts'
+import { startApp } from '../../helpers/app.ts'
+import { request } from '../../helpers/http.ts'
 
 const HELLO = 'Hello, world'
 
