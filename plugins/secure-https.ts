@@ -22,6 +22,7 @@ import { tls } from './tls.ts'
 import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.ts'
 import { startupSummary, type StartupFacts } from './first-start.ts'
 import { addChainHooks, withChain } from './hook-chain.ts'
+import { isCookieSession } from '../sessions/redis-store.ts'
 
 /** What the start-up summary reports, read from the registered plugins and TLS_DIR. */
 async function gatherFacts (fastify: FastifyInstance, config: SecureHttpsConfig, session: StartupFacts['session']): Promise<StartupFacts> {
@@ -75,7 +76,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   // on secure requests only and the other on plain ones, so no request sees a difference.
   const chain = addChainHooks(fastify, {
     request: config.proxyTrust !== false || config.hostAuthorization !== false || config.hsts !== false,
-    send: config.securityHeaders !== false || (config.secureSession !== false && (config.secureSession.store === undefined || config.secureSession.store === 'cookie'))
+    send: config.securityHeaders !== false || (config.secureSession !== false && isCookieSession(config.secureSession))
   })
   // Metrics first: they hear the certificate loaded at register time.
   if (config.metrics !== false) await fastify.register(metrics, config.metrics)

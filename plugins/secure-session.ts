@@ -14,10 +14,10 @@
  *   (on that path only, through `decodeSecureSession`'s `log` argument), and puts a view of the
  *   session (or, with a store, the store session) on `request.session`;
  * - ours onSend (registered before theirs; through the aggregate, a step of its single onSend hook,
- *   plugins/hook-chain.ts) writes a changed session's cookie with one
- *   `reply.header` from precomputed attributes, sealed by `encodeSecureSession`, and marks it
- *   unchanged; a response whose route called `session.options()` is left to @fastify/secure-session's
- *   own onSend, which writes it with those options.
+ *   plugins/hook-chain.ts) writes a changed session's cookie with one `reply.header` from
+ *   precomputed attributes, sealed in @fastify/secure-session's format (sessions/seal.ts), and marks
+ *   it unchanged; a response whose route called `session.options()` is left to
+ *   @fastify/secure-session's own onSend, which writes it with those options.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'

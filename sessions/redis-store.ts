@@ -224,14 +224,19 @@ export interface StoreChoice {
   redisUrl?: string
 }
 
+/** Whether `choice` keeps sessions in the cookie itself (no store): the one test of it. @internal */
+export function isCookieSession (choice: StoreChoice): boolean {
+  return choice.store === undefined || choice.store === 'cookie'
+}
+
 /**
  * The store `secureSession` uses: none for cookie sessions, a Redis store for SESSION_STORE=redis,
  * or the caller's own. A Redis that is down at start is logged, not fatal: the instance serves what
  * needs no session and picks Redis up when it comes. @internal
  */
 export async function openSessionStore (choice: StoreChoice, log: StoreLogger): Promise<SessionStore | undefined> {
-  if (choice.store === undefined || choice.store === 'cookie') return undefined
-  if (choice.store !== 'redis') return choice.store
+  if (isCookieSession(choice)) return undefined
+  if (typeof choice.store === 'object') return choice.store
   const store = redisSessionStore({ url: choice.redisUrl, log })
   await store.ready().catch(() => {
     // Already logged by the store, once, with the address and the reason.

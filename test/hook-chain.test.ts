@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import secureHttps, { hostAuthorization, hsts, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.ts'
+import secureHttps, { hostAuthorization, hsts, memorySessionStore, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.ts'
 import { addChainHooks, addRequestStep, addSendStep, REPLIED, withChain } from '../plugins/hook-chain.ts'
 import { startApp, tempDir } from './helpers/app.ts'
 import { cookieHeader, request, type Response } from './helpers/http.ts'
@@ -63,6 +63,23 @@ t.test('through the aggregate: one onRequest and one onSend hook of the suite pe
   t.equal(onRequest.at(-1), 'onRequestCookie', 'the session\'s view still comes after @fastify/secure-session opened the cookie')
   t.equal(onSend[0], 'secureHttpsSend', 'the suite\'s single send hook runs first, before @fastify/secure-session\'s')
   t.same(onSend.filter((name) => ['securityHeaders', 'onSendCookie'].includes(name)), [], 'no hook of its own for the headers or the cookie')
+})
+
+t.test('the aggregate adds its send hook only when a part has a send step: cookie sessions or the headers', async (t) => {
+  async function sendHooks (secureSessionConfig: object): Promise<string[]> {
+    const config = resolveConfig({ port: 0, allowedHosts: ['app.test'], httpsRedirect: false, securityHeaders: false, tls: { dir: tempDir('secure-https-chain-', t) }, secureSession: { keys: [KEY], ...secureSessionConfig } })
+    const app = Fastify({ logger: false, ...(await serverOptions(config)) }) as unknown as FastifyInstance
+    t.teardown(() => app.close())
+    await app.register(secureHttps, config)
+    routes(app, { count: 0 })
+    await app.ready()
+    return hooksOf(app).onSend
+  }
+  t.equal((await sendHooks({})).includes('secureHttpsSend'), true, 'cookie sessions, headers off: the cookie is written in the send hook')
+  t.equal((await sendHooks({ store: 'cookie' })).includes('secureHttpsSend'), true, 'store: \'cookie\' is the same')
+  const withStore = await sendHooks({ store: memorySessionStore() })
+  t.equal(withStore.includes('secureHttpsSend'), false, 'a session store (its own asynchronous hook) and no headers: no empty send hook')
+  t.equal(withStore.includes('onSendCookie'), false, 'and no cookie step anywhere')
 })
 
 t.test('each plugin registered on its own keeps its own hook, under its own name', async (t) => {
