@@ -12,8 +12,8 @@
  * `process.cpuUsage()` over each measured window through the IPC channel (never over HTTP, so it is
  * not a request), and its ratio to the bare Fastify window of the same round.
  *
- * Every round measures every variant once, in the same cyclic order started at a different variant
- * each round. A second bare Fastify process, the control, is measured like any variant: its ratio
+ * Every round measures every variant once, in that round's row of a Williams design (stats.ts
+ * `balancedOrder`): every variant comes right after every other equally often. A second bare Fastify process, the control, is measured like any variant: its ratio
  * to bare is the noise floor of the run. Ratios are reported as the median, interquartile range and
  * range over rounds, with the machine's load (load average, and what other processes took of the
  * cores during the windows, from /proc/stat) and whether each server was saturated.
@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
-import { baseOrder, checkVerdict, DEFAULT_RULES, rotation, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
+import { balancedOrder, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
 const HOST = 'bench.example'
@@ -105,7 +105,7 @@ Modes
   --profile          V8 CPU profile of bare and the suite's variants under load
 
 Options
-  --rounds N         rounds (each measures every variant once, rotated)
+  --rounds N         rounds (each measures every variant once, in a balanced order)
   --duration S       measured seconds per variant per round
   --warmup S         seconds of unmeasured load per variant before the first round
   --connections N    keep-alive connections (default 10)
@@ -554,13 +554,13 @@ interface Measurement {
   sample: Sample
 }
 
-/** The windows of one round, in order: every variant once, the cyclic order rotated round by round. */
-function schedule (servers: Server[], rounds: number, round: number): Server[] {
+/** The windows of one round, in order: every variant once, in the round's row of a balanced design. */
+function schedule (servers: Server[], round: number): Server[] {
   const bare = servers.find((s) => s.variant.name === 'bare')
   const control = servers.find((s) => s.variant.name === 'control') ?? null
   if (bare === undefined) return servers
   const order = baseOrder(bare, control, servers.filter((s) => s !== bare && s !== control))
-  return rotation(order.length, rounds, round).map((i) => order[i] as Server)
+  return balancedOrder(order.length, round).map((i) => order[i] as Server)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,7 +633,7 @@ function environmentLines (options: Options, machine: Machine, servers: Server[]
     `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; Node ${process.version}.`,
     `- Packages: ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
     `- Code measured: commit ${codeMeasured().replace(' + uncommitted changes', '')}${subject === '' ? '' : ` (${subject})`}${dirty === '' ? ', sources clean' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}.`,
-    `- Method: ${options.rounds} rounds; in each, every variant measured once for ${options.duration} s, in one cyclic order started at a different variant each round (bare first, the control half a round from it); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
+    `- Method: ${options.rounds} rounds; in each, every variant measured once for ${options.duration} s, in the round's row of a Williams design (each variant at every position and right after every other variant equally often over the square); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
     '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
   ]
 }
@@ -836,7 +836,7 @@ async function main (options: Options): Promise<number> {
     const measuring = Date.now()
     const quiet = { budget: options.waitQuiet * 1000, waited: 0 }
     for (let round = 0; round < options.rounds; round++) {
-      for (const server of schedule(servers, options.rounds, round)) {
+      for (const server of schedule(servers, round)) {
         await waitForQuiet(servers, machine, quiet)
         const sample = await measure(server, servers, machine, options)
         all.push({ name: server.variant.name, round, sample })

@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.ts'
-import { baseOrder, checkVerdict, DEFAULT_RULES, quantile, rotation, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
+import { balancedOrder, baseOrder, checkVerdict, DEFAULT_RULES, quantile, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
 import { requirePrograms } from './helpers/external.ts'
 
 t.test('quantile interpolates between ranks (type 7, as R and NumPy)', async (t) => {
@@ -35,34 +35,40 @@ t.test('summarize gives the median, quartiles and range whatever the order', asy
   t.throws(() => summarize([1, Number.POSITIVE_INFINITY]), /not finite/)
 })
 
-t.test('rotation: every round is the same cycle, started at a different variant', async (t) => {
-  for (const [count, rounds] of [[5, 10], [14, 10], [8, 4], [3, 3], [1, 2]] as const) {
+t.test('balancedOrder: each round measures every variant once; over a square, every variant follows every other equally often', async (t) => {
+  for (let count = 1; count <= 18; count++) {
+    const period = count % 2 === 0 ? count : 2 * count
+    const follows = new Map<string, number>()
+    const positions = Array.from({ length: count }, () => new Map<number, number>())
     const starts = new Set<number>()
-    for (let round = 0; round < rounds; round++) {
-      const order = rotation(count, rounds, round)
-      t.same([...order].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i), `${count}/${rounds} round ${round} measures each variant once`)
-      for (let i = 0; i < count; i++) t.equal(order[(i + 1) % count], ((order[i] as number) + 1) % count, 'the cyclic order is kept')
+    for (let round = 0; round < period; round++) {
+      const order = balancedOrder(count, round)
+      if (JSON.stringify([...order].sort((a, b) => a - b)) !== JSON.stringify(Array.from({ length: count }, (_, i) => i))) t.fail(`${count} variants, round ${round}: not every variant once (${order.join(',')})`)
+      for (let i = 1; i < count; i++) follows.set(`${order[i - 1]}>${order[i]}`, (follows.get(`${order[i - 1]}>${order[i]}`) ?? 0) + 1)
+      order.forEach((variant, position) => positions[variant]?.set(position, (positions[variant]?.get(position) ?? 0) + 1))
       starts.add(order[0] as number)
     }
-    t.equal(starts.size, Math.min(count, rounds), `${count} variants, ${rounds} rounds: as many different starts as can be`)
+    const pairs = [...follows.values()]
+    const each = count % 2 === 0 ? 1 : 2
+    t.equal(follows.size, count * (count - 1), `${count} variants: every ordered pair of neighbours occurs`)
+    t.ok(pairs.every((n) => n === each), `${count} variants: each ${each === 1 ? 'once' : 'twice'} in ${period} rounds`)
+    t.ok(positions.every((seen) => seen.size === count && [...seen.values()].every((n) => n === period / count)), `${count} variants: each at every position ${period / count} time(s)`)
+    t.equal(starts.size, count, `${count} variants: every variant starts a round`)
   }
-  // The starts spread over the whole list rather than the first few variants.
-  t.same(Array.from({ length: 10 }, (_, r) => rotation(14, 10, r)[0]), [0, 1, 2, 4, 5, 7, 8, 9, 11, 12])
-  // With as many rounds as variants, every variant stands at every position once: none is always
-  // measured just before or just after the reference.
-  const positions = new Map<number, Set<number>>()
-  for (let round = 0; round < 6; round++) {
-    rotation(6, 6, round).forEach((variant, position) => {
-      const seen = positions.get(variant) ?? new Set<number>()
-      seen.add(position)
-      positions.set(variant, seen)
-    })
-  }
-  for (const [variant, seen] of positions) t.equal(seen.size, 6, `variant ${variant} at every position`)
-  t.throws(() => rotation(0, 3, 0), /count/)
-  t.throws(() => rotation(3, 3, 3), /round must be 0 to 2/)
-  t.throws(() => rotation(3, 0, 0), /rounds/)
-  t.throws(() => rotation(3, 3, 0.5), /round/)
+  t.same(balancedOrder(6, 0), [0, 1, 5, 2, 4, 3], 'Williams\'s first row: 0, 1, n-1, 2, n-2, ...')
+  t.same(balancedOrder(6, 1), [1, 2, 0, 3, 5, 4], 'the next adds one to each')
+  t.same(balancedOrder(6, 6), balancedOrder(6, 0), 'more rounds than rows: the square again')
+  t.same(balancedOrder(3, 3), [...balancedOrder(3, 0)].reverse(), 'an odd count: the rows, then their reverses')
+  // The bias it removes: in a cyclic order the variant after the reference is always the same one.
+  const after = new Set(Array.from({ length: 10 }, (_, round) => {
+    const order = balancedOrder(6, round)
+    const at = order.indexOf(0)
+    return at === order.length - 1 ? null : order[at + 1]
+  }).filter((v) => v !== null))
+  t.ok(after.size >= 4, `the variant measured right after the reference changes from round to round (${after.size} different in 10 rounds)`)
+  t.throws(() => balancedOrder(0, 0), /count/)
+  t.throws(() => balancedOrder(3, -1), /round/)
+  t.throws(() => balancedOrder(3, 0.5), /round/)
 })
 
 t.test('baseOrder puts the reference first and the control half a cycle away', async (t) => {
