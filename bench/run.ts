@@ -13,8 +13,9 @@
  * not a request), and its ratio to the bare Fastify window of the same round.
  *
  * Every round measures every variant once, in that round's row of a Williams design (stats.ts
- * `balancedOrder`): every variant comes right after every other equally often. A second bare Fastify process, the control, is measured like any variant: its ratio
- * to bare is the noise floor of the run. Ratios are reported as the median, interquartile range and
+ * `balancedOrder`): every variant comes right after every other equally often. A second bare
+ * Fastify process, the control, is measured like any variant: its ratio to bare is the noise floor
+ * of the run. Ratios are reported as the median, interquartile range and
  * range over rounds, with the machine's load (load average, and what other processes took of the
  * cores during the windows, from /proc/stat) and whether each server was saturated.
  *
