@@ -115,14 +115,19 @@ t.test('redisSessionStore', async (t) => {
 
   t.test('a Redis that hangs costs commandTimeout, then a 503 error', async (t) => {
     await store.set(id(50), { user: 'mia' }, 300)
-    await redis.cli('client', 'pause', '1500', 'ALL')
+    // Redis stays paused for 3 s, well past the 1 s commandTimeout, so that a busy machine's late
+    // timers cannot make the call look as if it had waited for Redis (CLIENT UNPAUSE would itself
+    // wait for the pause to end).
+    await redis.cli('client', 'pause', '3000', 'ALL')
     const started = Date.now()
     await t.rejects(store.get(id(50)), { code: 'ERR_SECURE_HTTPS_SESSION_STORE_UNAVAILABLE', message: /failed during get \(Command timed out\).*REDIS_URL/ })
     const waited = Date.now() - started
-    t.ok(waited >= 900 && waited < 1500, `gave up after the 1000 ms commandTimeout (${waited} ms)`)
-    await new Promise((resolve) => setTimeout(resolve, 700))
-    await store.ready()
-    t.same(await store.get(id(50)), { user: 'mia' }, 'and works again when Redis answers')
+    t.ok(waited >= 900 && waited < 2700, `gave up after the 1000 ms commandTimeout, not when Redis answered (${waited} ms)`)
+    let answer: unknown
+    for (const deadline = Date.now() + 10_000; answer === undefined && Date.now() < deadline;) {
+      answer = await store.ready().then(() => store.get(id(50)), () => undefined).catch(() => undefined)
+    }
+    t.same(answer, { user: 'mia' }, 'and works again when Redis answers')
   })
 
   t.test('while Redis is down every call fails at once with a 503 error, then recovers by itself', async (t) => {
