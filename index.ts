@@ -1,6 +1,8 @@
 /**
  * fastify-secure-https: HTTPS done right for Fastify 5.
  */
+// First, before zod and the rest load: keeps nextTick's entries on one shape (tick-shape.ts).
+import './tick-shape.ts'
 export { secureHttps as default, secureHttps } from './plugins/secure-https.ts'
 export { tls, type CertificateStatus, type TlsControl, type TlsStatus } from './plugins/tls.ts'
 export { httpsRedirect, type HttpsRedirectControl } from './plugins/https-redirect.ts'

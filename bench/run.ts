@@ -39,6 +39,14 @@ import { balancedOrder, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, sum
 const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
+/**
+ * Preloaded into every server, bare Fastify included (the suite also imports it itself, first):
+ * keeps one nextTick entry alive (tick-shape.ts), so that every server's nextTick builds its
+ * entries the same way whatever modules it loads and whenever its first full garbage collection
+ * comes. Without it, bare Fastify's own cost rises by half at a collection during the run
+ * (docs/benchmarks.md, "The nextTick literal").
+ */
+const TICK_SHAPE = new URL('../tick-shape.js', import.meta.url).href
 
 type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'suite-metrics' | 'suite-baseline' | 'hand-wired' | 'express'
 type Kind = 'anonymous' | 'read' | 'write'
@@ -297,7 +305,7 @@ function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessE
 
 function startServer (variant: Variant, context: Context): Promise<Server> {
   const script = join(SERVERS, `${variant.server}.js`)
-  const child = spawn(process.execPath, [script], {
+  const child = spawn(process.execPath, ['--import', TICK_SHAPE, script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: serverEnvironment(variant, context)
   })
