@@ -42,12 +42,13 @@ await burst();
   const file = join(dir, 'feedback.mjs')
   writeFileSync(file, script)
   // V8 prints to the C library's stdout: into a file, since through a pipe Node.js 22 can lose
-  // its tail at exit.
+  // its tail at exit. Started through `env -i`: under coverage, tap adds its coverage settings to
+  // the environment of every process a test spawns, and V8's coverage mode changes the very
+  // feedback read here (the literal is megamorphic from the start).
   const output = join(dir, 'feedback.txt')
   const fd = openSync(output, 'w')
-  const child = spawn(process.execPath, ['--allow-natives-syntax', '--expose-gc', '--no-concurrent-recompilation', file], {
+  const child = spawn('env', ['-i', `PATH=${process.env.PATH ?? ''}`, process.execPath, '--allow-natives-syntax', '--expose-gc', '--no-concurrent-recompilation', file], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '' },
     stdio: ['ignore', fd, 'pipe']
   })
   closeSync(fd)
