@@ -13,7 +13,10 @@
  * not a request), and its ratio to the bare Fastify window of the same round.
  *
  * Every round measures every variant once, in that round's row of a Williams design (stats.ts
- * `balancedOrder`): every variant comes right after every other equally often. A second bare
+ * `balancedOrder`): every variant comes right after every other equally often. With --paired (the
+ * default of --check) each variant's window is shared with bare Fastify: both servers loaded at
+ * once on the servers' core, so that a machine that slows down for seconds at a time (a neighbour
+ * on the host) slows both halves of the ratio instead of one. A second bare
  * Fastify process, the control, is measured like any variant: its ratio to bare is the noise floor
  * of the run. Ratios are reported as the median, interquartile range and
  * range over rounds, with the machine's load (load average, and what other processes took of the
@@ -33,7 +36,7 @@ import { parseArgs } from 'node:util'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
-import { balancedOrder, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
+import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
 const HOST = 'bench.example'
@@ -104,7 +107,8 @@ Modes
   (none)             full run: every variant, ${MODE_DEFAULTS.full[0]} rounds of ${MODE_DEFAULTS.full[1]} s, about 6 minutes;
                      writes the results block of docs/benchmarks.md
   --check            the budget: bare, control and the suite's three requests, ${MODE_DEFAULTS.check[0]} rounds
-                     of ${MODE_DEFAULTS.check[1]} s (about 2 minutes); prints each target's median ratio, spread,
+                     of ${MODE_DEFAULTS.check[1]} s, --paired unless --sequential (about 2 minutes); prints each
+                     target's median ratio, spread,
                      the control and PASS/FAIL. Exit 0: every target holds; 1: a target
                      missed; 2: no verdict to trust (control off 1.00 by more than the
                      tolerance, a server not saturated, the load generator starved, or
@@ -114,6 +118,11 @@ Modes
   --profile          V8 CPU profile of bare and the suite's variants under load
 
 Options
+  --paired           measure each variant in a window it shares with bare Fastify: both servers
+                     loaded at once on the servers' core, so that whatever slows the machine
+                     during a window slows both halves of its ratio (the default of --check)
+  --sequential       measure one server at a time, bare in its own window of the round (the
+                     default outside --check)
   --rounds N         rounds (each measures every variant once, in a balanced order)
   --duration S       measured seconds per variant per round
   --warmup S         seconds of unmeasured load per variant before the first round
@@ -152,6 +161,12 @@ interface Options {
   startTimeout: number
   /** The other build's dist/index.js, for the baseline variants. */
   baseline: string | null
+  /**
+   * Each variant measured in the same window as bare Fastify, both servers loaded at once on the
+   * servers' core, instead of one after the other: a slowdown of the machine then falls on both
+   * halves of every ratio.
+   */
+  paired: boolean
 }
 
 /** A mistake in the command line: printed without a stack. */
@@ -179,6 +194,8 @@ function parseOptions (argv: string[]): Options {
       'wait-quiet': { type: 'string' },
       'start-timeout': { type: 'string' },
       baseline: { type: 'string' },
+      paired: { type: 'boolean', default: false },
+      sequential: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false }
     }
   })
@@ -201,6 +218,8 @@ function parseOptions (argv: string[]): Options {
     throw new UsageError('--check judges the targets flat out, with every server saturated; --rate runs below saturation, where a ratio means something else (see docs/benchmarks.md). Run --rate without --check.')
   }
   if (mode === 'check' && values.only !== undefined) throw new UsageError('--check measures bare, the control and the suite\'s three requests; --only does not apply')
+  if (values.paired && values.sequential) throw new UsageError('--paired and --sequential are two ways to measure; pick one')
+  if (values.paired && mode === 'profile') throw new UsageError('--profile measures one server at a time; --paired does not apply')
   const defaults = MODE_DEFAULTS[mode]
   const asked = values.only?.split(',').map((name) => name.trim()).filter(Boolean)
   const unknown = (asked ?? []).filter((name) => !VARIANTS.some((v) => v.name === name))
@@ -237,7 +256,8 @@ function parseOptions (argv: string[]): Options {
     pinning: { server: values['server-cpus'], load: values['load-cpus'], pin: !values['no-pin'] },
     waitQuiet: number('wait-quiet', values['wait-quiet'], 0, 0),
     startTimeout: number('start-timeout', values['start-timeout'], 120, 0.001),
-    baseline
+    baseline,
+    paired: mode === 'check' ? !values.sequential : values.paired
   }
 }
 
@@ -462,6 +482,11 @@ interface Sample {
   cpuPerRequest: number
   /** The server's CPU time over wall time (1: one core, all the time). */
   busy: number
+  /**
+   * The servers' core: the CPU time of every server measured in the window over wall time. The
+   * same as `busy` when one server is measured at a time; with --paired, the two servers' sum.
+   */
+  coreBusy: number
   /** The load generator's (this process's) CPU time over wall time. */
   loadBusy: number
   bytesPerResponse: number
@@ -504,32 +529,49 @@ async function load (server: Server, seconds: number, connections: number, rate:
 
 async function measure (server: Server, servers: readonly Server[], machine: Machine, options: Options, during?: { before: () => Promise<void>, after: () => Promise<void> }): Promise<Sample> {
   await during?.before()
+  const [sample] = await measureTogether([server], servers, machine, options)
+  await during?.after()
+  return sample as Sample
+}
+
+/**
+ * One window: every server of `targets` loaded at once, each by its own autocannon instance over
+ * its own connections, their CPU read before and after the same window. With two servers on one
+ * core they take turns on it, and whatever slows the machine during the window slows both.
+ */
+async function measureTogether (targets: readonly Server[], servers: readonly Server[], machine: Machine, options: Options): Promise<Sample[]> {
   const pids = servers.map((s) => s.child.pid).filter((pid): pid is number => pid !== undefined)
-  const cpuBefore = await cpuOf(server)
+  const cpuBefore = await Promise.all(targets.map(cpuOf))
   const machineBefore: Snapshot = snapshot(pids)
   const runnerBefore = process.cpuUsage()
   const started = process.hrtime.bigint()
-  const result = await load(server, options.duration, options.connections, options.rate)
+  const results = await Promise.all(targets.map((server) => load(server, options.duration, options.connections, options.rate)))
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9
   const runner = process.cpuUsage(runnerBefore)
   const machineAfter = snapshot(pids)
-  const cpuAfter = await cpuOf(server)
-  await during?.after()
-  const requests = result.requests.total
-  if (result.errors > 0 || result.non2xx > 0 || requests === 0) {
-    throw new Error(`${server.variant.name}: ${requests} responses, ${result.non2xx} not 2xx, ${result.errors} errors (${result.timeouts} timeouts); the numbers would mean nothing`)
-  }
-  const cpu = cpuAfter - cpuBefore
-  return {
-    rps: requests / elapsed,
-    p99: result.latency.p99,
-    cpuPerRequest: cpu / requests,
-    busy: cpu / 1e6 / elapsed,
-    loadBusy: (runner.user + runner.system) / 1e6 / elapsed,
-    bytesPerResponse: result.throughput.total / requests,
-    requests,
-    others: interference(machineBefore, machineAfter, machine.pinning, elapsed, machine.hz)
-  }
+  const cpuAfter = await Promise.all(targets.map(cpuOf))
+  const others = interference(machineBefore, machineAfter, machine.pinning, elapsed, machine.hz)
+  const cpus = targets.map((_, i) => (cpuAfter[i] as number) - (cpuBefore[i] as number))
+  const shared = cpus.reduce((a, b) => a + b, 0) / 1e6 / elapsed
+  return targets.map((server, i) => {
+    const result = results[i] as autocannon.Result
+    const requests = result.requests.total
+    if (result.errors > 0 || result.non2xx > 0 || requests === 0) {
+      throw new Error(`${server.variant.name}: ${requests} responses, ${result.non2xx} not 2xx, ${result.errors} errors (${result.timeouts} timeouts); the numbers would mean nothing`)
+    }
+    const cpu = cpus[i] as number
+    return {
+      rps: requests / elapsed,
+      p99: result.latency.p99,
+      cpuPerRequest: cpu / requests,
+      busy: cpu / 1e6 / elapsed,
+      coreBusy: shared,
+      loadBusy: (runner.user + runner.system) / 1e6 / elapsed,
+      bytesPerResponse: result.throughput.total / requests,
+      requests,
+      others
+    }
+  })
 }
 
 /** The share of a core other processes must stay under for the machine to count as quiet. */
@@ -561,6 +603,8 @@ interface Measurement {
   name: string
   round: number
   sample: Sample
+  /** With --paired: bare Fastify's CPU µs per request in the same window. */
+  bare?: number
 }
 
 /** The windows of one round, in order: every variant once, in the round's row of a balanced design. */
@@ -569,6 +613,20 @@ function schedule (servers: Server[], round: number): Server[] {
   const control = servers.find((s) => s.variant.name === 'control') ?? null
   if (bare === undefined) return servers
   const order = baseOrder(bare, control, servers.filter((s) => s !== bare && s !== control))
+  return balancedOrder(order.length, round).map((i) => order[i] as Server)
+}
+
+/** With --paired: every variant but bare, numbered as the balanced design sees them (the control half-way down). */
+function pairedOrder (servers: Server[]): Server[] {
+  const others = servers.filter((s) => s.variant.name !== 'bare')
+  const control = others.find((s) => s.variant.name === 'control') ?? null
+  const rest = others.filter((s) => s !== control)
+  if (control === null || rest.length === 0) return others
+  return baseOrder(rest[0] as Server, control, rest.slice(1))
+}
+
+/** With --paired: the windows of one round, each shared with bare Fastify, in the round's row of the balanced design. */
+function schedulePaired (order: Server[], round: number): Server[] {
   return balancedOrder(order.length, round).map((i) => order[i] as Server)
 }
 
@@ -588,8 +646,15 @@ function showRatio (s: Summary): string {
   return `${fmt(s.median, 2)}× (IQR ${fmt(s.q1, 2)}–${fmt(s.q3, 2)}, range ${fmt(s.min, 2)}–${fmt(s.max, 2)})`
 }
 
+/**
+ * The windows as the statistics see them. Measured one after the other, a window's value is its
+ * CPU per request, and a ratio divides two windows of the same round. Measured --paired, a
+ * variant's value is already its ratio to the bare window it shared (bare's own value is 1), so
+ * that the same division gives the variant's ratio to bare, and between two variants the ratio of
+ * their ratios to bare in that round.
+ */
 function figures (all: Measurement[]): WindowFigure[] {
-  return all.map((m) => ({ variant: m.name, round: m.round, value: m.sample.cpuPerRequest }))
+  return all.map((m) => ({ variant: m.name, round: m.round, value: m.bare === undefined ? m.sample.cpuPerRequest : m.sample.cpuPerRequest / m.bare }))
 }
 
 function medianOf (all: Measurement[], name: string, pick: (s: Sample) => number): number {
@@ -603,7 +668,7 @@ function verdictOf (options: Options, all: Measurement[], variants: Variant[]): 
   const busy: Record<string, number> = {}
   const rps: Record<string, number> = {}
   for (const { name } of variants) {
-    busy[name] = medianOf(all, name, (s) => s.busy)
+    busy[name] = medianOf(all, name, (s) => s.coreBusy)
     rps[name] = medianOf(all, name, (s) => s.rps)
   }
   const loadInterference = summarize(all.map((m) => m.sample.others.loadCores)).median
@@ -642,30 +707,34 @@ function environmentLines (options: Options, machine: Machine, servers: Server[]
     `- Machine: ${machine.cores} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}; Node ${process.version}.`,
     `- Packages: ${packages.map((name) => `${name} ${packageVersion(name)}`).join(', ')}.`,
     `- Code measured: commit ${codeMeasured().replace(' + uncommitted changes', '')}${subject === '' ? '' : ` (${subject})`}${dirty === '' ? ', sources clean' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}.`,
-    `- Method: ${options.rounds} rounds; in each, every variant measured once for ${options.duration} s, in the round's row of a Williams design (each variant at every position and right after every other variant equally often over the square); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
-    '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
+    `- Method: ${options.rounds} rounds; in each, ${options.paired ? `every variant measured once for ${options.duration} s in a window it shares with bare Fastify (--paired: both servers loaded at once on the servers' core, each by its own autocannon, their CPU read over the same window; which load starts first alternates from round to round), the windows in the round's row of a Williams design` : `every variant measured once for ${options.duration} s, in the round's row of a Williams design`} (each variant at every position and right after every other variant equally often over the square); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
+    options.paired
+      ? '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s CPU per request to bare Fastify\'s in the window they shared (bare\'s own figures: over all its windows); median, interquartile range and range over the rounds. "Core busy": the two servers\' CPU over wall time; below 90% the core was not saturated. "req/s": each server\'s own, with the core shared. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
+      : '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
   ]
 }
 
 function machineLines (options: Options, machine: Machine, all: Measurement[], loadAfter: number[], waited: number): string[] {
-  const others = (pick: (i: Interference) => number): Summary => summarize(all.map((m) => pick(m.sample.others)))
+  // With --paired, bare's entry and its partner's are one window.
+  const windows = options.paired ? all.filter((m) => m.name !== 'bare') : all
+  const others = (pick: (i: Interference) => number): Summary => summarize(windows.map((m) => pick(m.sample.others)))
   const server = others((i) => i.serverCores)
   const loadCores = others((i) => i.loadCores)
   const total = others((i) => i.total)
   const steal = others((i) => i.steal)
   const irq = others((i) => i.irq)
   const idle = options.rate === null
-    ? all.filter((m) => m.sample.busy < options.rules.minBusy).length
+    ? windows.filter((m) => m.sample.coreBusy < options.rules.minBusy).length
     : all.filter((m) => m.sample.rps < (options.rate as number) * options.rules.minRateHeld).length
-  const starved = all.filter((m) => m.sample.others.loadCores > options.rules.maxLoadInterference).length
+  const starved = windows.filter((m) => m.sample.others.loadCores > options.rules.maxLoadInterference).length
   const pinned = machine.pinning.server !== null
   return [
     `- Load average (1, 5, 15 min): ${machine.loadBefore.map((n) => n.toFixed(2)).join(' ')} before the run, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
     pinned
-      ? `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner): on the servers' core ${pct(server.median)} median (max ${pct(server.max)}), on the load generator's core ${pct(loadCores.median)} median (max ${pct(loadCores.max)}); ${fmt(total.median, 2)} of a core in all, median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq (mostly the benchmark's own loopback traffic) ${fmt(irq.median, 2)}.`
-      : `- Other processes during the ${all.length} measured windows (/proc/stat minus the servers and the runner; not pinned, so not split by core): ${fmt(total.median, 2)} of a core median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq ${fmt(irq.median, 2)}.`,
+      ? `- Other processes during the ${windows.length} measured windows (/proc/stat minus the servers and the runner): on the servers' core ${pct(server.median)} median (max ${pct(server.max)}), on the load generator's core ${pct(loadCores.median)} median (max ${pct(loadCores.max)}); ${fmt(total.median, 2)} of a core in all, median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq (mostly the benchmark's own loopback traffic) ${fmt(irq.median, 2)}.`
+      : `- Other processes during the ${windows.length} measured windows (/proc/stat minus the servers and the runner; not pinned, so not split by core): ${fmt(total.median, 2)} of a core median (max ${fmt(total.max, 2)}). Steal ${fmt(steal.median, 2)} of a core; interrupts and softirq ${fmt(irq.median, 2)}.`,
     ...(options.waitQuiet > 0 ? [`- Waited ${fmt(waited / 1000, 0)} s in all before windows for other processes to go quiet (--wait-quiet ${options.waitQuiet}).`] : []),
-    `- Windows ${options.rate === null ? `with the server below ${pct(options.rules.minBusy)} busy` : `below ${pct(options.rules.minRateHeld)} of the rate asked`}: ${idle} of ${all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${all.length}.`
+    `- Windows ${options.rate === null ? `with the ${options.paired ? 'servers\' core' : 'server'} below ${pct(options.rules.minBusy)} busy` : `below ${pct(options.rules.minRateHeld)} of the rate asked`}: ${idle} of ${options.rate === null ? windows.length : all.length}; with other processes over ${pct(options.rules.maxLoadInterference)} of the load generator's core${pinned ? '' : 's'}: ${starved} of ${windows.length}.`
   ]
 }
 
@@ -682,7 +751,7 @@ function resultsTable (options: Options, variants: Variant[], all: Measurement[]
     const ratio = ratios.length === 0 ? null : summarize(ratios)
     const target = TARGETS.find((t) => t.variant === variant.name)
     const median = (pick: (s: Sample) => number): number => summarize(list.map(pick)).median
-    const busy = summarize(list.map((s) => s.busy))
+    const busy = summarize(list.map((s) => s.coreBusy))
     const server = servers.find((s) => s.variant.name === variant.name)
     const cells = variant.name === 'bare'
       ? ['1', '', '']
@@ -744,7 +813,7 @@ function verdictLines (options: Options, verdict: CheckVerdict, all: Measurement
   if (options.rate !== null) lines.push('targets                  judged flat out only: at a fixed rate the ratios are for comparison')
   const measured = variants.filter((v) => all.some((m) => m.name === v.name))
   lines.push(options.rate === null
-    ? `core busy (median)       ${measured.map((v) => `${v.name} ${pct(medianOf(all, v.name, (s) => s.busy))}`).join(', ')}; saturated from ${pct(options.rules.minBusy)}`
+    ? `core busy (median)       ${measured.map((v) => `${v.name} ${pct(medianOf(all, v.name, (s) => s.coreBusy))}`).join(', ')}; saturated from ${pct(options.rules.minBusy)}`
     : `req/s (median)           ${measured.map((v) => `${v.name} ${fmt(medianOf(all, v.name, (s) => s.rps), 0)}`).join(', ')}; asked ${options.rate}`)
   lines.push(`load generator           other processes took ${pct(summarize(all.map((m) => m.sample.others.loadCores)).median)} of its core (median over windows; starved above ${pct(options.rules.maxLoadInterference)})`)
   if (verdict.trustworthy && options.rate !== null) {
@@ -844,7 +913,25 @@ async function main (options: Options): Promise<number> {
     const all: Measurement[] = []
     const measuring = Date.now()
     const quiet = { budget: options.waitQuiet * 1000, waited: 0 }
+    const bare = servers.find((s) => s.variant.name === 'bare')
     for (let round = 0; round < options.rounds; round++) {
+      if (options.paired && bare !== undefined) {
+        // Every other variant once, in the round's row of the balanced design, each in a window
+        // it shares with bare Fastify.
+        const order = pairedOrder(servers)
+        for (const server of schedulePaired(order, round)) {
+          await waitForQuiet(servers, machine, quiet)
+          const bareFirst = bareStartsFirst(order.indexOf(server), round)
+          const samples = await measureTogether(bareFirst ? [bare, server] : [server, bare], servers, machine, options)
+          const [ownBare, sample] = (bareFirst ? samples : [...samples].reverse()) as [Sample, Sample]
+          all.push({ name: 'bare', round, sample: ownBare, bare: ownBare.cpuPerRequest })
+          all.push({ name: server.variant.name, round, sample, bare: ownBare.cpuPerRequest })
+          log(`round ${round + 1}/${options.rounds} ${server.variant.name.padEnd(18)} ${fmt(sample.cpuPerRequest, 1).padStart(6)} µs/req against bare ${fmt(ownBare.cpuPerRequest, 1).padStart(6)} (bare ${bareFirst ? 'first' : 'second'}): ` +
+            `${fmt(sample.cpuPerRequest / ownBare.cpuPerRequest, 2)}×  req/s ${fmt(sample.rps, 0)} and ${fmt(ownBare.rps, 0)}  core busy ${pct(sample.coreBusy).padStart(4)}  load gen ${pct(sample.loadBusy).padStart(4)}  ` +
+            `others: server core ${pct(sample.others.serverCores)}, load core ${pct(sample.others.loadCores)}`)
+        }
+        continue
+      }
       for (const server of schedule(servers, round)) {
         await waitForQuiet(servers, machine, quiet)
         const sample = await measure(server, servers, machine, options)
@@ -853,7 +940,8 @@ async function main (options: Options): Promise<number> {
           `busy ${pct(sample.busy).padStart(4)}  load gen ${pct(sample.loadBusy).padStart(4)}  others: server core ${pct(sample.others.serverCores)}, load core ${pct(sample.others.loadCores)}`)
       }
     }
-    log(`${all.length} windows in ${((Date.now() - measuring) / 1000).toFixed(0)} s (${(all.length * options.duration).toFixed(0)} s of load)`)
+    const windowCount = options.paired ? all.filter((m) => m.name !== 'bare').length : all.length
+    log(`${windowCount} windows in ${((Date.now() - measuring) / 1000).toFixed(0)} s (${(windowCount * options.duration).toFixed(0)} s of load)`)
 
     const variants = servers.map((s) => s.variant)
     const verdict = verdictOf(options, all, variants)

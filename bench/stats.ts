@@ -88,6 +88,21 @@ export function baseOrder<T> (reference: T, control: T | null, others: readonly 
   return order
 }
 
+/**
+ * With --paired: whether bare Fastify's load starts before the other server's in the window of
+ * variant number `variant` (its place in the design's numbering) in round `round`. The load
+ * generator opens and then serves the first server's connections first, and that alone moved an
+ * A/A pair by 4% (the control at 1.04x bare, every window bare first; 1.00x alternating). Each
+ * variant alternates from round to round, so any even number of rounds gives it as many windows
+ * of each order, and within a round half the variants start first.
+ * @internal
+ */
+export function bareStartsFirst (variant: number, round: number): boolean {
+  if (!Number.isInteger(variant) || variant < 0) throw new RangeError(`bareStartsFirst: variant must be a whole number >= 0 (got ${variant})`)
+  if (!Number.isInteger(round) || round < 0) throw new RangeError(`bareStartsFirst: round must be a whole number >= 0 (got ${round})`)
+  return (variant + round) % 2 === 0
+}
+
 /** One measured window, as far as the statistics need it. @internal */
 export interface WindowFigure {
   variant: string

@@ -37,9 +37,14 @@ t.test('a short --check run measures every round and prints a verdict', { skip: 
   const { code, stdout, stderr } = await run(['--check', '--rounds', '3', '--duration', '0.5', '--warmup', '0', '--no-write', '--baseline', root])
   t.notMatch(stderr, /\[bench\] failed/, 'the run was made')
   t.ok([0, 1, 2].includes(code), `exit code ${code} is a verdict`)
-  for (const variant of ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write', 'baseline-anonymous', 'baseline-read', 'baseline-write']) {
-    t.equal(stderr.match(new RegExp(`\\] round \\d/3 ${variant} `, 'g'))?.length, 3, `${variant} measured once per round`)
+  // --check measures --paired: every variant once per round, in a window shared with bare.
+  for (const variant of ['control', 'suite-anonymous', 'suite-read', 'suite-write', 'baseline-anonymous', 'baseline-read', 'baseline-write']) {
+    const windows = [...stderr.matchAll(new RegExp(`\\] round \\d/3 ${variant} +[\\d.,]+ µs/req against bare +[\\d.,]+ \\(bare (first|second)\\): [\\d.]+×`, 'g'))]
+    t.equal(windows.length, 3, `${variant} measured once per round, beside bare`)
+    const orders = windows.map((w) => w[1])
+    t.ok(orders[0] !== orders[1] && orders[0] === orders[2], `${variant}: which load starts first alternates round to round (${orders.join(', ')})`)
   }
+  t.match(stdout, /^- Method: 3 rounds; in each, every variant measured once for 0\.5 s in a window it shares with bare Fastify \(--paired/m, 'the report says how it measured')
   const ratio = '(\\d+\\.\\d\\d)× \\(IQR (\\d+\\.\\d\\d)–(\\d+\\.\\d\\d), range (\\d+\\.\\d\\d)–(\\d+\\.\\d\\d)\\)'
   for (const label of ['control \\(bare again\\)', 'anonymous ≤ 1.25×', 'session read ≤ 1.6×', 'session write ≤ 2×']) {
     const match = new RegExp(`^${label}\\s+${ratio}`, 'm').exec(stdout)
@@ -49,7 +54,7 @@ t.test('a short --check run measures every round and prints a verdict', { skip: 
   }
   const verdict = /^verdict\s+(.*)$/m.exec(stdout)?.[1] ?? ''
   t.match(verdict, code === 2 ? /^NOT TRUSTWORTHY \(exit 2\): / : new RegExp(`^trustworthy run; .*\\(exit ${code}\\)$`), 'the verdict line agrees with the exit code')
-  t.match(stdout, /^- Other processes during the 24 measured windows/m, 'the machine\'s load is reported')
+  t.match(stdout, /^- Other processes during the 21 measured windows/m, 'the machine\'s load is reported, once per shared window')
   t.match(stdout, /^\| suite-write \| [\d.,]+ \| [\d.]+× \| [\d.]+–[\d.]+ \| [\d.]+–[\d.]+ \| ≤ 2: (PASS|\*\*FAIL\*\*) \| \d+% \(min \d+%\) \|/m, 'the table has the target and saturation columns')
   t.match(stdout, /^\| \d{4}-\d\d-\d\d \| \w+/m, 'a row for the before-and-after table')
   for (const kind of ['anonymous', 'read', 'write']) {
@@ -57,11 +62,25 @@ t.test('a short --check run measures every round and prints a verdict', { skip: 
   }
 })
 
+t.test('--check --sequential measures one server at a time, bare in its own window', { skip: existsSync(RUNNER) ? false : 'dist/bench/run.js is missing: npm run build' }, async (t) => {
+  const { code, stdout, stderr } = await run(['--check', '--sequential', '--rounds', '3', '--duration', '0.5', '--warmup', '0', '--no-write'])
+  t.notMatch(stderr, /\[bench\] failed/, 'the run was made')
+  t.ok([0, 1, 2].includes(code), `exit code ${code} is a verdict`)
+  for (const variant of ['bare', 'control', 'suite-anonymous', 'suite-read', 'suite-write']) {
+    t.equal(stderr.match(new RegExp(`\\] round \\d/3 ${variant} +[\\d,]+ req/s +[\\d.,]+ µs/req  busy`, 'g'))?.length, 3, `${variant} measured once per round, alone`)
+  }
+  t.match(stdout, /^- Method: 3 rounds; in each, every variant measured once for 0\.5 s, in the round's row of a Williams design/m)
+  t.match(stdout, /^- Other processes during the 15 measured windows/m)
+  t.match(stdout, /^control \(bare again\)\s+\d+\.\d\d× \(IQR/m)
+})
+
 t.test('--check refuses what would not give a verdict, with exit 2', { skip: existsSync(RUNNER) ? false : 'dist/bench/run.js is missing: npm run build' }, async (t) => {
-  const [rate, pins, usage] = await Promise.all([
+  const [rate, pins, usage, both, profile] = await Promise.all([
     run(['--check', '--rate', '1000']),
     run(['--check', '--server-cpus', '0', '--load-cpus', '0']),
-    run(['--rounds', 'two'])
+    run(['--rounds', 'two']),
+    run(['--check', '--paired', '--sequential']),
+    run(['--profile', '--paired'])
   ])
   t.equal(rate.code, 2)
   t.match(rate.stderr, /--check judges the targets flat out/)
@@ -69,6 +88,10 @@ t.test('--check refuses what would not give a verdict, with exit 2', { skip: exi
   t.match(pins.stderr, /share CPU 0|need taskset/)
   t.equal(usage.code, 1, 'outside --check a bad option is an ordinary failure')
   t.match(usage.stderr, /--rounds must be a whole number >= 3 \(got two\)/)
+  t.equal(both.code, 2)
+  t.match(both.stderr, /--paired and --sequential are two ways to measure; pick one/)
+  t.equal(profile.code, 1)
+  t.match(profile.stderr, /--profile measures one server at a time; --paired does not apply/)
 })
 
 t.test('a server that does not start in time ends the run with the reason', { skip: existsSync(RUNNER) ? false : 'dist/bench/run.js is missing: npm run build' }, async (t) => {

@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.ts'
-import { balancedOrder, baseOrder, checkVerdict, DEFAULT_RULES, quantile, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
+import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, quantile, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
 import { requirePrograms } from './helpers/external.ts'
 
 t.test('quantile interpolates between ranks (type 7, as R and NumPy)', async (t) => {
@@ -33,6 +33,23 @@ t.test('summarize gives the median, quartiles and range whatever the order', asy
   t.throws(() => summarize([]), /no values/)
   t.throws(() => summarize([1, Number.NaN]), /not finite/)
   t.throws(() => summarize([1, Number.POSITIVE_INFINITY]), /not finite/)
+})
+
+t.test('bareStartsFirst: each variant alternates from round to round; within a round half the variants start first', async (t) => {
+  for (const count of [2, 3, 4, 7]) {
+    for (const rounds of [2, 4, 10]) {
+      for (let variant = 0; variant < count; variant++) {
+        const first = Array.from({ length: rounds }, (_, round) => bareStartsFirst(variant, round)).filter(Boolean).length
+        t.equal(first, rounds / 2, `${count} variants, ${rounds} rounds: variant ${variant} has as many windows of each order`)
+      }
+    }
+    for (let round = 0; round < 4; round++) {
+      const first = Array.from({ length: count }, (_, variant) => bareStartsFirst(variant, round)).filter(Boolean).length
+      t.ok(Math.abs(first - count / 2) <= 0.5, `${count} variants, round ${round}: ${first} start after bare`)
+    }
+  }
+  t.throws(() => bareStartsFirst(-1, 0), /variant must be a whole number >= 0 \(got -1\)/)
+  t.throws(() => bareStartsFirst(0, 1.5), /round must be a whole number >= 0 \(got 1\.5\)/)
 })
 
 t.test('balancedOrder: each round measures every variant once; over a square, every variant follows every other equally often', async (t) => {
