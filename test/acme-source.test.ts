@@ -50,7 +50,7 @@ function run (config: TlsConfig): Run {
     events,
     updates: [],
     errors: [],
-    next (type, timeout = 15_000) {
+    next (type, timeout = 30_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no ${type} event within ${timeout} ms: ${JSON.stringify(events)}`)), timeout)
         waiters.push({ type, resolve: (event) => { clearTimeout(timer); resolve(event) } })

@@ -119,7 +119,7 @@ t.test('against redis-server', async (t) => {
       })
     })
     // The subscription is ready once Redis counts the subscriber.
-    for (let i = 0; i < 200 && await redis.cli('PUBSUB', 'NUMSUB', `${prefix}changes`) !== `${prefix}changes\n1`; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    for (let i = 0; i < 1200 && await redis.cli('PUBSUB', 'NUMSUB', `${prefix}changes`) !== `${prefix}changes\n1`; i++) await new Promise((resolve) => setTimeout(resolve, 25))
     await writer.store('acme/x/certificates/c.test/cert.pem', 'new')
     await arrived
     t.ok(heard.includes('acme/x/certificates/c.test/cert.pem'), 'the key of the value, never the value')
@@ -130,7 +130,7 @@ t.test('against redis-server', async (t) => {
     const storage = await openStorage({ onEvent: (event) => events.push(event) })
     await storage.store('o/value', 'before')
     await redis.stop()
-    for (let i = 0; i < 200 && !events.some((event) => event.type === 'down'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    for (let i = 0; i < 1200 && !events.some((event) => event.type === 'down'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
     const started = Date.now()
     await t.rejects(storage.load('o/value'), { code: 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE', message: /Redis at 127\.0\.0\.1:\d+ is/ })
     t.ok(Date.now() - started < 1000, 'without waiting for a timeout')
@@ -138,7 +138,7 @@ t.test('against redis-server', async (t) => {
     await redis.start()
     // The client reconnects on its own backoff and reports it when ready: wait for the report
     // (ready() alone gives up after its command timeout, 2 s, which a busy machine can pass).
-    for (let i = 0; i < 800 && !events.some((event) => event.type === 'up'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    for (let i = 0; i < 1200 && !events.some((event) => event.type === 'up'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
     await storage.ready()
     await storage.store('o/value', 'after')
     t.equal(await storage.load('o/value'), 'after', 'it works again once Redis is back')
@@ -154,7 +154,7 @@ t.test('against redis-server', async (t) => {
     // storage with its own client and one with the app's.
     const numsub = async (): Promise<number> => Number((await redis.cli('PUBSUB', 'NUMSUB', `${prefix}changes`)).split('\n')[1])
     const subscribed = async (count: number): Promise<void> => {
-      for (let i = 0; i < 200 && await numsub() !== count; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+      for (let i = 0; i < 1200 && await numsub() !== count; i++) await new Promise((resolve) => setTimeout(resolve, 25))
     }
     const own = new Redis(redis.url)
     t.teardown(() => own.disconnect())
@@ -177,7 +177,7 @@ t.test('against redis-server', async (t) => {
     await Promise.all([writer.ready(), reader.ready(), mine.ready()])
     await subscribed(before + 2)
     await writer.store('after/restart', 'x')
-    for (let i = 0; i < 200 && !(heard.reader.includes('after/restart') && heard.mine.includes('after/restart')); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    for (let i = 0; i < 1200 && !(heard.reader.includes('after/restart') && heard.mine.includes('after/restart')); i++) await new Promise((resolve) => setTimeout(resolve, 25))
     t.ok(heard.reader.includes('after/restart'), 'subscribed again after the reconnection, with its own client')
     t.ok(heard.mine.includes('after/restart'), 'and with the app\'s')
   })

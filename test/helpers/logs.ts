@@ -23,7 +23,7 @@ export interface LineLog {
 }
 
 /** A line log; `describe` adds context (the process's output) to a timeout error. */
-export function lineLog (describe: () => string = () => '', defaultTimeout = 10_000): LineLog {
+export function lineLog (describe: () => string = () => '', defaultTimeout = 30_000): LineLog {
   const lines: LogLine[] = []
   const waiters: Array<{ predicate: (line: LogLine) => boolean, resolve: (line: LogLine) => void }> = []
   let partial = ''

@@ -89,7 +89,7 @@ export async function startDemo (env: Record<string, string>): Promise<DemoProce
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let text = ''
-  const log = lineLog(() => `; the demo wrote:\n${text}`, 5000)
+  const log = lineLog(() => `; the demo wrote:\n${text}`, 30_000)
   child.stdout?.on('data', (chunk: Buffer) => {
     text += chunk.toString()
     log.write(chunk.toString())
