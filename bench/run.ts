@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
-import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
+import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, windowFigures, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
 const HOST = 'bench.example'
@@ -607,27 +607,27 @@ interface Measurement {
   bare?: number
 }
 
-/** The windows of one round, in order: every variant once, in the round's row of a balanced design. */
-function schedule (servers: Server[], round: number): Server[] {
+/**
+ * The servers as the balanced design numbers them: bare first and the control half-way down, or,
+ * with --paired, where bare shares every window, the others alone (the control still half-way).
+ */
+function designOrder (servers: Server[], paired: boolean): Server[] {
   const bare = servers.find((s) => s.variant.name === 'bare')
   const control = servers.find((s) => s.variant.name === 'control') ?? null
   if (bare === undefined) return servers
-  const order = baseOrder(bare, control, servers.filter((s) => s !== bare && s !== control))
+  const others = servers.filter((s) => s !== bare && s !== control)
+  if (!paired) return baseOrder(bare, control, others)
+  return others.length === 0 ? (control === null ? [] : [control]) : baseOrder(others[0] as Server, control, others.slice(1))
+}
+
+/** The windows of one round, in order: each server of `order` once, in the round's row of the balanced design. */
+function schedule (order: Server[], round: number): Server[] {
   return balancedOrder(order.length, round).map((i) => order[i] as Server)
 }
 
-/** With --paired: every variant but bare, numbered as the balanced design sees them (the control half-way down). */
-function pairedOrder (servers: Server[]): Server[] {
-  const others = servers.filter((s) => s.variant.name !== 'bare')
-  const control = others.find((s) => s.variant.name === 'control') ?? null
-  const rest = others.filter((s) => s !== control)
-  if (control === null || rest.length === 0) return others
-  return baseOrder(rest[0] as Server, control, rest.slice(1))
-}
-
-/** With --paired: the windows of one round, each shared with bare Fastify, in the round's row of the balanced design. */
-function schedulePaired (order: Server[], round: number): Server[] {
-  return balancedOrder(order.length, round).map((i) => order[i] as Server)
+/** The measured windows: with --paired, bare's entry and its partner's are one window; bare's are left out. */
+function windowsOf (options: Options, all: Measurement[]): Measurement[] {
+  return options.paired ? all.filter((m) => m.name !== 'bare') : all
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,15 +646,9 @@ function showRatio (s: Summary): string {
   return `${fmt(s.median, 2)}× (IQR ${fmt(s.q1, 2)}–${fmt(s.q3, 2)}, range ${fmt(s.min, 2)}–${fmt(s.max, 2)})`
 }
 
-/**
- * The windows as the statistics see them. Measured one after the other, a window's value is its
- * CPU per request, and a ratio divides two windows of the same round. Measured --paired, a
- * variant's value is already its ratio to the bare window it shared (bare's own value is 1), so
- * that the same division gives the variant's ratio to bare, and between two variants the ratio of
- * their ratios to bare in that round.
- */
+/** The windows as the statistics see them (stats.ts `windowFigures`). */
 function figures (all: Measurement[]): WindowFigure[] {
-  return all.map((m) => ({ variant: m.name, round: m.round, value: m.bare === undefined ? m.sample.cpuPerRequest : m.sample.cpuPerRequest / m.bare }))
+  return windowFigures(all.map((m) => ({ variant: m.name, round: m.round, cpuPerRequest: m.sample.cpuPerRequest, bare: m.bare })))
 }
 
 function medianOf (all: Measurement[], name: string, pick: (s: Sample) => number): number {
@@ -671,7 +665,7 @@ function verdictOf (options: Options, all: Measurement[], variants: Variant[]): 
     busy[name] = medianOf(all, name, (s) => s.coreBusy)
     rps[name] = medianOf(all, name, (s) => s.rps)
   }
-  const loadInterference = summarize(all.map((m) => m.sample.others.loadCores)).median
+  const loadInterference = summarize(windowsOf(options, all).map((m) => m.sample.others.loadCores)).median
   return checkVerdict({ ratios, busy, rps, loadInterference, rate: options.rate }, options.rules)
 }
 
@@ -715,8 +709,7 @@ function environmentLines (options: Options, machine: Machine, servers: Server[]
 }
 
 function machineLines (options: Options, machine: Machine, all: Measurement[], loadAfter: number[], waited: number): string[] {
-  // With --paired, bare's entry and its partner's are one window.
-  const windows = options.paired ? all.filter((m) => m.name !== 'bare') : all
+  const windows = windowsOf(options, all)
   const others = (pick: (i: Interference) => number): Summary => summarize(windows.map((m) => pick(m.sample.others)))
   const server = others((i) => i.serverCores)
   const loadCores = others((i) => i.loadCores)
@@ -914,12 +907,12 @@ async function main (options: Options): Promise<number> {
     const measuring = Date.now()
     const quiet = { budget: options.waitQuiet * 1000, waited: 0 }
     const bare = servers.find((s) => s.variant.name === 'bare')
+    const order = designOrder(servers, options.paired)
     for (let round = 0; round < options.rounds; round++) {
       if (options.paired && bare !== undefined) {
         // Every other variant once, in the round's row of the balanced design, each in a window
         // it shares with bare Fastify.
-        const order = pairedOrder(servers)
-        for (const server of schedulePaired(order, round)) {
+        for (const server of schedule(order, round)) {
           await waitForQuiet(servers, machine, quiet)
           const bareFirst = bareStartsFirst(order.indexOf(server), round)
           const samples = await measureTogether(bareFirst ? [bare, server] : [server, bare], servers, machine, options)
@@ -932,7 +925,7 @@ async function main (options: Options): Promise<number> {
         }
         continue
       }
-      for (const server of schedule(servers, round)) {
+      for (const server of schedule(order, round)) {
         await waitForQuiet(servers, machine, quiet)
         const sample = await measure(server, servers, machine, options)
         all.push({ name: server.variant.name, round, sample })
@@ -940,7 +933,7 @@ async function main (options: Options): Promise<number> {
           `busy ${pct(sample.busy).padStart(4)}  load gen ${pct(sample.loadBusy).padStart(4)}  others: server core ${pct(sample.others.serverCores)}, load core ${pct(sample.others.loadCores)}`)
       }
     }
-    const windowCount = options.paired ? all.filter((m) => m.name !== 'bare').length : all.length
+    const windowCount = windowsOf(options, all).length
     log(`${windowCount} windows in ${((Date.now() - measuring) / 1000).toFixed(0)} s (${(windowCount * options.duration).toFixed(0)} s of load)`)
 
     const variants = servers.map((s) => s.variant)

@@ -112,6 +112,18 @@ export interface WindowFigure {
 }
 
 /**
+ * The windows as the statistics see them. Measured one after the other, a window's value is its
+ * CPU per request, and a ratio divides two windows of the same round. Measured --paired (`bare`:
+ * bare Fastify's CPU per request in the window the variant shared with it), the value is already
+ * the ratio to that bare window (bare's own is 1), so that the same division gives a variant's
+ * ratio to bare, and between two variants the ratio of their ratios to bare in that round.
+ * @internal
+ */
+export function windowFigures (windows: ReadonlyArray<{ variant: string, round: number, cpuPerRequest: number, bare?: number | undefined }>): WindowFigure[] {
+  return windows.map((w) => ({ variant: w.variant, round: w.round, value: w.bare === undefined ? w.cpuPerRequest : w.cpuPerRequest / w.bare }))
+}
+
+/**
  * The ratio of `variant` to `base` in every round where both were measured, in round order: each
  * round's window of one divided by the same round's window of the other. @internal
  */

@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, parseCpuList, parsePidStat, parseProcStat, pin, snapshot, type CoreTimes, type Snapshot } from '../bench/machine.ts'
-import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, quantile, roundRatios, summarize, TARGETS, type CheckInput } from '../bench/stats.ts'
+import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, quantile, roundRatios, summarize, TARGETS, windowFigures, type CheckInput } from '../bench/stats.ts'
 import { requirePrograms } from './helpers/external.ts'
 
 t.test('quantile interpolates between ranks (type 7, as R and NumPy)', async (t) => {
@@ -33,6 +33,30 @@ t.test('summarize gives the median, quartiles and range whatever the order', asy
   t.throws(() => summarize([]), /no values/)
   t.throws(() => summarize([1, Number.NaN]), /not finite/)
   t.throws(() => summarize([1, Number.POSITIVE_INFINITY]), /not finite/)
+})
+
+t.test('windowFigures: one at a time a ratio divides two windows of a round; --paired, each window is divided by the bare it shared', async (t) => {
+  const sequential = windowFigures([
+    { variant: 'bare', round: 0, cpuPerRequest: 20 },
+    { variant: 'a', round: 0, cpuPerRequest: 30 },
+    { variant: 'b', round: 0, cpuPerRequest: 50 }
+  ])
+  t.same(roundRatios(sequential, 'a', 'bare'), [1.5])
+  t.same(roundRatios(sequential, 'b', 'a'), [50 / 30])
+  // Paired: a shared its window with a bare at 20 µs, b with a bare at 40 (the host slowed down
+  // between the two windows): b's 100 µs is 2.5x its bare, a's 30 is 1.5x its own.
+  const paired = windowFigures([
+    { variant: 'bare', round: 0, cpuPerRequest: 20, bare: 20 },
+    { variant: 'a', round: 0, cpuPerRequest: 30, bare: 20 },
+    { variant: 'bare', round: 0, cpuPerRequest: 40, bare: 40 },
+    { variant: 'b', round: 0, cpuPerRequest: 100, bare: 40 },
+    { variant: 'bare', round: 1, cpuPerRequest: 25, bare: 25 },
+    { variant: 'a', round: 1, cpuPerRequest: 50, bare: 25 }
+  ])
+  t.same(roundRatios(paired, 'a', 'bare'), [1.5, 2], 'each against the bare of its own window')
+  t.same(roundRatios(paired, 'b', 'bare'), [2.5])
+  t.same(roundRatios(paired, 'b', 'a'), [2.5 / 1.5], 'between two variants, the ratio of their ratios to bare')
+  t.same(roundRatios(sequential, 'b', 'bare'), [2.5], 'one at a time the same b against the one bare window of its round')
 })
 
 t.test('bareStartsFirst: each variant alternates from round to round; within a round half the variants start first', async (t) => {
