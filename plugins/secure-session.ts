@@ -30,6 +30,7 @@ import {
   checkLifetime, classifyDecodeFailure, CREATED_KEY, epochSeconds, newSessionMaxAge, peerExpiry, sessionEnd,
   STORE_ID_KEY, WRITTEN_KEY, type LifetimePolicy, type SessionRejection
 } from '../sessions/lifetimes.ts'
+import { strictDecode } from '../sessions/cookie-format.ts'
 import { cachedDecode, OPENED_COOKIES, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.ts'
 import type { Sealed } from '../sessions/seal.ts'
 import { openSessionStore, publicStoreError, sessionsControl, type SessionsControl } from '../sessions/redis-store.ts'
@@ -347,8 +348,17 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // request: wrapped, the same cookie is decrypted once, not on every request (the decorator keeps
   // its signature and results for the app's own calls too).
   type Session = ReturnType<typeof fastify.createSecureSession> & OpenedSession
+  // In front of it, the format check (sessions/cookie-format.ts): only a canonical spelling of a
+  // sealed cookie is opened, and one an app signed with `cookie: { signed: true }` is unsigned first.
+  const unsignCookie = fastify.hasDecorator('unsignCookie') ? fastify.unsignCookie.bind(fastify) : undefined
+  const unsign = unsignCookie === undefined
+    ? undefined
+    : (value: string): string | null => {
+        const result = unsignCookie(value)
+        return result.valid ? result.value : null
+      }
   fastify.decodeSecureSession = cachedDecode<Session, FastifyBaseLogger>(
-    fastify.decodeSecureSession as (cookie: string, log?: FastifyBaseLogger, sessionName?: string) => Session | null,
+    strictDecode(fastify.decodeSecureSession as (cookie: string, log?: FastifyBaseLogger, sessionName?: string) => Session | null, 'session', unsign),
     (data) => fastify.createSecureSession(data) as Session,
     opened,
     peerExpiry(policy),

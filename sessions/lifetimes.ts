@@ -7,6 +7,7 @@
  * (seconds, the session's creation), for the absolute lifetime; in store mode the cookie also
  * carries `__sid`, the id of the data in the store.
  */
+import { NOT_SEALED_FORMAT } from './cookie-format.ts'
 
 /** Reserved session value: when the session was created (seconds since the epoch). */
 export const CREATED_KEY = '__created'
@@ -91,6 +92,7 @@ export function checkLifetime (policy: LifetimePolicy, created: unknown, written
  * replay grace.
  */
 export function classifyDecodeFailure (message: string | undefined): SessionRejection {
+  if (message === NOT_SEALED_FORMAT) return { event: 'session.tampered', reason: 'malformed' }
   if (message === undefined) return { event: 'session.tampered', reason: 'invalid-payload' }
   if (message.includes('expiry reached')) return { event: 'session.tampered', reason: 'replayed-past-expiry' }
   if (message.includes('unable to decrypt')) return { event: 'session.tampered', reason: 'decrypt-failed' }

@@ -76,6 +76,30 @@ t.test('switching over and rolling back: each reads the other\'s cookies with th
   t.ok('__created' in JSON.parse(rolledBack.body).data, 'it sees the suite\'s __created as one more value, documented in docs/compat.md')
 })
 
+t.test('switching over from @fastify/secure-session with cookie: { signed: true }: its signed cookies are read, then written unsigned', async (t) => {
+  const key = randomBytes(32)
+  const signed = Fastify()
+  await signed.register(fastifySecureSession, { key, cookieName: NAME, cookie: { path: '/', httpOnly: true, secure: true, sameSite: 'lax', signed: true } })
+  routes(signed)
+  await signed.ready()
+  t.teardown(() => signed.close())
+  const s = await suite(t, [key.toString('base64')])
+
+  const before = cookieOf(await signed.inject({ method: 'POST', url: '/login' })) as string
+  t.match(decodeURIComponent(before), /^[^;]+;[^.]+\.[^.]+$/, 'the old app\'s cookie: the sealed value, a dot and @fastify/cookie\'s signature')
+  const switched = await get(s, '/me', before)
+  t.same(JSON.parse(switched.body), { user: 'alice', data: { user: 'alice' } }, 'the suite reads it: no one is logged out by the switch')
+  t.equal(s.logs.events('session.tampered').length, 0, 'and it is no tampering')
+  const upgraded = cookieOf(switched) as string
+  t.notOk(decodeURIComponent(upgraded).includes('.'), 'the first response re-issues it unsigned, in the suite\'s own form')
+  t.same(JSON.parse((await get(s, '/me', upgraded)).body).user, 'alice')
+
+  const [value = '', signature = ''] = decodeURIComponent(before).split('.')
+  const forged = encodeURIComponent(`${value}.${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`)
+  t.same(JSON.parse((await get(s, '/me', forged)).body).user, null, 'a signature that is not valid opens nothing')
+  t.equal(s.logs.events('session.tampered').at(-1)?.reason, 'malformed', 'and is reported as tampering')
+})
+
 t.test('route code for @fastify/secure-session: property access, options({ maxAge }), changed and deleted', async (t) => {
   const s = await suite(t, [randomBytes(32).toString('base64')], (app) => {
     app.post('/prop', async (request) => {

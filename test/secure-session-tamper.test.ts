@@ -43,7 +43,16 @@ t.test('a corpus of malformed cookies: each gives a fresh session, a session.tam
   // Sealed with the right key (only a key holder can make these) but not what the suite writes.
   const sealedWith = (data: Record<string, unknown>): string => wire(s.app.encodeSecureSession(s.app.createSecureSession(data)))
 
+  // Other spellings of the genuine cookie, which Node's lenient base64 decoder opens to the same
+  // session: characters that are not base64, padding (test/cookie-format.test.ts has the rest).
+  const genuine = decodeURIComponent(good)
+  const inserted = wire(`${genuine.slice(0, 20)}!!${genuine.slice(20)}`)
+  const padded = wire(`${cipherText}==;${nonceText}`)
+  t.same(Buffer.from(`${cipherText}==`, 'base64'), cipher, 'the padded spelling decodes to the same bytes')
+
   const corpus: Array<[string, string, string, string]> = [
+    ['the genuine cookie with two characters base64 does not have inserted', inserted, 'session.tampered', 'malformed'],
+    ['the genuine cookie with padding after its ciphertext', padded, 'session.tampered', 'malformed'],
     ['empty', '', 'session.tampered', 'empty'],
     ['huge (5000 characters)', 'A'.repeat(5000), 'session.tampered', 'oversized'],
     ['bad base64, no separator', 'not*base64!', 'session.tampered', 'malformed'],
