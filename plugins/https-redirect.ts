@@ -17,11 +17,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ERR_REDIRECT_LISTEN } from '../errors.ts'
 import { parseOptions } from '../schemas/common.ts'
-import { compileAllowedHosts } from '../schemas/host-authorization.ts'
+import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts'
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.ts'
 import { channels } from '../diagnostics.ts'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
-import { hostnameOf } from './instance.ts'
 import { secureTest, type SecureTest } from './secure-request.ts'
 
 /** The `fastify.httpsRedirect` decorator. */
@@ -55,6 +54,10 @@ declare module 'fastify' {
 /** Path prefix of ACME HTTP-01 challenges, always passed to the app. */
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 
+/** Longest host quoted in a `redirect.unknown-host` event: the rest is an attacker's padding. */
+const LOGGED_HOST_LENGTH = 100
+const shown = (host: string): string => host.length > LOGGED_HOST_LENGTH ? `${host.slice(0, LOGGED_HOST_LENGTH)}...` : host
+
 /** Outcome of the redirect rules for one request. @internal */
 export type RedirectDecision =
   | { kind: 'pass' }
@@ -80,8 +83,10 @@ export function compileRedirect (
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
     if (exempt.has(path) || path.startsWith(ACME_CHALLENGE_PREFIX)) return pass
-    const host = hostnameOf(hostHeader)
-    if (!isAllowed(host)) return { kind: 'unknown-host', host }
+    // The Host header's syntax is checked strictly before the list: the Location is built from it,
+    // and `evil.test/.example.com` ends with an allowed wildcard's suffix but names evil.test.
+    const host = hostHeader === undefined ? null : parseHost(hostHeader)
+    if (host === null || !isAllowed(host)) return { kind: 'unknown-host', host: shown(host ?? hostHeader ?? '') }
     // An absolute-form request target (GET http://other/ HTTP/1.1) keeps only its path.
     const target = url.charCodeAt(0) === 47 /* / */ ? url : '/'
     const authority = host.includes(':') ? `[${host}]` : host

@@ -1,4 +1,6 @@
+import fc from 'fast-check'
 import t from 'tap'
+import { compileRedirect } from '../plugins/https-redirect.ts'
 import { request } from './helpers/http.ts'
 import { startApp } from './helpers/app.ts'
 
@@ -34,4 +36,48 @@ t.test('the redirect listener sends HTTP to HTTPS on the same host, keeping path
   const followed = await request(get.headers.location as string, { ca: s.cert as string })
   t.equal(followed.status, 200, 'the redirect target answers over TLS')
   t.equal(followed.tls?.protocol, 'TLSv1.3')
+})
+
+t.test('a Host that only ends like an allowed wildcard is refused, never redirected to (listener, and hook mode without host authorization)', async (t) => {
+  // Each ends with ".example.com", and a browser following https://<it>/login would go to evil.test.
+  const forged = ['evil.test/.example.com', 'evil.test?.example.com', 'evil.test#.example.com', 'evil.test\\.example.com', 'evil.test@a.example.com', 'a.example.com:443@evil.test']
+  const allowedHosts = ['localhost', '*.example.com']
+  const listener = await startApp({ allowedHosts }, (app) => { app.get('/login', async () => 'login') })
+  t.teardown(() => listener.close())
+  const hook = await startApp({ allowedHosts, tls: { mode: 'proxy' }, proxyTrust: { trust: ['127.0.0.1'] }, hostAuthorization: false }, (app) => { app.get('/login', async () => 'login') })
+  t.teardown(() => hook.close())
+  for (const [label, base, s] of [['listener', listener.redirectUrl as string, listener], ['hook', hook.url, hook]] as const) {
+    for (const host of forged) {
+      const response = await request(`${base}/login`, { headers: { host } })
+      t.equal(response.status, 400, `${label}: ${host} gets 400`)
+      t.equal(response.headers.location, undefined, `${label}: ${host} gets no Location`)
+    }
+    t.equal(s.logs.events('redirect.unknown-host').length, forged.length, `${label}: one redirect.unknown-host event each`)
+    const genuine = await request(`${base}/login`, { headers: { host: 'app.example.com' } })
+    t.match(genuine.headers.location, /^https:\/\/app\.example\.com(:\d+)?\/login$/, `${label}: a subdomain of the wildcard is redirected to itself`)
+  }
+})
+
+t.test('compileRedirect, fuzzed: a Location only ever names an allowed host, with the path it was given', async (t) => {
+  const decide = compileRedirect({ allowedHosts: ['example.com', '*.example.com', '127.0.0.1', '::1'], exempt: [], httpsPort: 443, production: true })
+  const piece = fc.string({ unit: fc.constantFrom('a', 'b', '.', '-', '/', '?', '#', '\\', '@', ':', '[', ']', '%', '2', 'f', ' ', '1', 'e', 'x'), maxLength: 12 })
+  const host = fc.oneof(
+    fc.stringMatching(/^[a-z][a-z0-9-]{0,8}(\.[a-z0-9]{1,5})?\.example\.com\.?(:[0-9]{1,5})?$/),
+    piece,
+    piece.map((p) => `${p}.example.com`),
+    fc.tuple(piece, piece).map(([a, b]) => `${a}.example.com${b}`),
+    fc.tuple(piece, piece).map(([a, b]) => `${a}example.com:${b}`)
+  )
+  let redirects = 0
+  fc.assert(fc.property(host, (value) => {
+    const decision = decide('GET', '/login', value)
+    if (decision.kind !== 'redirect') return true
+    redirects++
+    const url = new URL(decision.location)
+    const name = url.hostname
+    return (name === 'example.com' || name.endsWith('.example.com') || name === '127.0.0.1' || name === '[::1]') &&
+      url.pathname === '/login' && url.username === '' && url.password === '' && url.search === '' && url.hash === '' &&
+      decision.location === `https://${url.host}/login`
+  }), { numRuns: 5000 })
+  t.ok(redirects > 500, `${redirects} of 5000 hosts were redirected, each to an allowed host`)
 })
