@@ -94,6 +94,12 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
         // The Host the proxy received must be well formed too: a quote or comma in it is how a
         // client writes its own Forwarded element through a proxy that does not escape it.
         if (host !== '' && parseHost(host) === null) return { verdict: MALFORMED, host }
+        // And allowed: it is request.host, what the app builds links from (Fastify reads it from
+        // X-Forwarded-Host, which a proxy that sets Forwarded may pass through from the client).
+        if (host !== '' && host !== forwardedHost && host !== lastAllowed) {
+          const own = classify(host)
+          if (own !== OK) return { verdict: own, host }
+        }
         host = forwardedHost
       }
     }

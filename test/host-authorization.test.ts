@@ -5,7 +5,7 @@
 import Fastify from 'fastify'
 import { connect as http2Connect } from 'node:http2'
 import t from 'tap'
-import { ConfigError, hostAuthorization, loadConfig } from '../index.ts'
+import { ConfigError, hostAuthorization, loadConfig, proxyTrust } from '../index.ts'
 import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts'
 import { startApp } from './helpers/app.ts'
 import { request } from './helpers/http.ts'
@@ -121,6 +121,28 @@ t.test('behind a trusted proxy the forwarded host is checked, and the Host heade
   t.equal(await send({ host: 'backend:3000', 'x-forwarded-host': 'evil.test' }), 400)
   t.equal(await send({ host: 'app.test', 'x-forwarded-host': 'evil.test' }, '10.0.0.9'), 200, 'an untrusted peer\'s X-Forwarded-Host is ignored (its Host is checked)')
   t.equal(await send({ host: 'a"b', 'x-forwarded-host': 'app.test' }), 400, 'a malformed Host header is refused even with a forwarded host')
+})
+
+t.test('with TRUST_FORWARDED, Forwarded\'s host and request.host (X-Forwarded-Host or Host) must both be allowed', async (t) => {
+  const app = Fastify({ trustProxy: ['127.0.0.1'] })
+  await app.register(proxyTrust, { trust: ['127.0.0.1'], forwarded: true, production: true })
+  await app.register(hostAuthorization, { allowedHosts: ['app.test'], production: true })
+  // What an app builds a password-reset link from.
+  app.get('/', async (request) => ({ link: `https://${request.host}/reset` }))
+  const send = async (headers: Record<string, string>): Promise<{ status: number, body: string }> => {
+    const response = await app.inject({ url: '/', headers, remoteAddress: '127.0.0.1' })
+    return { status: response.statusCode, body: response.body }
+  }
+  const forwarded = 'for=198.51.100.7;proto=https;host=app.test'
+  const forged = await send({ host: 'app.test', forwarded, 'x-forwarded-host': 'evil.test' })
+  t.equal(forged.status, 400, 'a client\'s X-Forwarded-Host passed through beside the proxy\'s Forwarded is refused')
+  t.notOk(forged.body.includes('evil.test/reset'), 'no link to the forged host')
+  t.equal((await send({ host: 'evil.test', forwarded })).status, 400, 'so is a Host that is not allowed, which request.host would be')
+  t.equal((await send({ host: 'app.test', forwarded: 'for=198.51.100.7;host=evil.test' })).status, 400, 'and a Forwarded host that is not allowed')
+  const genuine = await send({ host: 'app.test', forwarded })
+  t.equal(genuine.status, 200, 'the proxy\'s own Host and Forwarded host pass')
+  t.equal(JSON.parse(genuine.body).link, 'https://app.test/reset')
+  t.equal((await send({ host: 'backend:3000', forwarded, 'x-forwarded-host': 'app.test' })).status, 200, 'as does X-Forwarded-Host set by the proxy')
 })
 
 t.test('configuration: production needs ALLOWED_HOSTS; it can be turned off', async (t) => {
