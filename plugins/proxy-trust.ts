@@ -274,8 +274,9 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     }
     const xfp = headers['x-forwarded-proto']
     // Over TLS on the socket itself request.secure ignores the headers (Fastify's request.protocol
-    // believes a trusted peer's header even then): only plain sockets are compared.
-    if (typeof xfp === 'string' && (request.raw.socket as { encrypted?: boolean }).encrypted !== true) {
+    // believes a trusted peer's header even then): only plain sockets are compared. An empty header
+    // is none, for Fastify as here (it falls back to the socket's protocol).
+    if (typeof xfp === 'string' && xfp !== '' && (request.raw.socket as { encrypted?: boolean }).encrypted !== true) {
       const expected = peerTrusted ? lastEntry(xfp) : 'http'
       const actual = request.protocol.toLowerCase()
       if (expected !== actual) problems.push(`request.protocol is ${actual} where TRUST_PROXY gives ${expected}`)

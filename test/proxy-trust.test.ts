@@ -98,6 +98,13 @@ t.test('the plugin checks the instance was built with the same trust, at the fir
   await agree(['127.0.0.1'], ['127.0.0.1'], '127.0.0.2', 'an untrusted peer on both sides')
   const built = await serverOptions({ tls: { mode: 'proxy' }, proxyTrust: { trust: ['loopback'] } })
   await agree(built.trustProxy, ['loopback'], '127.0.0.1', 'the instance built with serverOptions()')
+  // An empty X-Forwarded-Proto is no header for Fastify (request.protocol falls back to the
+  // socket's): the first forwarded request of a peer must not read it as a mismatch.
+  // (Node's HTTP parser trims a header of spaces to empty too.)
+  const emptyProto = await build(built.trustProxy, ['loopback'])
+  const answer = await emptyProto.inject({ url: '/', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': '' } })
+  t.equal(answer.statusCode, 200, 'an empty X-Forwarded-Proto from a trusted peer, first: no false mismatch')
+  t.same(answer.json(), { ip: '203.0.113.9', protocol: 'http', secure: false }, 'and the request is plain HTTP')
 
   const logs = captureLogs('warn')
   const everyone = Fastify({ trustProxy: true, logger: logs.logger }) as unknown as FastifyInstance
