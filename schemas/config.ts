@@ -38,7 +38,7 @@ const configInputSchema = z.strictObject({
   /** Port of the app: HTTPS, or plain HTTP when TLS is at a proxy or off. */
   port: typed<number>().optional(),
   /** Host names the app answers for (`*.example.com` for subdomains); redirects only go to these. */
-  allowedHosts: typed<string[]>().optional(),
+  allowedHosts: typed<readonly string[]>().optional(),
   /** Requests for other hosts are refused (400); `false` turns it off. */
   hostAuthorization: section<HostAuthorizationOptions>('hostAuthorization').optional(),
   /** Unsafe requests sent by other sites' pages are refused (403); `false` turns it off. */

@@ -4,6 +4,7 @@
  */
 import fastifySecureSession, { type Session } from '@fastify/secure-session'
 import Fastify from 'fastify'
+import { Registry } from 'prom-client'
 import secureHttps, { loadConfig, secureSession, serverOptions } from 'fastify-secure-https'
 
 declare module '@fastify/secure-session' {
@@ -34,6 +35,20 @@ app.get('/decorators', async () => {
   const made = app.createSecureSession({ user: 'alice' })
   const sealed: string = app.encodeSecureSession(made)
   return { user: app.decodeSecureSession(sealed)?.get('user') ?? null }
+})
+
+// The docs' `{ ...config, <section> }` examples (docs/migrating.md, docs/host-authorization.md,
+// docs/observability.md), each registered in a child context of its own.
+const tenants = new Set<string>()
+const registry = new Registry()
+await app.register(async (child) => {
+  await child.register(secureHttps, { ...loadConfig(process.env), securityHeaders: { frameguard: { action: 'deny' } } })
+})
+await app.register(async (child) => {
+  await child.register(secureHttps, { ...config, hostAuthorization: { isAllowed: (host) => tenants.has(host) } })
+})
+await app.register(async (child) => {
+  await child.register(secureHttps, { ...config, metrics: { registry, listener: false } })
 })
 
 // The plugin alone, and @fastify/secure-session's plugin value, type-check side by side.
