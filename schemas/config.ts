@@ -87,7 +87,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
   // An invalid mode is reported by the tls section; the others resolve as if it were the default.
   let mode = tlsInput.mode !== undefined && (tlsModes as readonly string[]).includes(tlsInput.mode) ? tlsInput.mode : undefined
   if (mode === undefined) {
-    if (production) {
+    if (production && tlsInput.mode === undefined) {
       ctx.addIssue({ code: 'custom', path: ['tls', 'mode'], message: 'is required in production; choose files (certificate files), acme (Let\'s Encrypt) or proxy (TLS ends at nginx/haproxy)' })
     }
     mode = production ? 'files' : 'self-signed'

@@ -168,6 +168,25 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
 }
 
 /**
+ * One report per problem of a variable. A variable that is required and missing gets that one
+ * message (what else is said of it, such as "is empty while the HTTPS redirect is on", follows from
+ * it); a variable that two sections read (REDIS_URL serves the session store and the certificate
+ * storage) gets each message once, compared up to its example. @internal
+ */
+export function distinctIssues (issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const isRequired = (issue: ConfigIssue): boolean => issue.message.startsWith('is required')
+  const required = new Set(issues.filter(isRequired).map((issue) => issue.variable))
+  const seen = new Set<string>()
+  return issues.filter((issue) => {
+    if (issue.variable === undefined) return true
+    const key = required.has(issue.variable) ? (isRequired(issue) ? 'required' : null) : issue.message.split(', e.g.')[0] as string
+    if (key === null || seen.has(`${issue.variable}\0${key}`)) return false
+    seen.add(`${issue.variable}\0${key}`)
+    return true
+  })
+}
+
+/**
  * Reads the configuration from environment variables (see the README's table), validates it with
  * the production rules unless NODE_ENV is unset, development, dev or test (trimmed, any case), and
  * returns it resolved and frozen.
@@ -186,7 +205,7 @@ export function loadConfig (env: Env = process.env): SecureHttpsConfig {
       all.push(issue)
     }
   }
-  if (all.length > 0) throw new ConfigError(all)
+  if (all.length > 0) throw new ConfigError(distinctIssues(all))
   if (!result.success) throw new ConfigError([{ path: '(root)', message: 'invalid configuration' }])
   return result.data
 }

@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { ConfigError, loadConfig, environmentVariables } from '../index.ts'
 import { doctor } from '../audit/doctor.ts'
+import { distinctIssues } from '../schemas/env.ts'
 import { configErrorOf } from './helpers/config.ts'
 
 const messageOf = (env: Record<string, string>): string => configErrorOf(() => loadConfig(env)).message
@@ -49,6 +50,27 @@ t.test('production without TLS_MODE: the mode is asked for, not the files of a m
   t.ok(failed.includes('SH-TLS-001'), 'doctor on an empty environment: TLS_MODE is set fails')
   t.notOk(failed.includes('SH-TLS-004'), 'and says nothing about TLS_CERT_FILE')
   t.notMatch(JSON.stringify(report.checks.filter((check) => check.status === 'fail')), /TLS_CERT_FILE/)
+})
+
+t.test('one report per problem: a mistyped TLS_MODE, a REDIS_URL two parts read, a required ALLOWED_HOSTS', async (t) => {
+  const base = { NODE_ENV: 'production', TRUST_PROXY: '10.0.0.1', SESSION_KEYS: 'q8m3b4Zg7u1XyJQm7Gx2C6cNfB8H0pVd3YwKs9tLr5E=', ALLOWED_HOSTS: 'example.com' }
+  const issuesOf = (env: Record<string, string | undefined>, variable: string): string[] =>
+    configErrorOf(() => loadConfig(env)).issues.filter((issue) => issue.variable === variable).map((issue) => issue.message)
+  t.match(issuesOf({ ...base, TLS_MODE: 'proxi' }, 'TLS_MODE'), [/^must be one of self-signed, files, acme, proxy, off/], 'a mistyped TLS_MODE is not "required" too')
+  t.equal(issuesOf({ ...base, TLS_MODE: 'proxi' }, 'TLS_MODE').length, 1)
+  t.match(issuesOf({ ...base }, 'TLS_MODE'), [/^is required in production/], 'an unset one is')
+  const redis = issuesOf({ ...base, TLS_MODE: 'proxy', SESSION_STORE: 'redis', REDIS_URL: 'localhost:6379' }, 'REDIS_URL')
+  t.equal(redis.length, 1, `REDIS_URL once, though the session store and the certificate storage both read it: ${redis.join(' | ')}`)
+  t.match(redis[0], /must be a redis:\/\/ or rediss:\/\/ URL/)
+  const hosts = issuesOf({ ...base, TLS_MODE: 'proxy', ALLOWED_HOSTS: undefined }, 'ALLOWED_HOSTS')
+  t.equal(hosts.length, 1, `ALLOWED_HOSTS once: ${hosts.join(' | ')}`)
+  t.match(hosts[0], /^is required in production/, 'as required, which says all the rest')
+  const empty = { path: 'httpsRedirect.allowedHosts', variable: 'ALLOWED_HOSTS', message: 'is empty while the HTTPS redirect is on' }
+  t.same(distinctIssues([empty]), [empty], 'without a required message (host authorization off), the redirect\'s is kept')
+  t.same(distinctIssues([
+    { path: 'secureSession.keys.0', variable: 'SESSION_KEYS', message: 'key 1 of 2 is too short' },
+    { path: 'secureSession.keys.1', variable: 'SESSION_KEYS', message: 'key 2 of 2 has too few distinct byte values' }
+  ]).length, 2, 'two different problems of one variable are both reported')
 })
 
 t.test('a hostile value is shown escaped and cut, never raw', async (t) => {
