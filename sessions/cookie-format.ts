@@ -42,10 +42,13 @@ export function isSealedFormat (value: string): boolean {
 export interface DebugLog { debug (message: string): void }
 
 /**
- * `decode` (the app's `decodeSecureSession`) for cookies in the sealed format only; a value signed
- * by @fastify/cookie is opened through `unsign` (`fastify.unsignCookie`: the unsigned value, or
- * null when the signature is not valid). Anything else gives null, logged at debug on `log` as the
- * peer logs its own refusals. Other session names and non-strings go to `decode` as they are. @internal
+ * `decode` (the app's `decodeSecureSession`) that opens cookies in the sealed format only; a value
+ * signed by @fastify/cookie is opened through `unsign` (`fastify.unsignCookie`: the unsigned value,
+ * or null when the signature is not valid). A value in neither form still goes to `decode`, so that
+ * what it refuses is refused in its own words (its logged reasons are its public behaviour, and
+ * its own tests check them); what it would open is another spelling of a cookie, refused here and
+ * logged at debug on `log` as the peer logs its refusals. Other session names and non-strings go to
+ * `decode` as they are. @internal
  */
 export function strictDecode<S extends OpenedSession, L extends DebugLog> (
   decode: DecodeSession<S, L>,
@@ -59,6 +62,7 @@ export function strictDecode<S extends OpenedSession, L extends DebugLog> (
       const unsigned = unsign(cookie)
       if (unsigned !== null && isSealedFormat(unsigned)) return decode(unsigned, log, name)
     }
+    if (decode(cookie, log, name) === null) return null
     log?.debug(NOT_SEALED_FORMAT)
     return null
   }
