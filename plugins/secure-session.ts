@@ -22,8 +22,9 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
+import { ConfigError } from '../errors.ts'
 import { isProductionEnv, parseOptions } from '../schemas/common.ts'
-import { effectiveCookieName, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionOptions } from '../schemas/secure-session.ts'
+import { effectiveCookieName, peerOnlyIssues, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionOptions } from '../schemas/secure-session.ts'
 import { sessionCookieWriter } from '../sessions/cookie.ts'
 import { cookieView, CookieViewState, type PeerSession } from '../sessions/cookie-view.ts'
 import {
@@ -70,6 +71,8 @@ const setSession = (request: FastifyRequest, session: PeerSession): void => { re
 const noop = (): void => {}
 
 const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async function secureSessionPlugin (fastify: FastifyInstance, options) {
+  const peerOnly = peerOnlyIssues(options)
+  if (peerOnly.length > 0) throw new ConfigError(peerOnly.map((issue) => ({ path: issue.path.join('.') || '(root)', message: issue.message })), 'secureSession')
   const config = parseOptions(secureSessionSchema, { production: isProductionEnv(process.env.NODE_ENV), ...options }, 'secureSession')
   if (fastify.hasPlugin('@fastify/secure-session') || fastify.hasRequestDecorator('session')) {
     throw new Error('request.session already exists (is @fastify/session or @fastify/secure-session registered too?); secureSession registers @fastify/secure-session itself: remove the other registration')

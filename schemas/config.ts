@@ -14,7 +14,7 @@ import { metricsSchema, type MetricsOptions } from './metrics.ts'
 import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.ts'
 import { listenerSchema, type ListenerOptions } from './listener.ts'
 import { proxyTrustSchema, type ProxyTrustOptions } from './proxy-trust.ts'
-import { secureSessionSchema, type SecureSessionOptions } from './secure-session.ts'
+import { peerOnlyIssues, secureSessionSchema, type SecureSessionOptions } from './secure-session.ts'
 import { securityHeadersSchema, type SecurityHeadersOptions } from './security-headers.ts'
 import { tlsModes, tlsSchema, type TlsMode, type TlsOptions } from './tls.ts'
 
@@ -155,9 +155,14 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : parseSection(securityHeadersSchema, { upgradeInsecureRequests: mode !== 'off', ...objectOr(input.securityHeaders) }, 'securityHeaders', ctx)
 
+  // @fastify/secure-session's options that the suite does not take, named with the way forward.
+  const peerOnly = input.secureSession === false || input.secureSession === undefined ? [] : peerOnlyIssues(input.secureSession)
+  for (const issue of peerOnly) ctx.addIssue({ code: 'custom', path: ['secureSession', ...issue.path], message: issue.message })
   const secureSession = input.secureSession === false
     ? false
-    : parseSection(secureSessionSchema, { secure: mode !== 'off', production, ...objectOr(input.secureSession) }, 'secureSession', ctx)
+    : peerOnly.length > 0
+      ? undefined
+      : parseSection(secureSessionSchema, { secure: mode !== 'off', production, ...objectOr(input.secureSession) }, 'secureSession', ctx)
 
   const errorHandlerInput = input.errorHandler ?? production
   const errorHandler = errorHandlerInput === false

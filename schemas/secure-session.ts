@@ -108,6 +108,30 @@ const keySchema = z
     return value
   })
 
+const ONE_SESSION = 'for a second encrypted cookie, register @fastify/secure-session itself inside a child plugin (an encapsulated context) under another sessionName (docs/compat.md, "One session")'
+
+/**
+ * What an app moving from @fastify/secure-session may pass that the suite does not take, each with
+ * the way forward: several sessions (an array of options, a `sessionName`), a key derived from a
+ * `secret` and `salt`. Checked before the options themselves, where "unknown option" would not
+ * say why. @internal
+ */
+export function peerOnlyIssues (options: unknown): Array<{ path: string[], message: string }> {
+  if (Array.isArray(options)) return [{ path: [], message: `takes one session per app, request.session (no array of options); ${ONE_SESSION}` }]
+  if (typeof options !== 'object' || options === null) return []
+  const given = options as Record<string, unknown>
+  const issues: Array<{ path: string[], message: string }> = []
+  if (given.sessionName !== undefined) {
+    issues.push({ path: ['sessionName'], message: `is not an option: the suite's session is request.session (no sessionName); remove it, and ${ONE_SESSION}` })
+  }
+  for (const name of ['secret', 'salt'] as const) {
+    if (given[name] !== undefined) {
+      issues.push({ path: [name], message: 'is not an option: the suite takes keys (SESSION_KEYS, 32 random bytes each), not a secret and salt; derive the key once and put it in SESSION_KEYS (docs/compat.md, "Keys, not passphrases")' })
+    }
+  }
+  return issues
+}
+
 /** Options of the `secureSession` plugin. */
 export const secureSessionSchema = z.strictObject({
   /** Keys, newest first: cookies are written with the first and read with any. */

@@ -1,8 +1,9 @@
+import fastifySecureSession from '@fastify/secure-session'
 import fc from 'fast-check'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { doctor, loadConfig, secureSession } from '../index.ts'
+import { ConfigError, doctor, loadConfig, resolveConfig, secureSession } from '../index.ts'
 import { cookieDomainProblem, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.ts'
 import { configErrorOf } from './helpers/config.ts'
 
@@ -71,6 +72,50 @@ t.test('the plugin registered alone validates its options at register time', asy
   t.teardown(() => app.close())
   app.register(secureSession, { keys: ['short'] })
   await t.rejects(async () => { await app.ready() }, /keys.*a key is not valid base64|a key must be exactly 32 bytes/)
+})
+
+t.test('@fastify/secure-session\'s options the suite does not take are refused with the way forward, by the plugin and the aggregate', async (t) => {
+  const refusal = async (options: unknown): Promise<string> => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    app.register(secureSession, options as Parameters<typeof secureSession>[1])
+    try {
+      await app.ready()
+    } catch (error) {
+      t.ok(error instanceof ConfigError, 'a ConfigError')
+      return (error as Error).message
+    }
+    return 'accepted'
+  }
+  t.match(await refusal([{ sessionName: 'a', key: good() }]), /one session per app, request\.session \(no array of options\); for a second encrypted cookie, register @fastify\/secure-session itself inside a child plugin/)
+  t.match(await refusal({ keys: [good()], sessionName: 'prefs' }), /sessionName: is not an option: the suite's session is request\.session \(no sessionName\).*docs\/compat\.md, "One session"/)
+  t.match(await refusal({ secret: 'a passphrase', salt: 'mq9hDxBVDbspDR6nLfFT1g==' }), /secret: .*not a secret and salt.*\n.*salt: /)
+  t.match(await refusal({ keys: [good()], sessionName: 'session' }), /sessionName: is not an option.*remove it/, 'not even \'session\': the option does not exist')
+  const viaAggregate = configErrorOf(() => resolveConfig({ secureSession: { keys: [good()], sessionName: 'prefs' } as never }))
+  t.same(viaAggregate.issues.map((issue) => issue.path), ['secureSession.sessionName'], 'the aggregate names the option')
+})
+
+t.test('a second encrypted cookie: @fastify/secure-session registered by the app inside a child plugin, beside the suite\'s session', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(secureSession, { keys: [good()], secure: false })
+  await app.register(async (child) => {
+    await child.register(fastifySecureSession, { sessionName: 'prefs', cookieName: 'prefs', key: randomBytes(32), cookie: { path: '/' } })
+    child.post('/prefs', async (request) => {
+      (request as unknown as { prefs: { set (key: string, value: unknown): void } }).prefs.set('theme', 'dark')
+      request.session.set('user', 'alice')
+      return { ok: true }
+    })
+    child.get('/prefs', async (request) => ({
+      theme: (request as unknown as { prefs: { get (key: string): unknown } }).prefs.get('theme') ?? null,
+      user: request.session.get('user') ?? null
+    }))
+  })
+  const set = await app.inject({ method: 'POST', url: '/prefs' })
+  const cookies = Object.fromEntries(set.cookies.map((cookie) => [cookie.name, cookie.value]))
+  t.same(Object.keys(cookies).sort(), ['prefs', 'session'], 'two cookies: the app\'s own and the suite\'s session')
+  const read = await app.inject({ url: '/prefs', cookies })
+  t.same(read.json(), { theme: 'dark', user: 'alice' }, 'each reads back')
 })
 
 const PRODUCTION = { NODE_ENV: 'production', TLS_MODE: 'proxy', TRUST_PROXY: '127.0.0.1', ALLOWED_HOSTS: 'example.com' }

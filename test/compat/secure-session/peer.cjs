@@ -83,9 +83,12 @@ const SESSION_DEFAULT_EXPIRY = 86401
 
 /** @fastify/secure-session's options, as the suite's secureSession options (a migrating user's config). */
 function toSuiteOptions (options) {
-  if (Array.isArray(options)) throw new Error('secureSession takes one session per app (no array of options): docs/compat.md, "One session"')
-  if (options.secret !== undefined || options.salt !== undefined) throw new Error('secureSession takes keys (SESSION_KEYS), not a secret and salt: docs/compat.md, "Keys, not passphrases"')
-  if (options.sessionName !== undefined && options.sessionName !== 'session') throw new Error('secureSession is request.session (no sessionName): docs/compat.md, "One session"')
+  // What secureSession does not take (several sessions, a secret and salt) goes to it as given: the
+  // plugin itself refuses it, with the message the unsupported() tests look for.
+  if (Array.isArray(options)) return options
+  const refused = {}
+  for (const name of ['sessionName', 'secret', 'salt']) if (options[name] !== undefined && !(name === 'sessionName' && options[name] === 'session')) refused[name] = options[name]
+  if (Object.keys(refused).length > 0) return { keys: [randomFillSync(Buffer.alloc(32)).toString('base64')], ...refused }
   const cookie = options.cookie ?? options.cookieOptions ?? {}
   const keys = options.key === undefined ? [] : Array.isArray(options.key) ? options.key : [options.key]
   const expiry = options.expiry ?? SESSION_DEFAULT_EXPIRY
