@@ -6,6 +6,7 @@
 import fastifyHelmet from '@fastify/helmet'
 import fc from 'fast-check'
 import Fastify from 'fastify'
+import fp from 'fastify-plugin'
 import t from 'tap'
 import { ConfigError, resolveConfig, securityHeaders, securityHeadersSchema, type SecureHttpsOptions } from '../index.ts'
 import { parsePolicyText, serializePermissionsPolicy } from '../schemas/security-headers.ts'
@@ -256,4 +257,16 @@ t.test('validation takes time linear in the input\'s length', async (t) => {
     const fit = growth<() => unknown>(build, (run) => run(), sizes, { rounds: 31, repeat: 1 })
     t.ok(fit.exponent < 1.5, `${what}: time grows as ${fit.text}`)
   }
+})
+
+t.test('a plugin that needs the security headers declares the suite\'s plugin name; the decorators are @fastify/helmet\'s (docs/migrating.md)', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(securityHeaders, {})
+  const seen: boolean[] = []
+  await app.register(fp(async (instance) => {
+    seen.push(instance.hasPlugin('@fastify/helmet'), instance.hasReplyDecorator('helmet'), instance.hasReplyDecorator('cspNonce'))
+  }, { name: 'needs-headers', dependencies: ['fastify-secure-https/security-headers'] }))
+  await app.ready()
+  t.same(seen, [false, true, true], 'loads; @fastify/helmet itself is not registered; reply.helmet and reply.cspNonce are there')
 })
