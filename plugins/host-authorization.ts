@@ -20,7 +20,7 @@ import {
   parseHost,
   type HostAuthorizationOptions
 } from '../schemas/host-authorization.ts'
-import { ACME_CHALLENGE_PREFIX } from './https-redirect.ts'
+import { isAcmeChallengePath } from './https-redirect.ts'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
 import { addRequestStep, REPLIED } from './hook-chain.ts'
 
@@ -113,7 +113,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
   function isExempt (url: string): boolean {
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
-    return exempt.has(path) || path.startsWith(ACME_CHALLENGE_PREFIX)
+    return exempt.has(path) || isAcmeChallengePath(path)
   }
 
   let useForwarded = false

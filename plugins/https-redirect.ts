@@ -54,6 +54,23 @@ declare module 'fastify' {
 /** Path prefix of ACME HTTP-01 challenges, always passed to the app. */
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 
+/**
+ * True for the path of an ACME HTTP-01 challenge: the prefix and one token, which is base64url
+ * (RFC 8555 sections 8.1 and 8.3). Only these are handed to the app over HTTP and for any host:
+ * `/.well-known/acme-challenge/../../admin` is not one, whatever a route that normalizes paths
+ * would make of it. @internal
+ */
+export function isAcmeChallengePath (path: string): boolean {
+  const length = path.length
+  if (length === ACME_CHALLENGE_PREFIX.length || !path.startsWith(ACME_CHALLENGE_PREFIX)) return false
+  for (let i = ACME_CHALLENGE_PREFIX.length; i < length; i++) {
+    const c = path.charCodeAt(i)
+    // A-Z, a-z, 0-9, '-', '_'
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return false
+  }
+  return true
+}
+
 /** Longest host quoted in a `redirect.unknown-host` event: the rest is an attacker's padding. */
 const LOGGED_HOST_LENGTH = 100
 const shown = (host: string): string => host.length > LOGGED_HOST_LENGTH ? `${host.slice(0, LOGGED_HOST_LENGTH)}...` : host
@@ -82,7 +99,7 @@ export function compileRedirect (
   return (method, url, hostHeader) => {
     const query = url.indexOf('?')
     const path = query === -1 ? url : url.slice(0, query)
-    if (exempt.has(path) || path.startsWith(ACME_CHALLENGE_PREFIX)) return pass
+    if (exempt.has(path) || isAcmeChallengePath(path)) return pass
     // The Host header's syntax is checked strictly before the list: the Location is built from it,
     // and `evil.test/.example.com` ends with an allowed wildcard's suffix but names evil.test.
     const host = hostHeader === undefined ? null : parseHost(hostHeader)

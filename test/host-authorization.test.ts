@@ -2,10 +2,12 @@
  * Host authorization (ALLOWED_HOSTS on every request). The finding: `Host: evil.test` over HTTPS got
  * 200, HSTS and a session cookie (ALLOWED_HOSTS only limited redirect targets).
  */
+import fc from 'fast-check'
 import Fastify from 'fastify'
 import { connect as http2Connect } from 'node:http2'
 import t from 'tap'
 import { ConfigError, hostAuthorization, loadConfig, proxyTrust } from '../index.ts'
+import { isAcmeChallengePath } from '../plugins/https-redirect.ts'
 import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts'
 import { startApp } from './helpers/app.ts'
 import { request } from './helpers/http.ts'
@@ -71,6 +73,7 @@ t.test('wildcards, the 421 option, exempt paths, ACME challenges', async (t) => 
   app.get('/', async () => 'ok')
   app.get('/healthz', async () => 'ok')
   app.get('/.well-known/acme-challenge/:token', async () => 'token')
+  app.get('/*', async () => 'anything')
   const status = async (host: string, url = '/'): Promise<number> => (await app.inject({ url, headers: { host } })).statusCode
   t.equal(await status('example.com'), 200)
   t.equal(await status('EXAMPLE.com:8443'), 200, 'case and port do not matter')
@@ -84,6 +87,22 @@ t.test('wildcards, the 421 option, exempt paths, ACME challenges', async (t) => 
   t.equal(await status('10.0.0.1', '/healthz?probe=1'), 200, 'the load balancer probes by IP')
   t.equal(await status('10.0.0.1', '/.well-known/acme-challenge/abc'), 200, 'ACME HTTP-01 challenges pass')
   t.equal(await status('10.0.0.1', '/healthz/x'), 421, 'exempt is an exact path')
+  // Only the prefix and one base64url token: a route that normalizes paths (a static server, a
+  // catch-all: /* below) must not see another path through the exemption.
+  for (const path of ['/.well-known/acme-challenge/../../admin', '/.well-known/acme-challenge/a/b', '/.well-known/acme-challenge/', '/.well-known/acme-challenge/a%2F..', '/.well-known/acme-challenge/a.b']) {
+    t.equal(await status('10.0.0.1', path), 421, `${path} is not a challenge`)
+  }
+  t.equal(await status('10.0.0.1', '/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0'), 200, 'a token of RFC 8555\'s shape is')
+})
+
+t.test('isAcmeChallengePath: the prefix and a non-empty base64url token, nothing else (fast-check)', async (t) => {
+  fc.assert(fc.property(fc.string({ maxLength: 40 }), (rest) => {
+    const expected = rest.length > 0 && /^[A-Za-z0-9_-]+$/.test(rest)
+    return isAcmeChallengePath(`/.well-known/acme-challenge/${rest}`) === expected
+  }), { numRuns: 5000 })
+  fc.assert(fc.property(fc.base64String({ minLength: 4 }), (token) => isAcmeChallengePath(`/.well-known/acme-challenge/${Buffer.from(token, 'base64').toString('base64url') || 'a'}`)))
+  t.notOk(isAcmeChallengePath('/.well-known/acme-challengeX'))
+  t.notOk(isAcmeChallengePath('/x/.well-known/acme-challenge/abc'))
 })
 
 t.test('names allowed at run time: the decorator and the isAllowed option', async (t) => {

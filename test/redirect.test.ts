@@ -80,4 +80,6 @@ t.test('compileRedirect, fuzzed: a Location only ever names an allowed host, wit
       decision.location === `https://${url.host}/login`
   }), { numRuns: 5000 })
   t.ok(redirects > 500, `${redirects} of 5000 hosts were redirected, each to an allowed host`)
+  t.equal(decide('GET', '/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0', 'example.com').kind, 'pass', 'an ACME challenge is handed to the app over HTTP')
+  t.equal(decide('GET', '/.well-known/acme-challenge/../../admin', 'example.com').kind, 'redirect', 'a path that only starts like one is redirected')
 })
