@@ -4,7 +4,8 @@
  */
 import { z } from 'zod'
 import { ConfigError, type ConfigIssue } from '../errors.ts'
-import { isProductionEnv, toConfigIssues } from './common.ts'
+import { isProductionEnv, issueMessage, toConfigIssues } from './common.ts'
+import { metricsListenerFields } from './metrics.ts'
 import { configSchema, type SecureHttpsConfig } from './config.ts'
 
 /** The environment as Node gives it. */
@@ -158,8 +159,14 @@ export function envToOptions (env: Env): { options: Record<string, unknown>, iss
       options.httpsRedirect = false
       continue
     }
-    // METRICS_PORT and METRICS_HOST tune the metrics listener (and are checked); only METRICS=true turns it on.
-    if (variable.path.startsWith('metrics.') && options.metrics === undefined) continue
+    // METRICS_PORT and METRICS_HOST tune the metrics listener; only METRICS=true turns it on. Set
+    // without it they are still checked, so that a mistake shows before the day metrics are turned on.
+    if (variable.path.startsWith('metrics.') && options.metrics === undefined) {
+      const field = metricsListenerFields[variable.path.slice('metrics.'.length) as 'port' | 'host']
+      const checked = field.safeParse(parsed.value)
+      if (!checked.success) issues.push({ path: variable.path, variable: name, message: issueMessage(checked.error.issues[0] as z.core.$ZodIssue) })
+      continue
+    }
     setPath(options, variable.path, parsed.value)
     // One Redis for the fleet: REDIS_URL serves the session store and the certificate storage.
     if (name === 'REDIS_URL') setPath(options, 'tls.redisUrl', parsed.value)

@@ -87,6 +87,9 @@ const metricsHostSchema = z
     error: (issue) => `"${String(issue.input).slice(0, 100)}" is not an IP address; use 127.0.0.1 (the default: a scraper on this host), an address of a private interface such as 10.0.0.5, or 0.0.0.0 in a container; a host name is refused because it is resolved only when the listener starts`
   })
 
+/** The listener's settings alone, for METRICS_PORT and METRICS_HOST set without METRICS. @internal */
+export const metricsListenerFields = { port: portSchema, host: metricsHostSchema } as const
+
 /** Options of the `metrics` plugin. */
 export const metricsSchema = z.strictObject({
   /** Port of the metrics listener; 0 asks the OS for a free one. Never the app's PORT or HTTP_PORT. */

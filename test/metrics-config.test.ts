@@ -21,6 +21,8 @@ function metricsOf (env: Record<string, string>): Exclude<ReturnType<typeof load
   return metrics
 }
 
+const messageOf = (env: Record<string, string>): string => configErrorOf(() => loadConfig(env)).message
+
 t.test('metrics are off unless METRICS=true; then 127.0.0.1:9464 with the process metrics', async (t) => {
   t.equal(loadConfig({}).metrics, false, 'off by default')
   t.equal(loadConfig({ METRICS: 'false' }).metrics, false)
@@ -43,11 +45,14 @@ t.test('metrics are off unless METRICS=true; then 127.0.0.1:9464 with the proces
 
 t.test('bad values are reported with their variable, all at once, even while METRICS is off', async (t) => {
   const error = configErrorOf(() => loadConfig({ METRICS: 'maybe', METRICS_PORT: 'ninety', METRICS_HOST: 'x' }))
-  t.same(error.issues.map((issue) => issue.variable).sort(), ['METRICS', 'METRICS_PORT'])
+  t.same(error.issues.map((issue) => issue.variable).sort(), ['METRICS', 'METRICS_HOST', 'METRICS_PORT'])
   t.match(error.message, /METRICS: "maybe" is not a boolean/)
   t.match(error.message, /METRICS_PORT: "ninety" is not a port number/)
   const off = configErrorOf(() => loadConfig({ METRICS_PORT: '9x' }))
   t.equal(off.issues[0]?.variable, 'METRICS_PORT', 'a typo is a typo even when METRICS is off')
+  t.match(messageOf({ METRICS_PORT: '99999' }), /METRICS_PORT: must be at most 65535/, 'and so is a port out of range')
+  t.match(messageOf({ METRICS_HOST: 'metrics.internal' }), /METRICS_HOST: "metrics\.internal" is not an IP address/, 'and a host name')
+  t.equal(loadConfig({ METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5' }).metrics, false, 'good values set ahead change nothing')
   const range = configErrorOf(() => loadConfig({ METRICS: 'true', METRICS_PORT: '70000' }))
   t.match(range.message, /METRICS_PORT: must be at most 65535/)
   const name = configErrorOf(() => loadConfig({ METRICS: 'true', METRICS_HOST: 'metrics.internal' }))
