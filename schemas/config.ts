@@ -3,12 +3,13 @@
  * mode (development or production) and on each other (the redirect points at the HTTPS port, the
  * certificate covers the allowed hosts, TLS at a proxy requires proxy trust).
  */
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { ConfigError } from '../errors.ts'
 import { issueMessage, portSchema, toConfigIssues } from './common.ts'
 import { crossSiteSchema, type CrossSiteOptions } from './cross-site.ts'
 import { errorHandlerSchema, type ErrorHandlerOptions } from './error-handler.ts'
-import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, type HostAuthorizationOptions } from './host-authorization.ts'
+import { allowedHostsSchema, exactHosts, hostAuthorizationSchema, parseHost, type HostAuthorizationOptions } from './host-authorization.ts'
 import { hstsSchema, type HstsOptions } from './hsts.ts'
 import { metricsSchema, type MetricsOptions } from './metrics.ts'
 import { httpsRedirectSchema, type HttpsRedirectOptions } from './https-redirect.ts'
@@ -56,7 +57,11 @@ const configInputSchema = z.strictObject({
   metrics: z.union([z.boolean(), section<MetricsOptions>('metrics')]).optional()
 })
 
-const hostSchema = z.string({ error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' }).min(1, { error: 'must be an address to listen on, e.g. 0.0.0.0 or 127.0.0.1' })
+const LISTEN_ADDRESS = 'must be an address to listen on: an IP address (0.0.0.0 for every interface, 127.0.0.1, ::) or a host name of this machine such as localhost'
+/** HOST: an IP address (IPv6 without brackets, as `listen()` takes it) or a host name without port. */
+const hostSchema = z.string({ error: LISTEN_ADDRESS }).refine((value) => isIP(value) !== 0 || (!value.includes(':') && parseHost(value) !== null), {
+  error: (issue) => `"${String(issue.input).slice(0, 100)}" ${LISTEN_ADDRESS}`
+})
 
 function parseField<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx): z.output<S> | undefined {
   if (value === undefined) return undefined

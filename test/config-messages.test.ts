@@ -73,6 +73,15 @@ t.test('one report per problem: a mistyped TLS_MODE, a REDIS_URL two parts read,
   ]).length, 2, 'two different problems of one variable are both reported')
 })
 
+t.test('HOST: an IP address or a host name, checked before listen() would fail on it', async (t) => {
+  for (const host of ['0.0.0.0', '127.0.0.1', '::', '::1', 'fe80::1', 'localhost', 'app.internal', 'my-host']) {
+    t.equal(loadConfig({ HOST: host }).host, host, `${host} is an address to listen on`)
+  }
+  for (const host of ['not a host!', '127.0.0.1:3000', '[::1]', 'http://0.0.0.0', 'a..b', '-x']) {
+    t.match(messageOf({ HOST: host }), /HOST: ".*" must be an address to listen on: an IP address \(0\.0\.0\.0 for every interface/, `${host} is not`)
+  }
+})
+
 t.test('a hostile value is shown escaped and cut, never raw', async (t) => {
   const message = messageOf({ PORT: `x\u001b[31m\nfake: line${'a'.repeat(500)}` })
   t.notOk(message.includes('\u001b'), 'no terminal escape')
