@@ -26,16 +26,25 @@ import { kAnswerHeaders, type AnswerHeaders } from './instance.ts'
 let reasons: Record<number, string | undefined> | undefined
 const reasonOf = (status: number): string | undefined => (reasons ??= process.getBuiltinModule('node:http').STATUS_CODES)[status]
 
-/** Headers of the failed answer that do not describe the error answer (or would commit a session). */
+/**
+ * Headers of the failed answer that do not describe the error answer, would commit a session, or
+ * would let a cache keep it (the route's `Cache-Control: public, max-age=86400` on a 500 that an
+ * input the cache does not key on provoked): every error answer is `Cache-Control: no-store`.
+ */
 const DROPPED_HEADERS: ReadonlySet<string> = new Set([
-  'set-cookie', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'etag', 'last-modified', 'content-range', 'content-disposition'
+  'set-cookie', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'etag', 'last-modified', 'content-range', 'content-disposition',
+  'cache-control', 'expires', 'age'
 ])
+
+/** The error's own status (statusCode, or status as http-errors sets it), when it is an error status. @internal */
+export function ownStatus (error: { statusCode?: unknown, status?: unknown } | null | undefined): number | undefined {
+  const own = error?.statusCode ?? error?.status
+  return typeof own === 'number' && own >= 400 && own <= 599 ? own : undefined
+}
 
 /** The HTTP status for an error, as Fastify's default handler works it out. @internal */
 export function errorStatus (error: { statusCode?: unknown, status?: unknown } | null | undefined, replyStatus: number): number {
-  const own = error?.statusCode ?? error?.status
-  if (typeof own === 'number' && own >= 400 && own <= 599) return own
-  return replyStatus >= 400 && replyStatus <= 599 ? replyStatus : 500
+  return ownStatus(error) ?? (replyStatus >= 400 && replyStatus <= 599 ? replyStatus : 500)
 }
 
 function writeAnswer (reply: FastifyReply, status: number, body: Record<string, unknown>, extra: OutgoingHttpHeaders | undefined): void {
@@ -63,13 +72,14 @@ function writeAnswer (reply: FastifyReply, status: number, body: Record<string, 
     if (!DROPPED_HEADERS.has(name)) headers[name] = current[name]
   }
   if (extra !== undefined) Object.assign(headers, extra)
+  headers['cache-control'] = 'no-store'
   headers['content-type'] = 'application/json; charset=utf-8'
   headers['content-length'] = Buffer.byteLength(payload)
   try {
     res.writeHead(status, headers)
   } catch {
     // A header value Node refuses (set by the route before it failed): answer without them.
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) })
+    res.writeHead(status, { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) })
   }
   res.end(payload)
 }
@@ -90,9 +100,15 @@ const errorHandlerPlugin: FastifyPluginAsync<ErrorHandlerOptions> = async functi
   const config = parseOptions(errorHandlerSchema, options, 'errorHandler')
 
   fastify.setErrorHandler(function redactingErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-    const status = errorStatus(error, reply.statusCode)
+    const own = ownStatus(error)
+    const status = own ?? errorStatus(error, reply.statusCode)
     const reason = reasonOf(status) ?? 'Error'
-    if (status < 500 && config.exposeClientErrors) {
+    // A client error is one that says so itself (a 4xx statusCode or status: Fastify's validation
+    // and parser errors, http-errors, createError). An error without one on a 4xx reply is not: an
+    // onSend hook or the serializer that failed on a 401 answer, an internal call that threw after
+    // the route had set 404. Its message may be anything internal, so it is redacted like a 5xx.
+    const clientError = own !== undefined && own < 500
+    if (clientError && config.exposeClientErrors) {
       request.log.info({ err: error, requestId: request.id }, 'client error')
       const body: Record<string, unknown> = { statusCode: status }
       if (typeof error?.code === 'string') body.code = error.code
@@ -101,8 +117,11 @@ const errorHandlerPlugin: FastifyPluginAsync<ErrorHandlerOptions> = async functi
       writeAnswer(reply, status, body, safeHeaders(error))
       return
     }
-    request.log.error({ err: error, requestId: request.id }, 'request failed; the client got a redacted message')
-    writeAnswer(reply, status, { statusCode: status, error: reason, message: config.message, requestId: request.id }, status < 500 ? safeHeaders(error) : undefined)
+    if (clientError) request.log.info({ err: error, requestId: request.id }, 'client error; the client got a redacted message')
+    else request.log.error({ err: error, requestId: request.id }, 'request failed; the client got a redacted message')
+    // A 4xx keeps its reason phrase as the message; `message` is the 5xx answers' (docs/error-handler.md).
+    const message = status < 500 ? reason : config.message
+    writeAnswer(reply, status, { statusCode: status, error: reason, message, requestId: request.id }, clientError ? safeHeaders(error) : undefined)
   })
 }
 
