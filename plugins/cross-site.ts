@@ -60,7 +60,10 @@ export function crossSiteVerdict (
   if (SAFE_METHODS.has(method)) return null
   if (origin !== undefined && trusted.has(origin.toLowerCase())) return null
   if (site !== undefined) {
-    return site === 'same-origin' || site === 'none' ? null : `Sec-Fetch-Site is ${site}`
+    if (site === 'same-origin' || site === 'none') return null
+    // The header's text goes into the log message only when it is a value browsers send: anything
+    // else is the client's own writing (the event's secFetchSite field has it, cut to 100 characters).
+    return site === 'cross-site' || site === 'same-site' ? `Sec-Fetch-Site is ${site}` : 'Sec-Fetch-Site is not a value browsers send'
   }
   if (origin === undefined) return null
   return origin.toLowerCase() === own() ? null : 'Origin is another origin'

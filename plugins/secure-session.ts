@@ -384,6 +384,19 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       await fastify.register(fastifyCsrfProtection, { sessionPlugin: '@fastify/secure-session' })
     }
     const protect = fastify.csrfProtection.bind(fastify)
+    // A refused token is a security event like a refused cross-site request (docs/observability.md):
+    // @fastify/csrf-protection answers with its error and logs nothing of it. Read where the error
+    // is handled, so that the app's own calls of fastify.csrfProtection count too.
+    const limitCsrf = eventLimiter(60)
+    fastify.addHook('onError', async (request, _reply, error) => {
+      const code = (error as { code?: unknown }).code
+      if (code !== 'FST_CSRF_INVALID_TOKEN' && code !== 'FST_CSRF_MISSING_SECRET') return
+      const suppressed = limitCsrf()
+      if (suppressed === false) return unloggedSecurityEvent('csrf.rejected')
+      const reason = code === 'FST_CSRF_INVALID_TOKEN' ? 'invalid-token' : 'missing-secret'
+      securityEvent(request.log, 'csrf.rejected', { reason, method: request.method, remoteAddress: request.raw.socket?.remoteAddress, suppressed },
+        `refused a ${request.method} without a valid CSRF token (${reason}): a forged request, or a form older than its session`)
+    })
     // preHandler: the body (a form's _csrf field) is parsed by then.
     fastify.addHook('preHandler', function csrfCheck (request, reply, done) {
       if (SAFE_METHODS.has(request.method) || request.routeOptions.config.csrf === false) {

@@ -40,6 +40,15 @@ t.test('Sec-Fetch-Site decides when the browser sends it', async (t) => {
   t.equal(event.method, 'POST')
   t.equal(event.origin, 'https://evil.test')
   t.equal(event.secFetchSite, 'cross-site')
+  t.match(event.msg, /\(Sec-Fetch-Site is cross-site\)/)
+
+  // A client writes what it likes in the header: the message never carries it, the field cut short.
+  const forged = `xxx) ; accepted, see securityEvent=none; user=admin logged in ${'y'.repeat(8000)}`
+  t.equal((await post({ 'sec-fetch-site': forged })).statusCode, 403, 'a value browsers do not send is refused')
+  const logged = await logs.waitFor((line) => line.securityEvent === 'csrf.rejected' && String(line.secFetchSite).startsWith('xxx'))
+  t.notMatch(logged.msg, /accepted|user=admin|yyy/, 'the message does not quote it')
+  t.match(logged.msg, /Sec-Fetch-Site is not a value browsers send/)
+  t.equal(String(logged.secFetchSite).length, 103, 'the field has its first 100 characters')
 })
 
 t.test('without Sec-Fetch-Site: Origin against the request\'s own origin; neither header passes', async (t) => {

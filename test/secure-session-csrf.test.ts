@@ -48,6 +48,11 @@ t.test('csrf: true checks a session-bound token on unsafe methods', async (t) =>
   t.equal((await send('POST', '/action', { cookie, body: '', headers: FORM })).status, 403, 'no token: 403')
   t.equal((await send('POST', '/action', { cookie, body: '_csrf=forged', headers: FORM })).status, 403, 'a wrong token: 403')
   t.equal((await send('POST', '/action', { body: `_csrf=${encodeURIComponent(token)}`, headers: FORM })).status, 403, 'the token without its session: 403')
+  // Each refusal is a security event, as a refused cross-site request is.
+  const events = s.logs.events('csrf.rejected')
+  t.same(events.map((event) => event.reason), ['invalid-token', 'invalid-token', 'missing-secret'], 'one csrf.rejected event each, with why')
+  t.ok(events.every((event) => event.method === 'POST'), 'naming the method')
+  t.notOk(events.some((event) => JSON.stringify(event).includes('_csrf=') || JSON.stringify(event).includes(token)), 'never the token')
 
   const other = await send('GET', '/form')
   t.ok(cookieOf(other), 'the other visitor has a session of its own')
