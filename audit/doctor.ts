@@ -257,7 +257,7 @@ async function readCertificateFiles (facts: Facts, now: number): Promise<Certifi
   }
   if (certPem !== undefined && keyPem !== undefined && info !== null) {
     try {
-      assertUsablePair(certPem, keyPem, facts.passphrase, now, `certificate ${certFile}`)
+      assertUsablePair(certPem, keyPem, facts.passphrase, now, `certificate ${certFile}`, `private key ${keyFile}`)
     } catch (error) {
       problems.push(`TLS_CERT_FILE/TLS_KEY_FILE: ${(error as Error).message}`)
     }

@@ -176,7 +176,9 @@ t.test('readCertificateFiles explains what is wrong', async (t) => {
   await t.rejects(readCertificateFiles({}), /TLS_CERT_FILE and TLS_KEY_FILE are required/)
   const paths = files(leaf, leaf.fullchain)
   writeFileSync(paths.keyFile, leaf.cert)
-  await t.rejects(readCertificateFiles(paths), /private key cannot be parsed/, 'a certificate where the key should be')
+  await t.rejects(readCertificateFiles(paths), new RegExp(`private key in TLS_KEY_FILE ${paths.keyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds a certificate, not a private key; swap TLS_CERT_FILE and TLS_KEY_FILE`), 'a certificate where the key should be, named with the variable and the file')
+  writeFileSync(paths.keyFile, leaf.key.slice(0, 60))
+  await t.rejects(readCertificateFiles(paths), /private key in TLS_KEY_FILE .*key.* cannot be parsed .*written completely/, 'a truncated key, named with the variable and the file')
   const future = await pki.leaf({ notBefore: daysFromNow(2), notAfter: daysFromNow(90) })
   await t.rejects(readCertificateFiles(files(future, future.fullchain)), /not valid before .*check the system clock/)
   const withCa = { ...files(leaf, leaf.fullchain), caFile: join(dir, 'ca.pem') }
@@ -189,7 +191,8 @@ t.test('an encrypted key with TLS_KEY_PASSPHRASE, a CA file, and an RSA key are 
   const leaf = await pki.leaf({ kind: 'rsa2048' })
   const encrypted = createPrivateKey(leaf.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'correct horse' }) as string
   const paths = files({ key: encrypted }, leaf.fullchain)
-  await t.rejects(readCertificateFiles(paths), /encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE/)
+  await t.rejects(readCertificateFiles(paths), /private key in TLS_KEY_FILE .* is encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE/)
+  await t.rejects(readCertificateFiles({ ...paths, passphrase: 'wrong horse' }), /private key in TLS_KEY_FILE .* cannot be decrypted with TLS_KEY_PASSPHRASE; check the passphrase/, 'a wrong passphrase is not told to set one')
   const caFile = join(dir, 'client-ca.pem')
   writeFileSync(caFile, pki.root.cert)
   const s = await startApp({ tls: { mode: 'files', ...paths, caFile, passphrase: 'correct horse' } })

@@ -74,7 +74,7 @@ export async function readCertificateFiles (config: FilesConfig, now = Date.now(
   // Order first: with the chain reversed, the key would seem not to match, which misleads.
   const problems = chainProblems(cert)
   if (problems.length > 0) throw new ERR_CERTIFICATE(`TLS_CERT_FILE ${config.certFile}: ${problems.join('; ')}`)
-  const info = assertUsablePair(cert, key, config.passphrase, now, `certificate in TLS_CERT_FILE ${config.certFile}`)
+  const info = assertUsablePair(cert, key, config.passphrase, now, `certificate in TLS_CERT_FILE ${config.certFile}`, `private key in TLS_KEY_FILE ${config.keyFile}`)
   const pair: CertificatePair = { key, cert, info }
   if (ca !== undefined) pair.ca = ca
   if (config.passphrase !== undefined) pair.passphrase = config.passphrase

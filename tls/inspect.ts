@@ -85,9 +85,14 @@ export function parsePrivateKey (pem: string | Buffer, passphrase?: string, labe
   } catch (error) {
     const message = (error as Error).message
     if (/passphrase|decrypt|bad decrypt/i.test(message)) {
-      throw new ERR_CERTIFICATE(`${label} is encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE to its passphrase`)
+      throw new ERR_CERTIFICATE(passphrase === undefined
+        ? `${label} is encrypted and cannot be decrypted; set TLS_KEY_PASSPHRASE to its passphrase`
+        : `${label} cannot be decrypted with TLS_KEY_PASSPHRASE; check the passphrase (or the key file: it may be another key)`)
     }
-    throw new ERR_CERTIFICATE(`${label} cannot be parsed (${message}); the file must be a PEM private key, written completely`)
+    const isCertificate = /-----BEGIN CERTIFICATE-----/.test(String(pem)) && !/PRIVATE KEY-----/.test(String(pem))
+    throw new ERR_CERTIFICATE(isCertificate
+      ? `${label} holds a certificate, not a private key; swap TLS_CERT_FILE and TLS_KEY_FILE (certbot: privkey.pem is the key)`
+      : `${label} cannot be parsed (${message}); the file must be a PEM private key, written completely`)
   }
 }
 
@@ -171,9 +176,9 @@ export function chainWarnings (certPem: string | Buffer, now = Date.now(), roots
  * Checks that a key and certificate belong together and the certificate is in date.
  * @throws ERR_SECURE_HTTPS_CERTIFICATE naming the problem
  */
-export function assertUsablePair (certPem: string | Buffer, keyPem: string | Buffer, passphrase?: string, now = Date.now(), label = 'certificate'): CertificateInfo {
+export function assertUsablePair (certPem: string | Buffer, keyPem: string | Buffer, passphrase?: string, now = Date.now(), label = 'certificate', keyLabel = 'private key'): CertificateInfo {
   const cert = parseCertificate(certPem, label)
-  const key = parsePrivateKey(keyPem, passphrase)
+  const key = parsePrivateKey(keyPem, passphrase, keyLabel)
   if (!cert.checkPrivateKey(key)) {
     throw new ERR_CERTIFICATE(`the private key does not match the ${label} (fingerprint ${cert.fingerprint256.slice(0, 23)}...); use the key the certificate was issued for (certbot: privkey.pem beside fullchain.pem)`)
   }
