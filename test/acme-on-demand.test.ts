@@ -87,7 +87,10 @@ t.test('configuration', async (t) => {
   const base = { TLS_MODE: 'acme', ACME_EMAIL: 'a@a.test', ACME_AGREE_TOS: 'true' }
   const config = loadConfig({ ...base, ACME_ON_DEMAND_ASK: 'https://admin.example.com/allowed' })
   t.equal(config.tls === false ? null : config.tls.acme.onDemand?.ask, 'https://admin.example.com/allowed', 'ACME_DOMAINS may be empty with on-demand TLS')
-  t.same(config.tls === false ? null : { ...config.tls.acme.onDemand, ask: undefined }, { ask: undefined, askTimeout: 5, maxOrders: 10, per: 60, wait: 10 }, 'defaults')
+  t.same(config.tls === false ? null : { ...config.tls.acme.onDemand, ask: undefined }, { ask: undefined, askTimeout: 5, maxOrders: 10, per: 1200, wait: 10 }, 'defaults')
+  const onDemand = config.tls === false ? null : config.tls.acme.onDemand
+  t.ok(onDemand !== null && onDemand !== undefined && onDemand.maxOrders * (3 * 3600 / onDemand.per) <= 300 / 3,
+    'the defaults start at most a third of Let\'s Encrypt\'s 300 new orders per account per 3 hours')
   t.ok(loadConfig({ ...base, ACME_ON_DEMAND_ASK: 'http://127.0.0.1:5555/check' }), 'http:// on loopback')
   for (const bad of ['http://admin.example.com/allowed', 'https://user:pw@admin.example.com/', 'ftp://x/', 'not a url']) {
     t.throws(() => loadConfig({ ...base, ACME_ON_DEMAND_ASK: bad }), /ACME_ON_DEMAND_ASK: .* is not an ask URL; use https:\/\/host\/path \(http:\/\/ only on localhost/, bad)
