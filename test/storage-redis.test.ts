@@ -7,9 +7,16 @@ import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { loadConfig } from '../index.ts'
+import { fileStorage } from '../storage/file.ts'
 import { deriveSealKeys, open, seal } from '../storage/seal.ts'
 import { redisStorage, type RedisStorage } from '../storage/redis.ts'
 import { isLease, type StorageEvent } from '../storage/storage.ts'
+import { acmeSource } from '../tls/acme-source.ts'
+import { AcmeStore } from '../tls/acme-store.ts'
+import { inspectCertificate } from '../tls/inspect.ts'
+import { generateSelfSigned } from '../tls/self-signed.ts'
+import { tempDir } from './helpers/app.ts'
 import { requirePrograms } from './helpers/external.ts'
 import { startRedis } from './helpers/redis.ts'
 import { storageContract } from './helpers/storage-contract.ts'
@@ -81,6 +88,55 @@ t.test('against redis-server', async (t) => {
     await t.rejects(stranger.load('acme/x/certificates/a.test/key.pem'), /key this instance does not have/, 'an instance with other TLS_STORAGE_KEYS reads nothing')
     const rotated = await openStorage({ keys: [randomBytes(32), key] })
     t.equal(await rotated.load('acme/x/certificates/a.test/key.pem'), pem, 'rotation: the old key second still opens what it sealed')
+  })
+
+  t.test('a certificate written back in Redis (an old dump, sealed values someone kept): the newer local copy is served and kept', async (t) => {
+    const storage = await openStorage()
+    const directory = 'https://acme.test/directory'
+    const dir = tempDir('rollback-', t)
+    const store = new AcmeStore(storage, directory, { cache: fileStorage(dir) })
+    const names = ['app.example.com']
+    const meta = { names, onDemand: false }
+    const old = await generateSelfSigned(names, 90, Date.now() - 40 * 86_400_000)
+    await store.writeCertificate('app.example.com', meta, old.key, old.cert)
+    const base = `${prefix}v:${store.prefix}/certificates/app.example.com`
+    const dump = { key: await redis.cli('HGET', `${base}/key.pem`, 'v'), cert: await redis.cli('HGET', `${base}/cert.pem`, 'v') }
+    // The renewal, made early perhaps because the old key leaked; then the old sealed values come back.
+    const renewed = await generateSelfSigned(names, 90)
+    await store.writeCertificate('app.example.com', meta, renewed.key, renewed.cert)
+    await redis.cli('HSET', `${base}/key.pem`, 'v', dump.key)
+    await redis.cli('HSET', `${base}/cert.pem`, 'v', dump.cert)
+    t.equal(await storage.load(`${store.prefix}/certificates/app.example.com/cert.pem`), old.cert, 'the sealed old values open: sealing proves who wrote a value, not that it is the latest')
+    const read = await store.readCertificate('app.example.com', names)
+    t.equal(read?.pair.cert, renewed.cert, 'the instance serves its newer local copy, not the one written back')
+    t.equal(read?.rolledBackTo?.getTime(), new Date(inspectCertificate(old.cert).notAfter).getTime(), 'and says what the storage went back to')
+    t.equal((await store.readCertificate('app.example.com', names))?.pair.cert, renewed.cert, 'the local copy is not overwritten by the older one')
+
+    // An instance restarting with that TLS_DIR: it serves the newer copy and reports the rollback.
+    const events: Array<{ type: string, error?: string }> = []
+    const config = loadConfig({
+      TLS_MODE: 'acme',
+      ACME_DOMAINS: names.join(','),
+      ACME_EMAIL: 'ops@example.com',
+      ACME_AGREE_TOS: 'true',
+      ACME_DIRECTORY: directory,
+      TLS_DIR: dir,
+      TLS_STORAGE: 'redis',
+      REDIS_URL: redis.url,
+      TLS_REDIS_PREFIX: prefix,
+      TLS_STORAGE_KEYS: key.toString('base64'),
+      HTTP_PORT: 'off'
+    })
+    if (config.tls === false) throw new Error('tls is off')
+    const source = acmeSource(config.tls, { onEvent: (event) => { events.push(event as { type: string, error?: string }) } })
+    t.teardown(() => source.stop())
+    const served = await source.load()
+    t.equal(served.cert, renewed.cert, 'a restarted instance serves the newer certificate')
+    const rejected = events.find((event) => event.type === 'storage-rejected')
+    t.match(rejected?.error, /holds an older certificate .* than this instance's copy in TLS_DIR/, 'and reports the rollback as tls.storage-rejected')
+    // A new instance has no copy to compare with: it serves what the storage holds (docs/acme.md).
+    const fresh = new AcmeStore(storage, directory, { cache: fileStorage(tempDir('fresh-', t)) })
+    t.equal((await fresh.readCertificate('app.example.com', names))?.pair.cert, old.cert, 'the limit, documented: a new instance serves what the storage holds')
   })
 
   t.test('a holder paused past its lease loses it, and its late write is refused', async (t) => {

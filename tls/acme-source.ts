@@ -605,6 +605,9 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
         try {
           const stored = await target.readCertificate(m.name, m.names)
           if (stored !== null && stored.inDate && m.current === null) m.current = stored.pair
+          if (stored?.rolledBackTo !== undefined) {
+            emit({ type: 'storage-rejected', name: m.name, error: `the shared storage holds an older certificate (expiring ${stored.rolledBackTo.toISOString()}) than this instance's copy in TLS_DIR (expiring ${stored.pair.info.notAfter.toISOString()}): a restored dump or values written back; serving the newer copy` })
+          }
         } catch (error) {
           const code = (error as { code?: string }).code
           if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })

@@ -49,6 +49,11 @@ export interface StoredPair {
   legacy?: boolean
   /** Read from the local copy in TLS_DIR because the shared storage could not be reached. */
   fromCache?: boolean
+  /**
+   * The local copy, newer than what the shared storage holds: the storage went back to an older
+   * certificate (a restored dump, or values written back by someone who kept them). Its expiry.
+   */
+  rolledBackTo?: Date
 }
 
 /** What `meta.json` holds. @internal */
@@ -160,7 +165,16 @@ export class AcmeStore {
     try {
       const own = await this.readFrom(this.storage, base, names, now)
       if (own !== null) {
-        if (this.cache !== null) await this.mirror(base, own).catch(() => {})
+        if (this.cache !== null) {
+          // Sealing proves a value was written by a holder of TLS_STORAGE_KEYS, not that it is the
+          // latest: a local copy that is newer and in date wins, and is not overwritten.
+          const local = await this.readFrom(this.cache, base, names, now).catch(() => null)
+          if (local !== null && local.inDate && local.missing.length === 0 &&
+            local.pair.info.notAfter.getTime() > own.pair.info.notAfter.getTime()) {
+            return { ...local, fromCache: true, rolledBackTo: own.pair.info.notAfter }
+          }
+          await this.mirror(base, own).catch(() => {})
+        }
         return own
       }
       const legacy = await this.readPair(names, now)
