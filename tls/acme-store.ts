@@ -50,8 +50,9 @@ export interface StoredPair {
   /** Read from the local copy in TLS_DIR because the shared storage could not be reached. */
   fromCache?: boolean
   /**
-   * The local copy, newer than what the shared storage holds: the storage went back to an older
-   * certificate (a restored dump, or values written back by someone who kept them). Its expiry.
+   * The local copy was issued later than what the shared storage holds: the storage went back to an
+   * older certificate (a restored dump, or values written back by someone who kept them). The
+   * older certificate's expiry.
    */
   rolledBackTo?: Date
 }
@@ -167,10 +168,11 @@ export class AcmeStore {
       if (own !== null) {
         if (this.cache !== null) {
           // Sealing proves a value was written by a holder of TLS_STORAGE_KEYS, not that it is the
-          // latest: a local copy that is newer and in date wins, and is not overwritten.
+          // latest: a local copy issued later and in date wins, and is not overwritten. (Issued:
+          // notBefore. A later certificate may expire sooner, after a switch to short-lived ones.)
           const local = await this.readFrom(this.cache, base, names, now).catch(() => null)
           if (local !== null && local.inDate && local.missing.length === 0 &&
-            local.pair.info.notAfter.getTime() > own.pair.info.notAfter.getTime()) {
+            local.pair.info.notBefore.getTime() > own.pair.info.notBefore.getTime()) {
             return { ...local, fromCache: true, rolledBackTo: own.pair.info.notAfter }
           }
           await this.mirror(base, own).catch(() => {})
