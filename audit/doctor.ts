@@ -21,6 +21,8 @@ import { PRELOAD_MIN_MAX_AGE } from '../schemas/hsts.ts'
 import { metricsExposure } from '../schemas/metrics.ts'
 import { proxyPresets } from '../schemas/proxy-trust.ts'
 import { isPublishedSessionKey, SESSION_KEY_BYTES, sessionKeyWeakness } from '../schemas/secure-session.ts'
+import { certificateFiles } from '../schemas/tls.ts'
+import { checkPrivateDir } from '../storage/private-dir.ts'
 import { assertUsablePair, chainProblems, inspectCertificate, uncoveredHosts, type CertificateInfo } from '../tls/inspect.ts'
 import { doctorChecks, doctorCheckIds, EXPIRY_WARNING_DAYS, HSTS_MIN_RECOMMENDED, type DoctorCheckId } from './checks.ts'
 import { keyFingerprint } from './keygen.ts'
@@ -225,15 +227,22 @@ function describeFsError (error: unknown, path: string): string {
   return `${path} cannot be read (${(error as Error).message})`
 }
 
-interface CertificateFacts {
+interface PairFacts {
+  certFile: string
+  keyFile: string
   info: CertificateInfo | null
   problems: string[]
 }
 
-async function readCertificateFiles (facts: Facts, now: number): Promise<CertificateFacts> {
+interface CertificateFacts {
+  /** One entry per pair of TLS_CERT_FILE and TLS_KEY_FILE (comma-separated lists, paired by position). */
+  pairs: PairFacts[]
+  problems: string[]
+}
+
+async function readCertificatePair (certFile: string, keyFile: string, facts: Facts, now: number, several: boolean): Promise<PairFacts> {
   const problems: string[] = []
-  const certFile = facts.certFile as string
-  const keyFile = facts.keyFile as string
+  const which = several ? ` (the pair ${certFile}, ${keyFile})` : ''
   let certPem: string | undefined
   let keyPem: string | undefined
   let info: CertificateInfo | null = null
@@ -242,17 +251,21 @@ async function readCertificateFiles (facts: Facts, now: number): Promise<Certifi
   } catch (error) {
     problems.push(`TLS_CERT_FILE: ${describeFsError(error, certFile)}`)
   }
-  try {
-    keyPem = await readFile(keyFile, 'utf8')
-  } catch (error) {
-    problems.push(`TLS_KEY_FILE: ${describeFsError(error, keyFile)}`)
+  if (keyFile === '') {
+    problems.push(`TLS_KEY_FILE: no key for ${certFile}; TLS_CERT_FILE and TLS_KEY_FILE must list as many files, paired by position`)
+  } else {
+    try {
+      keyPem = await readFile(keyFile, 'utf8')
+    } catch (error) {
+      problems.push(`TLS_KEY_FILE: ${describeFsError(error, keyFile)}`)
+    }
   }
   if (certPem !== undefined) {
     try {
       info = inspectCertificate(certPem)
-      problems.push(...chainProblems(certPem).map((problem) => `TLS_CERT_FILE: ${problem}`))
+      problems.push(...chainProblems(certPem).map((problem) => `TLS_CERT_FILE${which}: ${problem}`))
     } catch (error) {
-      problems.push(`TLS_CERT_FILE: ${(error as Error).message}`)
+      problems.push(`TLS_CERT_FILE${which}: ${(error as Error).message}`)
     }
   }
   if (certPem !== undefined && keyPem !== undefined && info !== null) {
@@ -262,6 +275,15 @@ async function readCertificateFiles (facts: Facts, now: number): Promise<Certifi
       problems.push(`TLS_CERT_FILE/TLS_KEY_FILE: ${(error as Error).message}`)
     }
   }
+  return { certFile, keyFile, info, problems }
+}
+
+async function readCertificateFiles (facts: Facts, now: number): Promise<CertificateFacts> {
+  const listed = certificateFiles({ certFile: facts.certFile as string, keyFile: facts.keyFile as string })
+  const keys = (facts.keyFile as string).split(',').length
+  const pairs = await Promise.all(listed.map(({ certFile, keyFile }) => readCertificatePair(certFile, keyFile, facts, now, listed.length > 1)))
+  const problems = pairs.flatMap((pair) => pair.problems)
+  if (keys > listed.length) problems.push(`TLS_KEY_FILE lists ${keys} files and TLS_CERT_FILE ${listed.length}; they are paired by position`)
   if (facts.caFile !== undefined) {
     try {
       const ca = await readFile(facts.caFile, 'utf8')
@@ -270,7 +292,7 @@ async function readCertificateFiles (facts: Facts, now: number): Promise<Certifi
       problems.push(`TLS_CA_FILE: ${describeFsError(error, facts.caFile)}`)
     }
   }
-  return { info, problems }
+  return { pairs, problems }
 }
 
 /** Why TLS_DIR cannot be used, or null; with a note when it will be created. */
@@ -298,7 +320,15 @@ async function dirProblem (dir: string): Promise<{ problem: string | null, note:
         note: ''
       }
     }
-    return { problem: null, note: target === absolute ? `TLS_DIR ${absolute} is writable` : `TLS_DIR ${absolute} does not exist yet; it will be created in ${target}, which is writable` }
+    if (target === absolute) {
+      // What the app checks at start (storage/private-dir.ts): its owner, and no one else may write.
+      try {
+        await checkPrivateDir(absolute, { variable: 'TLS_DIR' })
+      } catch (error) {
+        return { problem: (error as Error).message, note: '' }
+      }
+    }
+    return { problem: null, note: target === absolute ? `TLS_DIR ${absolute} is writable, by this user only` : `TLS_DIR ${absolute} does not exist yet; it will be created in ${target}, which is writable` }
   }
 }
 
@@ -367,7 +397,8 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
   const files = mode === 'files' && facts.certFile !== undefined && facts.keyFile !== undefined
   const certificate = files ? await readCertificateFiles(facts, now) : null
   if (mode === 'self-signed') set('SH-TLS-002', 'fail', 'TLS_MODE=self-signed: browsers reject self-signed certificates')
-  if (certificate?.info?.selfSigned === true) set('SH-TLS-002', 'fail', `TLS_CERT_FILE ${facts.certFile ?? ''} holds a self-signed certificate (${certificate.info.subject}): browsers reject it`)
+  const selfSigned = certificate?.pairs.find((pair) => pair.info?.selfSigned === true)
+  if (selfSigned !== undefined) set('SH-TLS-002', 'fail', `TLS_CERT_FILE ${selfSigned.certFile} holds a self-signed certificate (${selfSigned.info?.subject ?? ''}): browsers reject it`)
   if (mode === 'off') set('SH-TLS-003', 'fail', 'TLS_MODE=off: the app speaks plain HTTP')
   for (const id of ['SH-TLS-002', 'SH-TLS-003'] as const) set(id, mode === undefined ? 'skip' : 'pass', mode === undefined ? 'TLS_MODE is not set' : `TLS_MODE=${mode}`)
   if (mode === 'files') set('SH-TLS-004', 'pass', `TLS_CERT_FILE=${facts.certFile ?? ''} TLS_KEY_FILE=${facts.keyFile ?? ''}`)
@@ -405,23 +436,30 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
     set('SH-PROXY-004', 'pass', `TRUST_PROXY=${trustText(facts.trust)}`)
   }
 
-  // Certificate files: what the tls plugin would load.
+  // Certificate files: what the tls plugin would load (several pairs are chosen by SNI).
   if (files && certificate !== null) {
-    if (certificate.problems.length > 0) set('SH-TLS-005', 'fail', certificate.problems.join('; '))
-    const { info } = certificate
-    if (info !== null) {
-      set('SH-TLS-005', 'pass', `${info.subject}, issued by ${info.issuer}, ${info.keyType}, fingerprint ${info.fingerprint.slice(0, 23)}...`)
-      const missing = uncoveredHosts(info.sans, facts.allowedHosts)
+    const infos = certificate.pairs.map((pair) => pair.info).filter((info): info is CertificateInfo => info !== null)
+    if (certificate.problems.length > 0) {
+      set('SH-TLS-005', 'fail', certificate.problems.join('; '))
+    } else {
+      set('SH-TLS-005', 'pass', infos.map((info) => `${info.subject}, issued by ${info.issuer}, ${info.keyType}, fingerprint ${info.fingerprint.slice(0, 23)}...`).join('; '))
+    }
+    if (infos.length > 0) {
+      const sans = infos.flatMap((info) => info.sans)
+      const missing = uncoveredHosts(sans, facts.allowedHosts)
+      const one = infos.length === 1 ? 'the certificate' : 'the certificates'
       if (facts.allowedHosts.length === 0) set('SH-TLS-006', 'skip', 'ALLOWED_HOSTS is empty')
-      else if (missing.length > 0) set('SH-TLS-006', 'fail', `ALLOWED_HOSTS ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in the certificate (it covers ${info.sans.join(', ') || 'no names'}); browsers will refuse ${missing.length === 1 ? 'it' : 'them'}`)
-      else set('SH-TLS-006', 'pass', `the certificate covers ${facts.allowedHosts.join(', ')}`)
-      const daysLeft = Math.floor((info.notAfter.getTime() - now) / DAY)
+      else if (missing.length > 0) set('SH-TLS-006', 'fail', `ALLOWED_HOSTS ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in ${one} (${infos.length === 1 ? 'it covers' : 'they cover'} ${sans.join(', ') || 'no names'}); browsers will refuse ${missing.length === 1 ? 'it' : 'them'}`)
+      else set('SH-TLS-006', 'pass', `${one} cover${infos.length === 1 ? 's' : ''} ${facts.allowedHosts.join(', ')}`)
+      const soonest = infos.reduce((a, b) => (b.notAfter.getTime() < a.notAfter.getTime() ? b : a))
+      const daysLeft = Math.floor((soonest.notAfter.getTime() - now) / DAY)
+      const named = infos.length === 1 ? 'the certificate' : `the certificate for ${soonest.sans[0] ?? soonest.subject}`
       if (daysLeft < EXPIRY_WARNING_DAYS) {
         set('SH-TLS-007', 'fail', daysLeft < 0
-          ? `the certificate expired ${-daysLeft} days ago (${info.notAfter.toISOString()})`
-          : `the certificate expires in ${daysLeft} days (${info.notAfter.toISOString()})`)
+          ? `${named} expired ${-daysLeft} days ago (${soonest.notAfter.toISOString()})`
+          : `${named} expires in ${daysLeft} days (${soonest.notAfter.toISOString()})`)
       } else {
-        set('SH-TLS-007', 'pass', `${daysLeft} days left (until ${info.notAfter.toISOString()})`)
+        set('SH-TLS-007', 'pass', `${daysLeft} days left (until ${soonest.notAfter.toISOString()})`)
       }
     } else {
       set('SH-TLS-006', 'skip', 'the certificate could not be read')
@@ -430,17 +468,25 @@ async function runChecks (facts: Facts, issues: readonly ConfigIssue[], options:
     if (process.platform === 'win32') {
       set('SH-TLS-008', 'skip', 'file modes are not checked on Windows')
     } else {
-      try {
-        const keyMode = (await stat(facts.keyFile as string)).mode & 0o777
-        const shown = keyMode.toString(8).padStart(4, '0')
-        if ((keyMode & 0o077) !== 0) {
-          set('SH-TLS-008', 'fail', `TLS_KEY_FILE ${facts.keyFile ?? ''} has mode ${shown}: ${(keyMode & 0o004) !== 0 ? 'every user on the machine' : (keyMode & 0o040) !== 0 ? 'its group' : 'others'} can ${(keyMode & 0o044) !== 0 ? 'read' : 'reach'} the private key`)
-        } else {
-          set('SH-TLS-008', 'pass', `TLS_KEY_FILE has mode ${shown}`)
+      const open: string[] = []
+      const unread: string[] = []
+      const modes: string[] = []
+      for (const { keyFile } of certificate.pairs) {
+        if (keyFile === '') continue
+        try {
+          const keyMode = (await stat(keyFile)).mode & 0o777
+          const shown = keyMode.toString(8).padStart(4, '0')
+          modes.push(shown)
+          if ((keyMode & 0o077) !== 0) {
+            open.push(`TLS_KEY_FILE ${keyFile} has mode ${shown}: ${(keyMode & 0o004) !== 0 ? 'every user on the machine' : (keyMode & 0o040) !== 0 ? 'its group' : 'others'} can ${(keyMode & 0o044) !== 0 ? 'read' : 'reach'} the private key`)
+          }
+        } catch (error) {
+          unread.push(`TLS_KEY_FILE: ${describeFsError(error, keyFile)}`)
         }
-      } catch (error) {
-        set('SH-TLS-008', 'skip', `TLS_KEY_FILE: ${describeFsError(error, facts.keyFile as string)}`)
       }
+      if (open.length > 0) set('SH-TLS-008', 'fail', open.join('; '))
+      else if (modes.length === 0) set('SH-TLS-008', 'skip', unread.join('; ') || 'no key file')
+      else set('SH-TLS-008', 'pass', `TLS_KEY_FILE has mode ${[...new Set(modes)].join(', ')}${unread.length > 0 ? `; ${unread.join('; ')}` : ''}`)
     }
   } else {
     const why = mode === 'files' ? 'the certificate files are not set' : `TLS_MODE=${mode ?? '(unset)'} uses no certificate files`

@@ -26,7 +26,7 @@ function cli (args: string[], env: Record<string, string> = {}): Promise<Run> {
 }
 
 function failedIds (report: DoctorReport): string[] {
-  return report.checks.filter((check) => check.status === 'fail').map((check) => check.id)
+  return report.checks.filter((check) => check.status === 'fail').map((check) => check.id).sort()
 }
 
 t.before(() => {
@@ -169,6 +169,33 @@ t.test('risky settings are warnings, each named by its id, and exit 0', async (t
   t.equal(acme.code, 0, acme.stdout)
   t.same(failed(acme), ['SH-HSTS-002', 'SH-PROXY-004', 'SH-TLS-009'].map((id) => `warning ${id}`), 'each risky setting of the acme environment')
   t.match(acme.stdout, /uniquelocal trusts the whole of 10\.0\.0\.0\/8, 172\.16\.0\.0\/12, 192\.168\.0\.0\/16, fc00::\/7/)
+})
+
+t.test('several certificate pairs (TLS_CERT_FILE and TLS_KEY_FILE as lists, chosen by SNI): each pair checked, each key file\'s mode', async (t) => {
+  const shop = await pki.leaf({ hosts: ['shop.example.com'] })
+  const shopCert = file('shop-cert.pem', shop.fullchain, 0o644)
+  const shopKey = file('shop-key.pem', shop.key)
+  const pairs = { ...goodEnv, TLS_CERT_FILE: `${certFile},${shopCert}`, TLS_KEY_FILE: `${keyFile},${shopKey}`, ALLOWED_HOSTS: 'app.example.com,www.example.com,shop.example.com' }
+  const baseline = failedIds(await doctor(goodEnv))
+  const report = await doctor(pairs)
+  t.same(failedIds(report), baseline, 'a valid list of pairs passes the certificate checks (the rest as for one pair)')
+  t.match(report.checks.find((check) => check.id === 'SH-TLS-006')?.message, /the certificates cover app\.example\.com, www\.example\.com, shop\.example\.com/)
+  chmodSync(shopKey, 0o644)
+  const open = await doctor(pairs)
+  t.same(failedIds(open), [...baseline, 'SH-TLS-008'].sort(), 'one key file readable by everyone fails SH-TLS-008')
+  t.match(open.checks.find((check) => check.id === 'SH-TLS-008')?.message, new RegExp(`TLS_KEY_FILE ${shopKey.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has mode 0644`), 'naming that file')
+  const mismatched = await doctor({ ...pairs, TLS_KEY_FILE: `${shopKey},${keyFile}` })
+  t.match(mismatched.checks.find((check) => check.id === 'SH-TLS-005')?.message, /private key .* does not match/, 'keys swapped between pairs are caught')
+})
+
+t.test('SH-TLS-009 applies the app\'s own check of TLS_DIR: owned by this user, writable by no one else', async (t) => {
+  const shared = join(dir, 'shared-tls')
+  mkdirSync(shared)
+  chmodSync(shared, 0o777)
+  const report = await doctorConfig(resolveConfig({ tls: { dir: shared } }))
+  const check = report.checks.find((c) => c.id === 'SH-TLS-009')
+  t.equal(check?.status, 'fail', 'a TLS_DIR of mode 0777 fails, as the app refuses it at start')
+  t.match(check?.message, /writable by other users \(mode 0?777\).*chmod 700/)
 })
 
 t.test('--json gives the same verdict as data', async (t) => {
