@@ -65,17 +65,23 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
     config.production
       ? 'fastify-secure-https: production rules on (NODE_ENV is not unset, development, dev or test)'
       : 'fastify-secure-https: development mode (NODE_ENV unset, development, dev or test); the production rules are off')
+  // Hooks run in the order they were added: @fastify/cors registered before the suite answers
+  // preflights in its own onRequest hook, before host authorization, HSTS and the cross-site check.
+  if (fastify.hasPlugin('@fastify/cors')) {
+    fastify.log.warn('@fastify/cors is registered before fastify-secure-https: its preflight answers (OPTIONS) skip host authorization and HSTS. Register secureHttps first, then @fastify/cors and the routes')
+  }
   // The connection cap is a property of Node's server, not a construction option of Fastify's.
   if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
     fastify.server.maxConnections = config.listener.maxConnections
   }
   // One onRequest and one onSend hook for the synchronous request work of proxy trust, host
-  // authorization, HSTS, the security headers and the cookie session (plugins/hook-chain.ts), added
+  // authorization, HSTS, cross-site protection, the security headers and the cookie session
+  // (plugins/hook-chain.ts), added
   // before any of the parts, so that they run where the first of their own hooks would have. HSTS
   // now runs before the redirect hook (HTTPS_REDIRECT_MODE=hook) instead of after it: the one acts
   // on secure requests only and the other on plain ones, so no request sees a difference.
   const chain = addChainHooks(fastify, {
-    request: config.proxyTrust !== false || config.hostAuthorization !== false || config.hsts !== false,
+    request: config.proxyTrust !== false || config.hostAuthorization !== false || config.hsts !== false || config.crossSite !== false,
     send: config.securityHeaders !== false || (config.secureSession !== false && isCookieSession(config.secureSession))
   })
   // Metrics first: they hear the certificate loaded at register time.
@@ -86,7 +92,7 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   if (config.httpsRedirect !== false) await fastify.register(httpsRedirect, config.httpsRedirect)
   if (config.hsts !== false) await fastify.register(hsts, withChain(config.hsts, chain))
   if (config.securityHeaders !== false) await fastify.register(securityHeaders, withChain(config.securityHeaders, chain))
-  if (config.crossSite !== false) await fastify.register(crossSite, config.crossSite)
+  if (config.crossSite !== false) await fastify.register(crossSite, withChain(config.crossSite, chain))
   // In development a session key is kept under TLS_DIR (made once, 0600), so that a restart does
   // not log the developer out; production requires SESSION_KEYS (the schema refuses to start without).
   let session: StartupFacts['session'] = { source: 'off' }

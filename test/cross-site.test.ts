@@ -7,6 +7,8 @@ import t from 'tap'
 import { crossSite, loadConfig, proxyTrust } from '../index.ts'
 import { crossSiteVerdict, ownOrigin } from '../plugins/cross-site.ts'
 import { normalizeOrigin } from '../schemas/cross-site.ts'
+import { startApp } from './helpers/app.ts'
+import { request } from './helpers/http.ts'
 import { captureLogs } from './helpers/logs.ts'
 
 async function build (options: Parameters<typeof crossSite>[1] = {}) {
@@ -98,4 +100,27 @@ t.test('units', async (t) => {
   t.equal(normalizeOrigin('https://user@a.test'), null)
   t.equal(normalizeOrigin('ftp://a.test'), null)
   t.equal(normalizeOrigin('https://a.test?x'), null)
+})
+
+t.test('through the aggregate the check runs before the session and the app\'s hooks, and covers 404s', async (t) => {
+  let childHookRuns = 0
+  const s = await startApp({}, async (app) => {
+    app.post('/transfer', async () => 'done')
+    await app.register(async (child) => {
+      child.addHook('onRequest', async () => { childHookRuns++ })
+      child.post('/child/transfer', async () => 'done')
+      child.setNotFoundHandler(async (_request, reply) => reply.code(404).send('child 404'))
+    })
+  })
+  t.teardown(() => s.close())
+  const post = (path: string, headers: Record<string, string>): ReturnType<typeof request> =>
+    request(`${s.url}${path}`, { method: 'POST', ca: s.cert ?? undefined, headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.test', ...headers } })
+  const withCookie = await post('/transfer', { cookie: '__Host-session=garbage!' })
+  t.equal(withCookie.status, 403, 'refused')
+  t.equal(withCookie.headers['set-cookie'], undefined, 'the session was not opened: no cookie to expire')
+  t.equal(s.logs.events('session.tampered').length, 0, 'and no session event for a request refused anyway')
+  t.equal((await post('/child/transfer', {})).status, 403)
+  t.equal(childHookRuns, 0, 'the app\'s own hooks do not run for a refused request')
+  t.equal((await post('/child/missing', {})).status, 403, 'a POST to a path no route has is checked too')
+  t.equal(childHookRuns, 0)
 })

@@ -6,6 +6,7 @@
  * header for header, whichever way it is assembled, over real TLS sockets.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import secureHttps, { hostAuthorization, hsts, memorySessionStore, proxyTrust, resolveConfig, secureSession, securityHeaders, serverOptions } from '../index.ts'
@@ -59,10 +60,29 @@ t.test('through the aggregate: one onRequest and one onSend hook of the suite pe
   await app.ready()
   const { onRequest, onSend } = hooksOf(app)
   t.same(onRequest.slice(0, 2), ['appsOwnFirst', 'secureHttpsRequest'], 'the app\'s earlier hook first, then the suite\'s single request hook')
-  t.same(onRequest.filter((name) => ['proxyTrustCheck', 'hostAuthorization', 'hstsHeader'].includes(name)), [], 'no hook of its own for proxy trust, host authorization or HSTS')
+  t.same(onRequest.filter((name) => ['proxyTrustCheck', 'hostAuthorization', 'hstsHeader', 'crossSiteCheck'].includes(name)), [], 'no hook of its own for proxy trust, host authorization, HSTS or the cross-site check')
   t.equal(onRequest.at(-1), 'onRequestCookie', 'the session\'s view still comes after @fastify/secure-session opened the cookie')
   t.equal(onSend[0], 'secureHttpsSend', 'the suite\'s single send hook runs first, before @fastify/secure-session\'s')
   t.same(onSend.filter((name) => ['securityHeaders', 'onSendCookie'].includes(name)), [], 'no hook of its own for the headers or the cookie')
+})
+
+t.test('@fastify/cors registered before the suite: a warning that its preflights skip the suite\'s checks', async (t) => {
+  const config = resolveConfig({ tls: false, secureSession: false, httpsRedirect: false })
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } } } }) as unknown as FastifyInstance
+  t.teardown(() => app.close())
+  // The name is what matters: hasPlugin('@fastify/cors'), as @fastify/cors registers under it.
+  await app.register(fp(async () => {}, { name: '@fastify/cors' }))
+  await app.register(secureHttps, config)
+  await app.ready()
+  t.ok(lines.some((line) => line.level === 40 && /@fastify\/cors is registered before fastify-secure-https.*Register secureHttps first/.test(line.msg)), 'warned, with the fix')
+  const after = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } } } }) as unknown as FastifyInstance
+  t.teardown(() => after.close())
+  lines.length = 0
+  await after.register(secureHttps, config)
+  await after.register(fp(async () => {}, { name: '@fastify/cors' }))
+  await after.ready()
+  t.notOk(lines.some((line) => /@fastify\/cors/.test(line.msg)), 'registered after it: no warning')
 })
 
 t.test('the aggregate adds its send hook only when a part has a send step: cookie sessions or the headers', async (t) => {
