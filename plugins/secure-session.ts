@@ -304,9 +304,11 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       if (cookie[CREATED_KEY] === undefined) cookie[CREATED_KEY] = now
       // Nothing is stored for a session that holds nothing of its own (an anonymous visitor with a
       // CSRF secret, which stays in the cookie).
+      let created = false
       if (state.id === null && Object.keys(state.values).length > 0) {
         state.id = randomBytes(32).toString('base64url')
         cookie[STORE_ID_KEY] = state.id
+        created = true
       }
       const ttl = sessionEnd(policy, cookie[CREATED_KEY] as number, cookie[WRITTEN_KEY] as number) - now
       if (ttl <= 0) {
@@ -314,7 +316,9 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
         return
       }
       if (state.id !== null) {
-        if (state.valuesChanged || s.touch === undefined) await s.set(state.id, state.values, ttl)
+        // A loaded id is written only while it still exists: a logout or revocation that happened
+        // while this request ran is not undone (SessionStore.set's `existing`).
+        if (state.valuesChanged || s.touch === undefined) await s.set(state.id, state.values, ttl, { existing: !created })
         else if (cookie.changed) await s.touch(state.id, ttl)
       }
     } catch (error) {

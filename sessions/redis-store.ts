@@ -81,10 +81,13 @@ function unavailable (message: string, cause: unknown): Error {
   return error
 }
 
-// KEYS: session, tombstone, owner index. ARGV: data JSON, ttl s, id, owner ('' = none), owner-index prefix.
+// KEYS: session, tombstone, owner index. ARGV: data JSON, ttl s, id, owner ('' = none), owner-index
+// prefix, '1' when the id was loaded by this request (then it is written only while it still exists:
+// a session ended meanwhile, by logout or revokeUser, is not brought back).
 // The owner index is a sorted set scored by expiry: ended entries are dropped by score, O(log n).
 const SET_SCRIPT = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = redis.call('HGET', KEYS[1], 'u')
 if old and old ~= '' and old ~= ARGV[4] then redis.call('ZREM', ARGV[5] .. old, ARGV[3]) end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', ARGV[4])
@@ -95,6 +98,20 @@ if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[3], now + ttl, ARGV[3])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('TTL', KEYS[3]) < ttl then redis.call('EXPIRE', KEYS[3], ttl) end
+end
+return 1
+`
+
+// KEYS: session. ARGV: ttl s, id, owner-set prefix. Extends a session that still exists, data untouched.
+const TOUCH_SCRIPT = `
+if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+local u = redis.call('HGET', KEYS[1], 'u')
+if u and u ~= '' then
+  local now = tonumber(redis.call('TIME')[1])
+  local ttl = tonumber(ARGV[1])
+  local owners = ARGV[3] .. u
+  redis.call('ZADD', owners, now + ttl, ARGV[2])
+  if redis.call('TTL', owners) < ttl then redis.call('EXPIRE', owners, ttl) end
 end
 return 1
 `
@@ -132,7 +149,8 @@ return n
 const TOMBSTONE_MS = 10 * 60 * 1000
 
 type ScriptClient = Redis & {
-  sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string): Promise<number>
+  sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string, existing: string): Promise<number>
+  sessionTouch (session: string, ttl: number, id: string, ownerPrefix: string): Promise<number>
   sessionDestroy (session: string, tombstone: string, id: string, ownerPrefix: string, tombstoneMs: number): Promise<number>
   sessionRevoke (owners: string, sessionPrefix: string, tombstonePrefix: string, tombstoneMs: number): Promise<number>
 }
@@ -159,6 +177,7 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
   // ioredis is an optional peer dependency, loaded only when a store is made without a client.
   const client = (options.client ?? new (requireOptional('ioredis', () => createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis)(options.url as string, failFastOptions(timeout))) as ScriptClient
   client.defineCommand('sessionSet', { numberOfKeys: 3, lua: SET_SCRIPT })
+  client.defineCommand('sessionTouch', { numberOfKeys: 1, lua: TOUCH_SCRIPT })
   client.defineCommand('sessionDestroy', { numberOfKeys: 2, lua: DESTROY_SCRIPT })
   client.defineCommand('sessionRevoke', { numberOfKeys: 1, lua: REVOKE_SCRIPT })
   const address = where(client)
@@ -194,10 +213,15 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       const json = await run('get', () => client.hget(sessionKey(id), 'd'))
       return json === null ? null : JSON.parse(json) as StoredSessionData
     },
-    async set (id, data, ttlSeconds) {
+    async set (id, data, ttlSeconds, options) {
       const owner = ownerOf(data)
       const ttl = Math.max(1, Math.ceil(ttlSeconds))
-      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`))
+      const existing = options?.existing === true ? '1' : '0'
+      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, existing))
+    },
+    async touch (id, ttlSeconds) {
+      const ttl = Math.max(1, Math.ceil(ttlSeconds))
+      await run('touch', () => client.sessionTouch(sessionKey(id), ttl, id, `${prefix}u:`))
     },
     async destroy (id) {
       await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`, TOMBSTONE_MS))

@@ -8,6 +8,12 @@
 /** What a store keeps for one session: the values set with `request.session.set()`. */
 export type StoredSessionData = Record<string, unknown>
 
+/** How `SessionStore.set` is asked to write. */
+export interface SessionSetOptions {
+  /** The id was loaded by this request (not made for it): write only if the entry still exists. */
+  existing?: boolean
+}
+
 /**
  * A server-side session store (Redis, a database, memory). Ids are 256-bit random strings made by
  * the plugin (base64url); stores treat them as opaque keys. Every method may reject: a rejection
@@ -16,8 +22,13 @@ export type StoredSessionData = Record<string, unknown>
 export interface SessionStore {
   /** The data stored under `id`, or null when there is none (never stored, destroyed or expired). */
   get (id: string): Promise<StoredSessionData | null>
-  /** Stores `data` under `id`, replacing what was there, to expire after `ttlSeconds` (at least 1). */
-  set (id: string, data: StoredSessionData, ttlSeconds: number): Promise<void>
+  /**
+   * Stores `data` under `id`, replacing what was there, to expire after `ttlSeconds` (at least 1).
+   * With `existing: true` the id was loaded by this request: write only if the entry is still there,
+   * so that a request in flight when the session was ended (logout, `regenerate()`, revocation)
+   * cannot bring it back. A store that ignores the option lets such a request restore it.
+   */
+  set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<void>
   /** Removes `id` (logout, regenerate). Removing an unknown id is not an error. */
   destroy (id: string): Promise<void>
   /**
@@ -74,7 +85,12 @@ export function memorySessionStore (options: MemorySessionStoreOptions = {}): Me
       // A copy, as a networked store would give: the caller's changes do not leak into the store.
       return JSON.parse(entry.data) as StoredSessionData
     },
-    async set (id, data, ttlSeconds) {
+    async set (id, data, ttlSeconds, options) {
+      if (options?.existing === true) {
+        const entry = entries.get(id)
+        // Ended (destroyed, or past its time) while the request that loaded it ran: not brought back.
+        if (entry === undefined || entry.expires <= now()) return
+      }
       entries.set(id, { data: JSON.stringify(data), expires: now() + ttlSeconds * 1000 })
       // Amortised cleanup of abandoned sessions, so memory does not grow without bound.
       if (++writes % 1000 === 0) sweep()

@@ -190,3 +190,53 @@ t.test('fastify.sessions.revokeUser from a route: a store failure is a generic 5
   t.equal(response.status, 503)
   assertNoLeak(t, response, redis, 'revokeUser')
 })
+
+t.test('a request in flight at logout or revocation cannot bring the session back; a renewal does not rewrite the data', async (t) => {
+  if (requirePrograms(t, ['redis-server']) === null) return
+  const redis = await startRedis()
+  t.teardown(() => redis.close())
+  const store = redisSessionStore({ url: redis.url })
+  t.teardown(() => store.close())
+  await store.ready()
+
+  // The store itself: a loaded id is written only while it exists; touch() extends without rewriting.
+  await store.set('a', { user: 'alice', role: 'admin' }, 60)
+  await store.set('a', { user: 'alice', role: 'user' }, 60, { existing: true })
+  t.same(await store.get('a'), { user: 'alice', role: 'user' }, 'an existing entry is written')
+  await store.touch('a', 120)
+  t.same(await store.get('a'), { user: 'alice', role: 'user' }, 'touch() leaves the data as it is')
+  t.ok(Number(await redis.cli('TTL', 'secure-https:s:a')) > 60, 'and extends its time')
+  await redis.cli('DEL', 'secure-https:s:a')
+  await store.set('a', { user: 'alice', role: 'admin' }, 60, { existing: true })
+  t.same(await store.get('a'), null, 'a loaded id that is gone (ended, expired, evicted with its tombstone) is not written back')
+  await store.touch('a', 60)
+  t.same(await store.get('a'), null, 'nor touched back')
+
+  // Through the plugin: the request holds the session from before the logout.
+  const s = await startApp({ secureSession: { keys: [key()], store } }, (app) => {
+    routes(app)
+    app.post('/logout', { config: { csrf: false } }, async (request) => { request.session.delete(); return { ok: true } })
+    app.post('/slow', { config: { csrf: false } }, async (request) => {
+      started()
+      await proceed
+      request.session.set('lastSeen', 1)
+      return { ok: true }
+    })
+  })
+  t.teardown(() => s.close())
+  const send = client(s)
+  let started: () => void = () => {}
+  let release: () => void = () => {}
+  const reached = new Promise<void>((resolve) => { started = resolve })
+  const proceed = new Promise<void>((resolve) => { release = resolve })
+  const cookie = cookieOf(await send('POST', '/login?user=alice'))
+  const slow = send('POST', '/slow', { cookie })
+  await reached
+  await send('POST', '/logout', { cookie })
+  t.same(JSON.parse((await send('GET', '/me', { cookie })).body), { user: null }, 'logged out')
+  // The tombstone guards for 10 minutes; the existence check holds after it too.
+  await redis.cli('EVAL', "for _, k in ipairs(redis.call('KEYS', 'secure-https:r:*')) do redis.call('DEL', k) end return 1", '0')
+  release()
+  t.equal((await slow).status, 200, 'the request in flight ends normally')
+  t.same(JSON.parse((await send('GET', '/me', { cookie })).body), { user: null }, 'and the copy of the cookie stays logged out')
+})

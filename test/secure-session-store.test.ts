@@ -146,3 +146,32 @@ t.test('the memory store does not bring an expired entry back on touch', async (
   await store.touch?.('a', 10)
   t.equal(await store.get('a'), null, 'a touch after the end does not revive it')
 })
+
+t.test('memorySessionStore: a request in flight at logout cannot write the session back', async (t) => {
+  const store = memorySessionStore()
+  let started: () => void = () => {}
+  let release: () => void = () => {}
+  const reached = new Promise<void>((resolve) => { started = resolve })
+  const proceed = new Promise<void>((resolve) => { release = resolve })
+  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app) => {
+    routes(app)
+    app.post('/slow', async (request) => {
+      started()
+      await proceed
+      request.session.set('note', 'late')
+      return { ok: true }
+    })
+  })
+  t.teardown(() => s.close())
+  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
+    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+  const cookie = cookieOf(await send('POST', '/login'))
+  const slow = send('POST', '/slow', cookie)
+  await reached
+  await send('POST', '/logout', cookie)
+  t.same(JSON.parse((await send('GET', '/read', cookie)).body).user, null, 'logged out')
+  release()
+  t.equal((await slow).status, 200)
+  t.same(JSON.parse((await send('GET', '/read', cookie)).body), { user: null, note: null }, 'the copy of the cookie stays logged out')
+  t.equal(store.size, 0, 'nothing was written back')
+})
