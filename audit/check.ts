@@ -103,7 +103,7 @@ export interface SiteReport extends ReportSummary {
   protocols: ProtocolProbe[]
   negotiated: { protocol: string | null, cipher: string, alpn: string | null } | null
   certificate: SiteCertificate | null
-  hsts: { header: string | null, maxAge: number | null, includeSubDomains: boolean, preload: boolean }
+  hsts: { header: string | null, maxAge: number | null, includeSubDomains: boolean, preload: boolean, invalid?: string }
   redirect: { url: string, status: number | null, location: string | null, error: string | null }
   cookies: SiteCookie[]
   checks: CheckResult[]
@@ -382,20 +382,32 @@ async function get (target: Target, url: URL, secure: boolean): Promise<HttpOutc
   })
 }
 
-/** Parses a Strict-Transport-Security value (RFC 6797 section 6.1). @internal */
+/**
+ * Parses a Strict-Transport-Security value as browsers do (RFC 6797 sections 6.1 and 8.1): each
+ * directive at most once and a max-age of digits, or the whole header is ignored; then `invalid`
+ * says why and no policy is reported. @internal
+ */
 export function parseHsts (header: string | undefined): SiteReport['hsts'] {
   if (header === undefined) return { header: null, maxAge: null, includeSubDomains: false, preload: false }
+  const ignored = (invalid: string): SiteReport['hsts'] => ({ header, maxAge: null, includeSubDomains: false, preload: false, invalid })
   let maxAge: number | null = null
   let includeSubDomains = false
   let preload = false
+  const seen = new Set<string>()
   for (const directive of header.split(';')) {
     const [rawName = '', ...rest] = directive.split('=')
     const name = rawName.trim().toLowerCase()
+    if (name === '' && rest.length === 0) continue
+    if (seen.has(name)) return ignored(`the ${name} directive appears twice, so browsers ignore the whole header`)
+    seen.add(name)
     const value = rest.join('=').trim().replace(/^"(.*)"$/, '$1')
-    if (name === 'max-age' && /^\d+$/.test(value)) maxAge = Number(value)
-    else if (name === 'includesubdomains') includeSubDomains = true
+    if (name === 'max-age') {
+      if (!/^\d+$/.test(value)) return ignored('max-age is not a number of seconds, so browsers ignore the whole header')
+      maxAge = Number(value)
+    } else if (name === 'includesubdomains') includeSubDomains = true
     else if (name === 'preload') preload = true
   }
+  if (maxAge === null) return ignored('it has no max-age, so browsers ignore it')
   return { header, maxAge, includeSubDomains, preload }
 }
 
@@ -598,7 +610,12 @@ export async function checkSite (url: string | URL, options: CheckSiteOptions = 
     const { maxAge } = report.hsts
     if (report.hsts.header === null || maxAge === null || maxAge === 0) {
       const local = isLocalHostname(target.hostname) ? '; note that fastify-secure-https never sends HSTS to localhost or loopback addresses: check the real host name, with --connect-to for a local server' : ''
-      set('SH-LIVE-020', 'fail', `${report.hsts.header === null ? 'no Strict-Transport-Security header' : `Strict-Transport-Security: ${report.hsts.header} turns HSTS off`} on ${page.status} ${target.url.href}${local}`)
+      const what = report.hsts.header === null
+        ? 'no Strict-Transport-Security header'
+        : report.hsts.invalid !== undefined
+          ? `Strict-Transport-Security: ${report.hsts.header} is invalid (${report.hsts.invalid})`
+          : `Strict-Transport-Security: ${report.hsts.header} turns HSTS off`
+      set('SH-LIVE-020', 'fail', `${what} on ${page.status} ${target.url.href}${local}`)
       set('SH-LIVE-021', 'skip', 'no HSTS policy')
     } else {
       set('SH-LIVE-020', 'pass', `Strict-Transport-Security: ${report.hsts.header}`)

@@ -186,6 +186,23 @@ t.test('a deliberately bad server: each problem is reported', async (t) => {
   t.match(limited.stdout, /skip\s+error\s+SH-LIVE-003\s+TLS 1\.1 is not offered: TLS 1\.1: not tested/)
 })
 
+t.test('a Strict-Transport-Security header that browsers ignore (a directive twice) fails SH-LIVE-020, over a real socket', async (t) => {
+  const pair = await generateSelfSigned(['twice.test'])
+  const caFile = join(dir, 'twice-ca.pem')
+  writeFileSync(caFile, pair.cert)
+  const server = createHttpsServer({ key: pair.key, cert: pair.cert }, (_request, response) => {
+    response.setHeader('strict-transport-security', 'max-age=0; max-age=63072000; includeSubDomains; preload')
+    response.end('twice')
+  })
+  const port = await listen(server)
+  t.teardown(() => close(server))
+  const run = await cli(['check', `https://twice.test:${port}/`, '--json', '--connect-to', '127.0.0.1', '--http-port', String(await freePort()), '--ca', caFile])
+  const report = JSON.parse(run.stdout) as SiteReport
+  t.equal(statusOf(report, 'SH-LIVE-020'), 'fail', 'no HSTS in effect')
+  t.not(statusOf(report, 'SH-LIVE-022'), 'pass', 'and not preload-eligible')
+  t.match(report.checks.find((check) => check.id === 'SH-LIVE-020')?.message, /is invalid \(the max-age directive appears twice, so browsers ignore the whole header\)/)
+})
+
 t.test('an unreachable port: one clear line, exit 1', async (t) => {
   const port = await freePort()
   const run = await cli(['check', `https://127.0.0.1:${port}`, '--timeout', '3000'])
@@ -274,6 +291,13 @@ t.test('usage errors exit 2', async (t) => {
 t.test('parsers and the local OpenSSL', async (t) => {
   t.same(parseHsts('max-age="600"; includeSubDomains; PRELOAD'), { header: 'max-age="600"; includeSubDomains; PRELOAD', maxAge: 600, includeSubDomains: true, preload: true })
   t.equal(parseHsts('includeSubDomains').maxAge, null, 'no max-age, no policy')
+  // As browsers read it (RFC 6797 sections 6.1 and 8.1): a directive twice voids the whole header.
+  for (const header of ['max-age=0; max-age=63072000; includeSubDomains; preload', 'max-age=1; max-age=1', 'max-age=31536000; includeSubDomains; INCLUDESUBDOMAINS', 'max-age=1e9', 'max-age=-1']) {
+    const parsed = parseHsts(header)
+    t.same([parsed.maxAge, parsed.includeSubDomains, parsed.preload], [null, false, false], `${header}: no policy`)
+    t.match(parsed.invalid, /browsers ignore/, `${header}: says why`)
+  }
+  t.same(parseHsts('max-age=600;; includeSubDomains;').maxAge, 600, 'empty directives are allowed')
   t.same(parseCookieFlags('a=b; Domain=example.com; Max-Age=60; Expires=Wed, 21 Oct 2026 07:28:00 GMT; secure'), {
     name: 'a', secure: true, httpOnly: false, sameSite: null, path: null, domain: 'example.com', maxAge: '60', expires: 'Wed, 21 Oct 2026 07:28:00 GMT'
   })
