@@ -87,6 +87,14 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
 
   function verdictOf (request: FastifyRequest): { verdict: Verdict, host: string } {
     const headers = request.headers
+    // HTTP/2: Fastify's request.host is the Host header when a client sends one beside :authority.
+    // Two authorities that disagree make the request malformed (RFC 9113 section 8.3.1): a proxy
+    // may route by the one and the app build links from the other.
+    const authority = headers[':authority']
+    if (typeof authority === 'string' && headers.host !== undefined && authority !== headers.host &&
+      (parseHost(authority) ?? authority) !== (parseHost(headers.host) ?? headers.host)) {
+      return { verdict: MALFORMED, host: authority }
+    }
     let host = request.host
     if (useForwarded && headers.forwarded !== undefined) {
       const forwardedHost = request.forwarded?.host
@@ -142,7 +150,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
   addRequestStep(fastify, options, 'hostAuthorization', function hostAuthorization (request: FastifyRequest, reply: FastifyReply) {
     const host = request.host
     const headers = request.headers
-    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined)) return undefined
+    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined) && headers[':authority'] === undefined) return undefined
     const outcome = verdictOf(request)
     if (outcome.verdict === OK || isExempt(request.url)) return undefined
     const suppressed = limit()

@@ -57,14 +57,17 @@ t.test('HTTP/2: :authority is the host', async (t) => {
   t.teardown(() => s.close())
   const session = http2Connect(`https://127.0.0.1:${s.port}`, { ca: s.cert as string, servername: 'localhost' })
   t.teardown(() => session.close())
-  const get = (authority: string): Promise<number> => new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': '/', ':authority': authority })
+  const get = (authority: string, host?: string): Promise<number> => new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': '/', ':authority': authority, ...(host === undefined ? {} : { host }) })
     stream.on('response', (headers) => { resolve(Number(headers[':status'])); stream.resume() })
     stream.on('error', reject)
     stream.end()
   })
   t.equal(await get('evil.test'), 400, 'an unknown :authority is refused')
   t.equal(await get(`app.test:${s.port}`), 200, 'an allowed one is served')
+  t.equal(await get('evil.test', 'app.test'), 400, 'a Host beside it that names another host: malformed (RFC 9113 section 8.3.1), not served as the Host')
+  t.equal(await get(`APP.test:${s.port}`, `app.test:${s.port}`), 200, 'the same host in two spellings is one host')
+  t.equal(await get(`app.test:${s.port}`, `app.test:${s.port}`), 200)
 })
 
 t.test('wildcards, the 421 option, exempt paths, ACME challenges', async (t) => {
