@@ -137,7 +137,9 @@ export const secureSessionSchema = z.strictObject({
   /** Keys, newest first: cookies are written with the first and read with any. */
   keys: z.array(keySchema).default([]),
   /** Cookie name; the `__Host-` prefix becomes `__Secure-` when `domain` is set, and is dropped over plain HTTP. */
-  cookieName: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'must be a cookie token (letters, digits and !#$%&\'*+-.^_`|~)' }).default('__Host-session'),
+  cookieName: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'must be a cookie token (letters, digits and !#$%&\'*+-.^_`|~)' })
+    .refine((name) => !/^__(host|secure)-$/i.test(name), { error: 'is only a prefix: add a name after it, e.g. __Host-session' })
+    .default('__Host-session'),
   /** Absolute lifetime in seconds, enforced inside the encrypted payload. */
   maxAge: secondsSchema('maxAge').min(1, { error: 'must be at least 1 second' }).default(86400),
   /** Idle timeout in seconds (sliding); 0 for none. */
@@ -199,8 +201,12 @@ export type SecureSessionConfig = z.output<typeof secureSessionSchema>
  * with Secure, so the prefix follows the other settings. @internal
  */
 export function effectiveCookieName (config: Pick<SecureSessionConfig, 'cookieName' | 'domain' | 'secure'>): string {
-  const bare = config.cookieName.replace(/^__(Host|Secure)-/, '')
+  // Browsers match the prefixes in any case (RFC 6265bis section 4.1.3): `__host-` is `__Host-`, so
+  // it is written in its canonical spelling and given the attributes it requires, or taken off.
+  const prefix = /^__(host|secure)-/i.exec(config.cookieName)
+  const bare = prefix === null ? config.cookieName : config.cookieName.slice(prefix[0].length)
+  if (prefix === null) return config.cookieName
   if (!config.secure) return bare
-  if (config.cookieName.startsWith('__Host-') && config.domain !== undefined) return `__Secure-${bare}`
-  return config.cookieName
+  if ((prefix[1] as string).toLowerCase() === 'host' && config.domain === undefined) return `__Host-${bare}`
+  return `__Secure-${bare}`
 }

@@ -65,6 +65,20 @@ t.test('effectiveCookieName: __Host- without Domain, __Secure- with one, no pref
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: false, domain: undefined }), 'session')
   t.equal(effectiveCookieName({ cookieName: '__Secure-sid', secure: false, domain: undefined }), 'sid')
   t.equal(effectiveCookieName({ cookieName: 'sid', secure: true, domain: undefined }), 'sid')
+  // Browsers read the prefixes in any case (RFC 6265bis): every spelling gets the canonical one and
+  // the attributes it requires, or loses it; a cookie a browser would drop is never written.
+  for (const spelling of ['__Host-', '__host-', '__HOST-', '__hOsT-', '__Secure-', '__secure-', '__SECURE-']) {
+    for (const secure of [true, false]) {
+      for (const domain of [undefined, 'example.com']) {
+        const name = effectiveCookieName({ cookieName: `${spelling}session`, secure, domain })
+        const expected = !secure ? 'session' : spelling.toLowerCase() === '__host-' && domain === undefined ? '__Host-session' : '__Secure-session'
+        t.equal(name, expected, `${spelling}session, secure ${String(secure)}, domain ${String(domain)}`)
+      }
+    }
+  }
+  for (const cookieName of ['__Host-', '__host-', '__Secure-']) {
+    t.match(messageOf(() => loadConfig({ SESSION_COOKIE_NAME: cookieName })), /SESSION_COOKIE_NAME: is only a prefix/, `${cookieName} alone is refused`)
+  }
 })
 
 t.test('the plugin registered alone validates its options at register time', async (t) => {
