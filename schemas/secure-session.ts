@@ -201,12 +201,14 @@ export type SecureSessionConfig = z.output<typeof secureSessionSchema>
  * with Secure, so the prefix follows the other settings. @internal
  */
 export function effectiveCookieName (config: Pick<SecureSessionConfig, 'cookieName' | 'domain' | 'secure'>): string {
-  // Browsers match the prefixes in any case (RFC 6265bis section 4.1.3): `__host-` is `__Host-`, so
-  // it is written in its canonical spelling and given the attributes it requires, or taken off.
+  // Browsers match the prefixes in any case (RFC 6265bis section 4.1.3): `__host-` is `__Host-`. A
+  // name whose attributes fit its prefix is kept as written (its cookies stay valid); otherwise the
+  // prefix is taken off or changed to the one the attributes allow, in its canonical spelling.
   const prefix = /^__(host|secure)-/i.exec(config.cookieName)
-  const bare = prefix === null ? config.cookieName : config.cookieName.slice(prefix[0].length)
   if (prefix === null) return config.cookieName
+  const bare = config.cookieName.slice(prefix[0].length)
   if (!config.secure) return bare
-  if ((prefix[1] as string).toLowerCase() === 'host' && config.domain === undefined) return `__Host-${bare}`
+  const host = (prefix[1] as string).toLowerCase() === 'host'
+  if (!host || config.domain === undefined) return config.cookieName
   return `__Secure-${bare}`
 }

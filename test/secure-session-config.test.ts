@@ -65,13 +65,15 @@ t.test('effectiveCookieName: __Host- without Domain, __Secure- with one, no pref
   t.equal(effectiveCookieName({ cookieName: '__Host-session', secure: false, domain: undefined }), 'session')
   t.equal(effectiveCookieName({ cookieName: '__Secure-sid', secure: false, domain: undefined }), 'sid')
   t.equal(effectiveCookieName({ cookieName: 'sid', secure: true, domain: undefined }), 'sid')
-  // Browsers read the prefixes in any case (RFC 6265bis): every spelling gets the canonical one and
-  // the attributes it requires, or loses it; a cookie a browser would drop is never written.
+  // Browsers read the prefixes in any case (RFC 6265bis): every spelling keeps its prefix only with
+  // the attributes it requires; a cookie a browser would drop is never written.
   for (const spelling of ['__Host-', '__host-', '__HOST-', '__hOsT-', '__Secure-', '__secure-', '__SECURE-']) {
     for (const secure of [true, false]) {
       for (const domain of [undefined, 'example.com']) {
         const name = effectiveCookieName({ cookieName: `${spelling}session`, secure, domain })
-        const expected = !secure ? 'session' : spelling.toLowerCase() === '__host-' && domain === undefined ? '__Host-session' : '__Secure-session'
+        const host = spelling.toLowerCase() === '__host-'
+        // Kept as written where the attributes fit the prefix (existing cookies stay valid).
+        const expected = !secure ? 'session' : host && domain !== undefined ? '__Secure-session' : `${spelling}session`
         t.equal(name, expected, `${spelling}session, secure ${String(secure)}, domain ${String(domain)}`)
       }
     }
