@@ -64,6 +64,8 @@ export interface RedisSessionStore extends SessionStore {
    * them back.
    */
   revokeUser (user: string): Promise<number>
+  /** Extends a session's expiry without rewriting its data; an ended session stays ended. */
+  touch (id: string, ttlSeconds: number): Promise<void>
   /** Resolves once connected, or rejects after `commandTimeout` (the client keeps retrying). */
   ready (): Promise<void>
   /** The ioredis client (for health checks and metrics). */
