@@ -7,7 +7,7 @@
  * session is written to the store only once it holds a value of its own. Pure: no Fastify.
  */
 import type { PeerSession } from './cookie-view.ts'
-import { CREATED_KEY, STORE_ID_KEY } from './lifetimes.ts'
+import { CREATED_KEY, STORE_ID_KEY, WRITTEN_KEY } from './lifetimes.ts'
 import type { StoredSessionData } from './store.ts'
 
 /** Per-request state of a store session, for the plugin that loads and saves it. @internal */
@@ -55,7 +55,8 @@ export class StoreSession {
 
   get (key: string): unknown {
     const s = this.#usable()
-    if (this.#cookieKeys.has(key)) return s.cookie.get(key)
+    // The reserved times are the cookie's (get('__created') as in cookie mode), as are cookieKeys.
+    if (this.#cookieKeys.has(key) || key === CREATED_KEY || key === WRITTEN_KEY) return s.cookie.get(key)
     return Object.hasOwn(s.values, key) ? s.values[key] : undefined
   }
 

@@ -175,3 +175,17 @@ t.test('memorySessionStore: a request in flight at logout cannot write the sessi
   t.same(JSON.parse((await send('GET', '/read', cookie)).body), { user: null, note: null }, 'the copy of the cookie stays logged out')
   t.equal(store.size, 0, 'nothing was written back')
 })
+
+t.test('store mode: get(\'__created\') and get(\'__ts\') give the session\'s times, as in cookie mode', async (t) => {
+  const store = memorySessionStore()
+  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app) => {
+    routes(app)
+    app.get('/times', async (request) => ({ created: request.session.get('__created') ?? null, written: request.session.get('__ts') ?? null }))
+  })
+  t.teardown(() => s.close())
+  const before = Math.floor(Date.now() / 1000)
+  const cookie = cookieOf(await request(`${s.url}/login`, { method: 'POST', ca: s.cert ?? undefined }))
+  const times = JSON.parse((await request(`${s.url}/times`, { ca: s.cert ?? undefined, headers: { cookie: `${NAME}=${cookie ?? ''}` } })).body) as { created: unknown, written: unknown }
+  t.ok(typeof times.created === 'number' && times.created >= before - 1, `__created is the creation time (${String(times.created)})`)
+  t.ok(typeof times.written === 'number' && times.written >= before - 1, `__ts is the last write (${String(times.written)})`)
+})
