@@ -602,7 +602,10 @@ export async function checkSite (url: string | URL, options: CheckSiteOptions = 
     page = await get(target, target.url, true)
   } catch (error) {
     const message = `GET ${target.url.href} failed: ${describeNetworkError(error as NodeJS.ErrnoException, where, target.timeout)}`
-    for (const id of ['SH-LIVE-020', 'SH-LIVE-021', 'SH-LIVE-022', 'SH-LIVE-040', 'SH-LIVE-041', 'SH-LIVE-042', 'SH-LIVE-043'] as const) set(id, 'skip', message)
+    // HSTS cannot be confirmed without the page: an error-level check that could not run fails the
+    // run, rather than let a page no client can read (a header of 200 KB, a reset) pass for HSTS.
+    set('SH-LIVE-020', 'fail', `${message}; the Strict-Transport-Security header could not be read`)
+    for (const id of ['SH-LIVE-021', 'SH-LIVE-022', 'SH-LIVE-040', 'SH-LIVE-041', 'SH-LIVE-042', 'SH-LIVE-043'] as const) set(id, 'skip', message)
   }
   if (page !== null) {
     const hstsHeader = page.headers['strict-transport-security']

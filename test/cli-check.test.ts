@@ -203,6 +203,24 @@ t.test('a Strict-Transport-Security header that browsers ignore (a directive twi
   t.match(report.checks.find((check) => check.id === 'SH-LIVE-020')?.message, /is invalid \(the max-age directive appears twice, so browsers ignore the whole header\)/)
 })
 
+t.test('a page no client can read (a 200 KB header): HSTS cannot be confirmed, so SH-LIVE-020 fails, naming why', async (t) => {
+  const pair = await generateSelfSigned(['huge.test'])
+  const caFile = join(dir, 'huge-ca.pem')
+  writeFileSync(caFile, pair.cert)
+  const server = createHttpsServer({ key: pair.key, cert: pair.cert }, (_request, response) => {
+    response.setHeader('x-padding', 'a'.repeat(200_000))
+    response.setHeader('strict-transport-security', 'max-age=31536000')
+    response.end('huge')
+  })
+  const port = await listen(server)
+  t.teardown(() => close(server))
+  const run = await cli(['check', `https://huge.test:${port}/`, '--json', '--connect-to', '127.0.0.1', '--http-port', String(await freePort()), '--ca', caFile])
+  t.equal(run.code, 1, 'the run fails')
+  const report = JSON.parse(run.stdout) as SiteReport
+  t.equal(statusOf(report, 'SH-LIVE-020'), 'fail')
+  t.match(report.checks.find((check) => check.id === 'SH-LIVE-020')?.message, /GET https:\/\/huge\.test:\d+\/ failed: .*the Strict-Transport-Security header could not be read/)
+})
+
 t.test('an unreachable port: one clear line, exit 1', async (t) => {
   const port = await freePort()
   const run = await cli(['check', `https://127.0.0.1:${port}`, '--timeout', '3000'])
