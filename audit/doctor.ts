@@ -251,14 +251,10 @@ async function readCertificatePair (certFile: string, keyFile: string, facts: Fa
   } catch (error) {
     problems.push(`TLS_CERT_FILE: ${describeFsError(error, certFile)}`)
   }
-  if (keyFile === '') {
-    problems.push(`TLS_KEY_FILE: no key for ${certFile}; TLS_CERT_FILE and TLS_KEY_FILE must list as many files, paired by position`)
-  } else {
-    try {
-      keyPem = await readFile(keyFile, 'utf8')
-    } catch (error) {
-      problems.push(`TLS_KEY_FILE: ${describeFsError(error, keyFile)}`)
-    }
+  try {
+    keyPem = await readFile(keyFile, 'utf8')
+  } catch (error) {
+    problems.push(`TLS_KEY_FILE: ${describeFsError(error, keyFile)}`)
   }
   if (certPem !== undefined) {
     try {
@@ -279,11 +275,12 @@ async function readCertificatePair (certFile: string, keyFile: string, facts: Fa
 }
 
 async function readCertificateFiles (facts: Facts, now: number): Promise<CertificateFacts> {
+  // Lists of unequal length, or with an empty entry, are the tls schema's issue (reported under
+  // TLS_KEY_FILE or TLS_CERT_FILE); the pairs it would make are read here.
   const listed = certificateFiles({ certFile: facts.certFile as string, keyFile: facts.keyFile as string })
-  const keys = (facts.keyFile as string).split(',').length
+    .filter((pair) => pair.certFile !== '' && pair.keyFile !== '')
   const pairs = await Promise.all(listed.map(({ certFile, keyFile }) => readCertificatePair(certFile, keyFile, facts, now, listed.length > 1)))
   const problems = pairs.flatMap((pair) => pair.problems)
-  if (keys > listed.length) problems.push(`TLS_KEY_FILE lists ${keys} files and TLS_CERT_FILE ${listed.length}; they are paired by position`)
   if (facts.caFile !== undefined) {
     try {
       const ca = await readFile(facts.caFile, 'utf8')

@@ -101,7 +101,7 @@ const errorHandlerPlugin: FastifyPluginAsync<ErrorHandlerOptions> = async functi
 
   fastify.setErrorHandler(function redactingErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const own = ownStatus(error)
-    const status = own ?? errorStatus(error, reply.statusCode)
+    const status = errorStatus(error, reply.statusCode)
     const reason = reasonOf(status) ?? 'Error'
     // A client error is one that says so itself (a 4xx statusCode or status: Fastify's validation
     // and parser errors, http-errors, createError). An error without one on a 4xx reply is not: an

@@ -186,6 +186,10 @@ t.test('several certificate pairs (TLS_CERT_FILE and TLS_KEY_FILE as lists, chos
   t.match(open.checks.find((check) => check.id === 'SH-TLS-008')?.message, new RegExp(`TLS_KEY_FILE ${shopKey.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has mode 0644`), 'naming that file')
   const mismatched = await doctor({ ...pairs, TLS_KEY_FILE: `${shopKey},${keyFile}` })
   t.match(mismatched.checks.find((check) => check.id === 'SH-TLS-005')?.message, /private key .* does not match/, 'keys swapped between pairs are caught')
+  const short = await doctor({ ...pairs, TLS_KEY_FILE: keyFile })
+  const messages = short.checks.filter((check) => check.status === 'fail').map((check) => check.message)
+  t.equal(messages.filter((message) => /lists 1 key file for 2 certificate files/.test(message)).length, 1, 'a key missing from the list: the configuration\'s message, once')
+  t.notOk(messages.some((message) => /cannot be read|does not exist/.test(message)), 'and no file read for the missing key')
 })
 
 t.test('SH-TLS-009 applies the app\'s own check of TLS_DIR: owned by this user, writable by no one else', async (t) => {
