@@ -2,9 +2,9 @@
  * The local development CA: made once, private, name-constrained; it issues the development
  * certificates, so trusting it once trusts every later one.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createPublicKey, X509Certificate } from 'node:crypto'
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
@@ -16,7 +16,7 @@ import { issueDevelopmentCertificate, loadOrCreateSelfSigned, staleReason } from
 import { buildCertificate, certificateParts, generateEcdsaKey, ipBytes, permittedNames, privateKeyPem } from '../tls/x509.ts'
 import { startApp, tempDir } from './helpers/app.ts'
 import { request } from './helpers/http.ts'
-import { which } from './helpers/external.ts'
+import { requirePrograms, which } from './helpers/external.ts'
 
 const DAY = 86_400_000
 
@@ -145,6 +145,39 @@ t.test('two processes starting at once agree on one CA', async (t) => {
   t.same(readdirSync(dir).filter((name) => name.endsWith('.tmp')), [], 'no temporary folder left')
 })
 
+t.test('a wildcard, a single label or junk in the hosts never widens the CA: openssl verify refuses a leaf for a bank under the public suffix', async (t) => {
+  const bins = requirePrograms(t, ['openssl'])
+  if (bins === null) return
+  const dir = tempDir(undefined, t)
+  const hosts = ['*.co.uk', '*.com', 'com', 'uk', ' *.CO.UK ', 'co.uk/x', 'app.example.com', '*.']
+  t.same(constraintsFor(hosts), { dns: [...DEV_CA_DNS, 'app.example.com'], ip: [...DEV_CA_IP] }, 'only the exact name is added')
+  const ca = await loadOrCreateDevCa(dir, hosts)
+  t.same(ca.permitted.dns, [...DEV_CA_DNS, 'app.example.com'])
+  const caFile = join(dir, 'ca', 'cert.pem')
+  const keys = await generateEcdsaKey()
+  const verify = (name: string): { ok: boolean, output: string } => {
+    const leaf = buildCertificate({
+      subject: { commonName: name },
+      publicKey: keys.publicKey,
+      issuer: { subject: ca.subject, key: ca.key, publicKey: createPublicKey(ca.key) },
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 30 * DAY),
+      ca: false,
+      hosts: [name]
+    })
+    const leafFile = join(dir, `${name}.pem`)
+    writeFileSync(leafFile, leaf)
+    const run = spawnSync(bins.openssl as string, ['verify', '-CAfile', caFile, leafFile], { encoding: 'utf8' })
+    return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` }
+  }
+  const bank = verify('www.bigbank.co.uk')
+  t.equal(bank.ok, false, 'a leaf for www.bigbank.co.uk does not verify')
+  t.match(bank.output, /permitted subtree violation/)
+  t.match(verify('shop.com').output, /permitted subtree violation/, 'nor one under .com')
+  t.equal(verify('app.example.com').ok, true, 'the exact configured name still verifies')
+  t.equal(verify('x.app.example.com').ok, true, 'as do names under it (a DNS constraint covers its subtree)')
+})
+
 t.test('a CA key another user could read or write is refused, never used', { skip: typeof process.getuid === 'function' ? false : 'no POSIX permissions' }, async (t) => {
   const dir = tempDir(undefined, t)
   const ca = await loadOrCreateDevCa(dir)
@@ -170,7 +203,7 @@ t.test('name constraint matching', async (t) => {
   for (const host of ['example.com', 'localhost.com', 'test.com', 'attest', 'xtest', '8.8.8.8', '172.32.0.1', '2001:db8::1', '::2']) {
     t.notOk(permits(permitted, host), `${host} is not`)
   }
-  t.same(constraintsFor(['evil.com/path', 'a b', '*.wild.example.com']).dns, [...DEV_CA_DNS, 'wild.example.com'], 'only host names become constraints')
+  t.same(constraintsFor(['evil.com/path', 'a b', '*.wild.example.com', 'app.example.com']).dns, [...DEV_CA_DNS, 'app.example.com'], 'only exact host names become constraints')
   t.same([...ipBytes('::ffff:1.2.3.4')].slice(-4), [1, 2, 3, 4])
   t.same(ipBytes('2001:db8::1').toString('hex'), '20010db8000000000000000000000001')
 })

@@ -84,13 +84,20 @@ export function permits (permitted: { dns: readonly string[], ip: readonly strin
   return permitted.dns.some((dns) => host === dns || host.endsWith(`.${dns}`))
 }
 
-/** The constraints of a new CA: the local names, plus the configured hosts outside them. */
+/**
+ * The constraints of a new CA: the local names, plus the configured exact hosts outside them.
+ *
+ * A DNS constraint permits the name and every name under it, so only exact host names of two
+ * labels or more become one. A wildcard (`*.co.uk` would become `co.uk`: every bank in the UK), a
+ * single label (`com`) or anything that is not a host name (a path, a port) adds nothing, whatever
+ * the caller passes.
+ */
 export function constraintsFor (hosts: readonly string[]): { dns: string[], ip: string[] } {
   const permitted = { dns: [...DEV_CA_DNS], ip: [...DEV_CA_IP] }
   for (const raw of hosts) {
-    const host = raw.trim().toLowerCase().replace(/^\*\./, '')
-    // Only names and addresses: anything else (a typo with a path, a port) is no constraint.
+    const host = raw.trim().toLowerCase()
     if (!isHostname(host) || permits(permitted, host)) continue
+    if (isIP(host) === 0 && !host.includes('.')) continue
     if (isIP(host) === 4) permitted.ip.push(`${host}/32`)
     else if (isIP(host) === 6) permitted.ip.push(`${host}/128`)
     else permitted.dns.push(host)
