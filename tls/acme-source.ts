@@ -143,6 +143,8 @@ interface Managed {
   ari: { fingerprint: string, at: Date, until: number } | null
   waiters: Array<() => void>
   dropped: boolean
+  /** What was last reported about the shared storage's copy (a rollback), so a check does not repeat it. */
+  reported: string | null
 }
 
 /** The ACME certificate source. */
@@ -174,7 +176,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
   const abort = new AbortController()
 
   function create (name: string, names: string[], onDemand: boolean): Managed {
-    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false }
+    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false, reported: null }
     for (const served of names) managed.set(served, m)
     return m
   }
@@ -307,9 +309,26 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     if (!newer) return
     m.current = pair
     wake(m)
-    const from = stored.fromCache === true ? 'TLS_DIR (a copy: the shared storage is unreachable)' : storageName()
+    const from = stored.fromCache === true
+      ? 'TLS_DIR (a copy: the shared storage is unreachable)'
+      : stored.rolledBackTo !== undefined ? 'TLS_DIR (a copy newer than the shared storage\'s)' : storageName()
     events?.update(pair, `ACME certificate picked up from ${from} (ordered by another instance)`, m.name)
     emit({ type: 'picked-up', name: m.name, fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter, from })
+  }
+
+  /**
+   * Reports what is wrong with the shared storage's copy of a certificate, once until it changes:
+   * every check reads it, and a rollback stays until the next renewal.
+   */
+  function reportStorage (m: Managed, stored: StoredPair | null): void {
+    // Unreachable: nothing is known about the storage's copy.
+    if (stored?.fromCache === true) return
+    const problem = stored?.rolledBackTo === undefined
+      ? null
+      : `the shared storage holds an older certificate (expiring ${stored.rolledBackTo.toISOString()}) than this instance's copy in TLS_DIR (expiring ${stored.pair.info.notAfter.toISOString()}): a restored dump or values written back; serving the newer copy`
+    if (problem === m.reported) return
+    m.reported = problem
+    if (problem !== null) emit({ type: 'storage-rejected', name: m.name, error: problem })
   }
 
   function wake (m: Managed): void {
@@ -392,6 +411,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
   /** Orders, holding the lock, unless the previous holder stored a fresh certificate a moment ago. */
   async function underLock (m: Managed, target: AcmeStore, forced: string | null, lease: Lease): Promise<void> {
     const again = await target.readCertificate(m.name, m.names)
+    reportStorage(m, again)
     const due = forced ?? await dueReason(m, again, Date.now())
     if (due !== null) {
       await order(m, target, due, lease, again)
@@ -413,10 +433,12 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       const target = await openStore()
       stored = await target.readCertificate(m.name, m.names)
       pickUp(m, stored)
+      reportStorage(m, stored)
       if (stored?.fromCache === true) {
         // Nothing is ordered without the shared storage: its lock is what keeps the fleet to one order.
         throw Object.assign(new Error(`the shared storage (${storage?.description ?? ''}) cannot be reached`), { code: 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' })
       }
+      // A rolled-back storage gives this instance's newer copy: judged as any other, renewed when due.
       const reason = force ? 'renewal requested' : await dueReason(m, stored, Date.now())
       if (reason === null) {
         const pair = (stored as StoredPair).pair
@@ -605,9 +627,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
         try {
           const stored = await target.readCertificate(m.name, m.names)
           if (stored !== null && stored.inDate && m.current === null) m.current = stored.pair
-          if (stored?.rolledBackTo !== undefined) {
-            emit({ type: 'storage-rejected', name: m.name, error: `the shared storage holds an older certificate (expiring ${stored.rolledBackTo.toISOString()}) than this instance's copy in TLS_DIR (expiring ${stored.pair.info.notAfter.toISOString()}): a restored dump or values written back; serving the newer copy` })
-          }
+          reportStorage(m, stored)
         } catch (error) {
           const code = (error as { code?: string }).code
           if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })

@@ -47,12 +47,16 @@ export interface StoredPair {
   missing: string[]
   /** Read from the single certificate of earlier versions. */
   legacy?: boolean
-  /** Read from the local copy in TLS_DIR because the shared storage could not be reached. */
+  /**
+   * Read from the local copy in TLS_DIR because the shared storage could not be reached: nothing may
+   * be ordered (the storage's lock is what keeps the fleet to one order).
+   */
   fromCache?: boolean
   /**
    * The local copy was issued later than what the shared storage holds: the storage went back to an
    * older certificate (a restored dump, or values written back by someone who kept them). The
-   * older certificate's expiry.
+   * older certificate's expiry. The pair is the local copy; the storage is reachable, so it is
+   * judged, and renewed when due, as any other.
    */
   rolledBackTo?: Date
 }
@@ -173,7 +177,7 @@ export class AcmeStore {
           const local = await this.readFrom(this.cache, base, names, now).catch(() => null)
           if (local !== null && local.inDate && local.missing.length === 0 &&
             local.pair.info.notBefore.getTime() > own.pair.info.notBefore.getTime()) {
-            return { ...local, fromCache: true, rolledBackTo: own.pair.info.notAfter }
+            return { ...local, rolledBackTo: own.pair.info.notAfter }
           }
           await this.mirror(base, own).catch(() => {})
         }
