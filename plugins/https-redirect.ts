@@ -188,7 +188,8 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
     // node:http is Fastify's anyway; loaded here, importing the suite alone does not pay for it.
     const { createServer } = await import('node:http')
     if (server !== null || closed) return
-    const listener = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
+    // Node enforces these timeouts only when it checks its connections, every 30 s by default.
+    const listener = createServer({ requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1_000 }, handle)
     listener.keepAliveTimeout = 5_000
     server = listener
     try {

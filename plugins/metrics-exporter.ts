@@ -282,8 +282,11 @@ export async function registerMetrics (fastify: FastifyInstance, options: Metric
   if (config.listener) {
     fastify.addHook('onListen', async () => {
       if (closed || server !== null) return
-      // node:http is loaded when the listener starts, not when an app imports the package.
-      const listener = process.getBuiltinModule('node:http').createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, handle)
+      // node:http is loaded when the listener starts, not when an app imports the package. A scraper
+      // sends its headers at once; Node enforces these timeouts only when it checks its connections
+      // (every 30 s by default), so it checks each second: 64 clients that never finish their headers
+      // would otherwise keep every scrape out for half a minute.
+      const listener = process.getBuiltinModule('node:http').createServer({ requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000 }, handle)
       listener.keepAliveTimeout = 5_000
       // A scraper needs a connection or two; a local client opening thousands gets refused.
       listener.maxConnections = 64
