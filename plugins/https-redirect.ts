@@ -116,6 +116,12 @@ export function compileRedirect (
   }
 }
 
+/** True when a request announces a body (chunked, or a Content-Length other than 0). */
+function hasBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
 const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async function httpsRedirectPlugin (fastify: FastifyInstance, options) {
   const config = parseOptions(httpsRedirectSchema, options, 'httpsRedirect')
   const decide = compileRedirect(config, () => {
@@ -125,6 +131,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
   const limit = eventLimiter(10)
   // Temporary redirects must not be kept by the browser either (a 307 may be cached when told so).
   const redirectHeaders = config.production ? { 'content-length': '0' } : { 'content-length': '0', 'cache-control': 'no-store' }
+  const redirectClose = { ...redirectHeaders, connection: 'close' }
 
   function reportUnknownHost (log: FastifyInstance['log'], host: string, remoteAddress: string | undefined): void {
     const suppressed = limit()
@@ -173,7 +180,10 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       return
     }
     if (channels.redirect.hasSubscribers) channels.redirect.publish({ status: decision.status })
-    res.writeHead(decision.status, { ...redirectHeaders, location: decision.location })
+    // The body is not read: the client sends it again to the Location. Node would drain it to keep
+    // the connection alive, for as long as the client goes on sending; closing ends that.
+    const headers = hasBody(req) ? redirectClose : redirectHeaders
+    res.writeHead(decision.status, { ...headers, location: decision.location })
     res.end()
   }
 
