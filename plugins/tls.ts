@@ -19,6 +19,7 @@ import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/insp
 import { secureContextOptions } from '../tls/profiles.ts'
 import { takePreparedSource } from '../server-options.ts'
 import { SniRouter } from '../tls/sni.ts'
+import type { SelfSignedPair } from '../tls/self-signed-source.ts'
 import { isAcmeSource, scaledWarningDays, SELF_SIGNED_RENEW_DAYS, type CertificatePair, type CertificateSource, type NamedCertificate } from '../tls/source.ts'
 import { createSource, needsSni, terminatesTls } from '../tls/sources.ts'
 import { acmeChallenges } from './acme-challenge.ts'
@@ -352,6 +353,10 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   for (const slot of slots.values()) {
     refreshWarnings(slot, true)
     publishCertificate('loaded', slot.name, slot.pair)
+  }
+  const caReplaced = (first as SelfSignedPair).caReplaced
+  if (caReplaced !== undefined) {
+    fastify.log.warn({ origin: first.origin }, `the development CA was replaced: ${caReplaced}; browsers do not trust the new one yet: run npx fastify-secure-https trust`)
   }
 
   if (router !== null) {

@@ -4,13 +4,13 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createPublicKey, X509Certificate } from 'node:crypto'
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { constraintsFor, DEV_CA_DNS, DEV_CA_IP, findDevCa, loadOrCreateDevCa, permits } from '../tls/dev-ca.ts'
+import { constraintsFor, DEV_CA_DNS, DEV_CA_NAME, DEV_CA_IP, findDevCa, loadOrCreateDevCa, permits } from '../tls/dev-ca.ts'
 import { chainWarnings } from '../tls/inspect.ts'
 import { issueDevelopmentCertificate, loadOrCreateSelfSigned, staleReason } from '../tls/self-signed.ts'
 import { buildCertificate, certificateParts, generateEcdsaKey, ipBytes, permittedNames, privateKeyPem } from '../tls/x509.ts'
@@ -176,6 +176,61 @@ t.test('a wildcard, a single label or junk in the hosts never widens the CA: ope
   t.match(verify('shop.com').output, /permitted subtree violation/, 'nor one under .com')
   t.equal(verify('app.example.com').ok, true, 'the exact configured name still verifies')
   t.equal(verify('x.app.example.com').ok, true, 'as do names under it (a DNS constraint covers its subtree)')
+})
+
+t.test('a CA on disk the suite would not make is replaced, saying why: no constraints, another name, no localhost, wider constraints', async (t) => {
+  const cases = [
+    { kind: 'no name constraints', subject: { commonName: DEV_CA_NAME }, permitted: undefined, why: /it carries no name constraints, so it could issue certificates for any site/ },
+    { kind: 'another common name', subject: { commonName: 'Some Other Root' }, permitted: constraintsFor([]), why: /its subject is "CN=Some Other Root", not CN=fastify-secure-https development CA/ },
+    { kind: 'constraints without localhost', subject: { commonName: DEV_CA_NAME }, permitted: { dns: ['test'], ip: ['10.0.0.0/8'] }, why: /do not permit localhost/ },
+    { kind: 'a public suffix in its constraints', subject: { commonName: DEV_CA_NAME }, permitted: { dns: [...DEV_CA_DNS, 'com'], ip: [...DEV_CA_IP] }, why: /its name constraints permit com, wider than a development CA needs/ },
+    { kind: 'a public range in its constraints', subject: { commonName: DEV_CA_NAME }, permitted: { dns: [...DEV_CA_DNS], ip: [...DEV_CA_IP, '8.0.0.0/8'] }, why: /permit 8\.0\.0\.0\/8/ }
+  ]
+  for (const { kind, subject, permitted, why } of cases) {
+    await t.test(kind, async (t) => {
+      const dir = tempDir(undefined, t)
+      const keys = await generateEcdsaKey()
+      const bad = buildCertificate({
+        subject,
+        publicKey: keys.publicKey,
+        selfKey: keys.privateKey,
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 3000 * DAY),
+        ca: true,
+        ...(permitted === undefined ? {} : { permitted })
+      })
+      mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 })
+      chmodSync(dir, 0o700)
+      writeFileSync(join(dir, 'ca', 'key.pem'), privateKeyPem(keys.privateKey), { mode: 0o600 })
+      writeFileSync(join(dir, 'ca', 'cert.pem'), bad, { mode: 0o644 })
+      const badFingerprint = new X509Certificate(bad).fingerprint256
+      t.equal(await findDevCa(dir), null, 'not offered to trust or to the summary')
+
+      const started = await startApp({ tls: { dir }, allowedHosts: ['localhost'] }, (app) => { app.get('/', async () => 'ok') })
+      t.teardown(started.close)
+      const line = started.logs.lines.find((entry) => entry.level === 40 && /the development CA was replaced/.test(String(entry.msg)))
+      t.match(line?.msg, why, 'a warning says why')
+      t.match(line?.msg, /run npx fastify-secure-https trust/)
+      const ca = readFileSync(join(dir, 'ca', 'cert.pem'), 'utf8')
+      const made = new X509Certificate(ca)
+      t.not(made.fingerprint256, badFingerprint, 'a new CA is in TLS_DIR/ca')
+      t.same(permittedNames(made.raw), constraintsFor(['localhost']))
+      t.ok(readdirSync(dir).some((name) => name.startsWith('ca.replaced-')), 'the unfit one is kept aside')
+      const answer = await request(`${started.url}/`, { ca })
+      t.equal(answer.body, 'ok', 'the leaf served is trusted through the new CA alone')
+      const leaf = new X509Certificate(answer.tls?.certificate.raw as Buffer)
+      t.ok(leaf.checkIssued(made), 'issued by the new CA')
+      t.notOk(leaf.checkIssued(new X509Certificate(bad)), 'not by the unfit one')
+      t.match(leaf.subjectAltName, /DNS:localhost/, 'with its names')
+      t.match(started.app.tls.status().origin, why, 'the origin says it too')
+    })
+  }
+})
+
+t.test('a CA that may issue for none of the names issues no leaf without names', async (t) => {
+  const dir = tempDir(undefined, t)
+  const ca = await loadOrCreateDevCa(dir)
+  await t.rejects(issueDevelopmentCertificate({ ...ca, permitted: { dns: ['test'], ip: [] } }, []), { code: 'ERR_SECURE_HTTPS_CERTIFICATE', message: /may issue for none of localhost, 127\.0\.0\.1, ::1/ })
 })
 
 t.test('a CA key another user could read or write is refused, never used', { skip: typeof process.getuid === 'function' ? false : 'no POSIX permissions' }, async (t) => {

@@ -116,6 +116,25 @@ function caName (): DistinguishedName {
   return { commonName: DEV_CA_NAME, organization: DEV_CA_NAME, organizationalUnit: who.slice(0, 64) }
 }
 
+/**
+ * Why a CA found on disk must not be used, or null. Whatever sits in TLS_DIR/ca is what `trust`
+ * installs and what issues the development certificates, so it must be the suite's own kind: a
+ * self-signed root named DEV_CA_NAME whose name constraints permit localhost and nothing wider than
+ * `constraintsFor` would write (a root without constraints could impersonate every site).
+ */
+function unfitReason (cert: X509Certificate, permitted: { dns: readonly string[], ip: readonly string[] }): string | null {
+  if (!cert.subject.split('\n').includes(`CN=${DEV_CA_NAME}`)) return `its subject is "${cert.subject.replace(/\n/g, ', ')}", not CN=${DEV_CA_NAME}`
+  if (cert.subject !== cert.issuer || !cert.verify(cert.publicKey)) return 'it is not a self-signed root'
+  if (permitted.dns.length === 0 && permitted.ip.length === 0) return 'it carries no name constraints, so it could issue certificates for any site'
+  if (!permits(permitted, 'localhost') || !permits(permitted, '127.0.0.1')) return 'its name constraints do not permit localhost and 127.0.0.1'
+  const wide = [
+    ...permitted.dns.filter((dns) => !DEV_CA_DNS.includes(dns) && (!dns.includes('.') || !isHostname(dns))),
+    ...permitted.ip.filter((cidr) => !DEV_CA_IP.includes(cidr) && !cidr.endsWith(isIP(cidr.split('/')[0] as string) === 4 ? '/32' : '/128'))
+  ]
+  if (wide.length > 0) return `its name constraints permit ${wide.map((name) => name === '' ? 'every name' : name).join(', ')}, wider than a development CA needs`
+  return null
+}
+
 /** The CA in TLS_DIR/ca/, checked, or null when there is none or it is unusable (with the reason). */
 async function readCa (dir: string, now: number): Promise<{ ca: DevCa | null, reason: string }> {
   const { folder, certPath, keyPath } = devCaPaths(dir)
@@ -138,6 +157,9 @@ async function readCa (dir: string, now: number): Promise<{ ca: DevCa | null, re
     if (!cert.ca || !cert.checkPrivateKey(key)) return { ca: null, reason: 'the development CA\'s key does not match its certificate' }
     const notAfter = new Date(cert.validTo)
     if (notAfter.getTime() - now < DEV_CA_RENEW_DAYS * DAY) return { ca: null, reason: `the development CA expires on ${notAfter.toISOString()}` }
+    const permitted = permittedNames(cert.raw)
+    const unfit = unfitReason(cert, permitted)
+    if (unfit !== null) return { ca: null, reason: `the development CA is not one this suite would make: ${unfit}` }
     return {
       ca: {
         cert: certPem,
@@ -146,7 +168,7 @@ async function readCa (dir: string, now: number): Promise<{ ca: DevCa | null, re
         keyPath,
         fingerprint: cert.fingerprint256,
         subject: certificateParts(cert.raw).subject,
-        permitted: permittedNames(cert.raw),
+        permitted,
         notAfter,
         created: false
       },

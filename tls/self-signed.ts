@@ -10,7 +10,7 @@ import { createPublicKey, randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-import { ERR_INSECURE_STORAGE } from '../errors.ts'
+import { ERR_CERTIFICATE, ERR_INSECURE_STORAGE } from '../errors.ts'
 import { checkPrivateFile, ensurePrivateDir } from '../storage/private-dir.ts'
 import { issuedBy, loadOrCreateDevCa, permits, type DevCa } from './dev-ca.ts'
 import { assertUsablePair, uncoveredHosts, type CertificateInfo } from './inspect.ts'
@@ -64,6 +64,8 @@ export async function generateSelfSigned (hosts: readonly string[], days = 90, n
 /** Issues a leaf for the hosts from the development CA; names outside its constraints are left out. */
 export async function issueDevelopmentCertificate (ca: Pick<DevCa, 'key' | 'subject' | 'permitted'>, hosts: readonly string[], days = SELF_SIGNED_DAYS, now = Date.now()): Promise<PemPair> {
   const names = coverableHosts(ca, hosts)
+  // A leaf without SANs matches no name in any client; such a CA is replaced before it gets here.
+  if (names.length === 0) throw new ERR_CERTIFICATE(`the development CA may issue for none of ${selfSignedHosts(hosts).join(', ')}; delete TLS_DIR/ca to have a new one made`)
   const keys = await generateEcdsaKey()
   const cert = buildCertificate({
     subject: leafSubject(names),
