@@ -74,6 +74,11 @@ export type AcmeEvent =
   | { type: 'renewal-info', name: string, window: RenewalWindow, renewAt: Date, explanationUrl: string | null }
   | { type: 'on-demand-allowed', name: string }
   | { type: 'on-demand-refused', name: string, reason: Refusal | 'rate-limit' | 'renewal-denied' }
+  /**
+   * The ask check gave no answer before an on-demand certificate's renewal (it was busy, timed out
+   * or failed): the certificate is kept and the check asked again at `retryAt`.
+   */
+  | { type: 'on-demand-deferred', name: string, reason: 'busy' | 'unanswered', attempt: number, retryAt: Date }
 
 /** Options of the ACME source beyond the `tls` config. */
 export interface AcmeSourceOptions {
@@ -133,6 +138,8 @@ interface Managed {
   /** The CA's certificate being served (null until there is one). */
   current: CertificatePair | null
   failures: number
+  /** Renewals of an on-demand certificate the ask check did not answer, in a row. */
+  askFailures: number
   timer: NodeJS.Timeout | undefined
   nextCheckAt: Date | null
   running: Promise<void> | null
@@ -176,7 +183,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
   const abort = new AbortController()
 
   function create (name: string, names: string[], onDemand: boolean): Managed {
-    const m: Managed = { name, names, onDemand, current: null, failures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false, reported: null }
+    const m: Managed = { name, names, onDemand, current: null, failures: 0, askFailures: 0, timer: undefined, nextCheckAt: null, running: null, refreshing: false, jitter: random(), ari: null, waiters: [], dropped: false, reported: null }
     for (const served of names) managed.set(served, m)
     return m
   }
@@ -450,11 +457,22 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       }
       if (m.onDemand && gate !== null && !force && stored !== null) {
         // A name allowed once is asked again before each renewal: it may have left the platform.
-        if (await gate.allows(m.name) !== true) {
+        // Only a no drops it: a check that is busy (a flood of unknown names), slow or failing is
+        // asked again later, while the certificate keeps serving.
+        const verdict = await gate.verdict(m.name)
+        if (verdict === 'denied') {
           drop(m)
           emit({ type: 'on-demand-refused', name: m.name, reason: 'renewal-denied' })
           return
         }
+        if (verdict !== true) {
+          m.askFailures++
+          const wait = retryDelay(m.askFailures, acme.retryDelay, acme.retryMaxDelay)
+          emit({ type: 'on-demand-deferred', name: m.name, reason: verdict, attempt: m.askFailures, retryAt: new Date(Date.now() + wait) })
+          schedule(m, wait)
+          return
+        }
+        m.askFailures = 0
       }
       const lease = await target.lock(m.name)
       if (!isLease(lease)) {

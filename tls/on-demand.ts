@@ -6,7 +6,9 @@
  * Every unknown SNI name is hostile input until the check says otherwise:
  * - its syntax is checked strictly first (a DNS name of letters, digits and hyphens, two labels or
  *   more, no wildcard, no IP address, at most 253 characters), in time linear in its length;
- * - the check is asked once per name at a time, with a timeout, and a timeout or an error is a no;
+ * - the check is asked once per name at a time, with a timeout, and a timeout or an error is a no
+ *   for a handshake; but only a no the check gave (false, a 4xx) is one for a certificate already
+ *   obtained: a check that is busy, slow or failing must not cost a customer their certificate;
  * - refusals are remembered for a minute, so a client repeating a refused name costs nothing;
  * - at most `maxInFlight` checks run at once, and at most `maxOrders` orders start per `per`
  *   seconds (Let's Encrypt allows 300 new orders per 3 hours per account): a burst of allowed names
@@ -40,11 +42,11 @@ export function onDemandName (servername: string): string | null {
 }
 
 /**
- * An ask check for a URL, as Caddy does it: `GET <url>?domain=<name>`; 200 means yes, anything else
- * (another status, a redirect, a timeout, a connection error) means no. The body is not read
- * beyond a few kilobytes.
+ * An ask check for a URL, as Caddy does it: `GET <url>?domain=<name>`; 200 means yes (true), a 4xx
+ * no (false); anything else (another status, a redirect, a 5xx, a timeout, a connection error) is
+ * no answer (null), which a handshake takes as a no. The body is not read beyond a few kilobytes.
  */
-export function askUrl (url: string, timeoutMs: number): (name: string) => Promise<boolean> {
+export function askUrl (url: string, timeoutMs: number): (name: string) => Promise<boolean | null> {
   const base = new URL(url)
   // Loaded when an ask check runs, not when an app imports the package.
   const send = base.protocol === 'https:' ? process.getBuiltinModule('node:https').request : process.getBuiltinModule('node:http').request
@@ -52,7 +54,7 @@ export function askUrl (url: string, timeoutMs: number): (name: string) => Promi
     const target = new URL(base.href)
     target.searchParams.set('domain', name)
     let settled = false
-    const done = (answer: boolean): void => {
+    const done = (answer: boolean | null): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
@@ -64,13 +66,16 @@ export function askUrl (url: string, timeoutMs: number): (name: string) => Promi
         read += chunk.length
         if (read > 16_384) res.destroy()
       })
-      res.on('error', () => done(false))
-      res.on('close', () => done(res.statusCode === 200))
+      res.on('error', () => done(null))
+      res.on('close', () => {
+        const status = res.statusCode ?? 0
+        done(status === 200 ? true : status >= 400 && status < 500 ? false : null)
+      })
       res.resume()
     })
-    const timer = setTimeout(() => { req.destroy(new Error('ask timeout')); done(false) }, timeoutMs)
+    const timer = setTimeout(() => { req.destroy(new Error('ask timeout')); done(null) }, timeoutMs)
     timer.unref()
-    req.on('error', () => done(false))
+    req.on('error', () => done(null))
     req.end()
   })
 }
@@ -122,11 +127,18 @@ export interface AskGateOptions {
 /** Why the ask gate refused a name. */
 export type Refusal = 'denied' | 'busy'
 
+/**
+ * What the ask gate says of a name, with a refusal told apart by its cause: `denied` when the check
+ * said no, `unanswered` when it timed out or failed, `busy` when it was not asked (too many checks
+ * running). Only `denied` is a reason to give up a certificate already obtained.
+ */
+export type AskVerdict = true | 'denied' | 'unanswered' | 'busy'
+
 /** The ask check with its guards: one check per name at a time, refusals remembered, a cap on checks in flight. */
 export class AskGate {
-  private readonly check: (name: string) => Promise<boolean>
-  private readonly inFlight = new Map<string, Promise<boolean>>()
-  private readonly refused = new Map<string, number>()
+  private readonly check: (name: string) => Promise<boolean | null>
+  private readonly inFlight = new Map<string, Promise<boolean | null>>()
+  private readonly refused = new Map<string, { until: number, verdict: 'denied' | 'unanswered' }>()
   private readonly maxInFlight: number
   private readonly refusedFor: number
   private readonly maxRemembered: number
@@ -136,45 +148,57 @@ export class AskGate {
     const { ask, timeoutMs } = options
     this.check = typeof ask === 'string'
       ? askUrl(ask, timeoutMs)
-      : async (name) => await withTimeout(Promise.resolve().then(() => ask(name)), timeoutMs) === true
+      : async (name) => {
+        const answer = await withTimeout(Promise.resolve().then(() => ask(name)), timeoutMs)
+        return answer === null ? null : answer === true
+      }
     this.maxInFlight = options.maxInFlight ?? 16
     this.refusedFor = options.refusedFor ?? 60_000
     this.maxRemembered = options.maxRemembered ?? 10_000
     this.now = options.now ?? Date.now
   }
 
-  /** Asks about a name (already checked by `onDemandName`): true, or why not. */
+  /** Asks about a name (already checked by `onDemandName`): true, or why not (no answer is a no). */
   async allows (name: string): Promise<true | Refusal> {
-    const until = this.refused.get(name)
-    if (until !== undefined) {
-      if (until > this.now()) return 'denied'
+    const verdict = await this.verdict(name)
+    return verdict === 'unanswered' ? 'denied' : verdict
+  }
+
+  /** Asks about a name: true, or why not, a no told apart from no answer (for renewals). */
+  async verdict (name: string): Promise<AskVerdict> {
+    const remembered = this.refused.get(name)
+    if (remembered !== undefined) {
+      if (remembered.until > this.now()) return remembered.verdict
       this.refused.delete(name)
     }
     let pending = this.inFlight.get(name)
     if (pending === undefined) {
       if (this.inFlight.size >= this.maxInFlight) return 'busy'
-      pending = this.check(name).catch(() => false).finally(() => { this.inFlight.delete(name) })
+      pending = this.check(name).catch(() => null).finally(() => { this.inFlight.delete(name) })
       this.inFlight.set(name, pending)
     }
-    if (await pending) return true
-    this.remember(name)
-    return 'denied'
+    const answer = await pending
+    if (answer === true) return true
+    const verdict = answer === false ? 'denied' : 'unanswered'
+    this.remember(name, verdict)
+    return verdict
   }
 
-  private remember (name: string): void {
+  private remember (name: string, verdict: 'denied' | 'unanswered'): void {
     if (this.refused.size >= this.maxRemembered) {
       // The oldest refusal goes first (Map keeps insertion order).
       const oldest = this.refused.keys().next().value
       if (oldest !== undefined) this.refused.delete(oldest)
     }
-    this.refused.set(name, this.now() + this.refusedFor)
+    this.refused.set(name, { until: this.now() + this.refusedFor, verdict })
   }
 }
 
-async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T | false> {
+/** The promise's value, or null when it takes longer than `ms`. */
+async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms)
   })
   try {
     return await Promise.race([promise, timeout])
