@@ -335,6 +335,8 @@ function describeCertificate (target: Target, shake: Handshake, now: number): Si
 interface HttpOutcome {
   status: number
   headers: IncomingHttpHeaders
+  /** Each header's values as sent, one per field line: Node joins repeated ones with ", " in `headers`. */
+  headersDistinct: NodeJS.Dict<string[]>
 }
 
 /** One GET without following redirects; the body is read and dropped. */
@@ -367,7 +369,7 @@ async function get (target: Target, url: URL, secure: boolean): Promise<HttpOutc
     }
     const req = request(options, (res) => {
       res.resume()
-      res.once('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers }))
+      res.once('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers, headersDistinct: res.headersDistinct }))
       res.once('error', settle)
       res.once('close', () => { if (!res.complete) settle(timeoutError()) })
     })
@@ -608,8 +610,8 @@ export async function checkSite (url: string | URL, options: CheckSiteOptions = 
     for (const id of ['SH-LIVE-021', 'SH-LIVE-022', 'SH-LIVE-040', 'SH-LIVE-041', 'SH-LIVE-042', 'SH-LIVE-043'] as const) set(id, 'skip', message)
   }
   if (page !== null) {
-    const hstsHeader = page.headers['strict-transport-security']
-    report.hsts = parseHsts(Array.isArray(hstsHeader) ? hstsHeader[0] : hstsHeader)
+    // Browsers process only the first header when there are several (RFC 6797 section 8.1).
+    report.hsts = parseHsts(page.headersDistinct['strict-transport-security']?.[0])
     const { maxAge } = report.hsts
     if (report.hsts.header === null || maxAge === null || maxAge === 0) {
       const local = isLocalHostname(target.hostname) ? '; note that fastify-secure-https never sends HSTS to localhost or loopback addresses: check the real host name, with --connect-to for a local server' : ''
