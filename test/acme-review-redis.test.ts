@@ -123,4 +123,51 @@ t.test('Redis holds a copy that is not the one to serve', async (t) => {
     t.same(r.of('ordering'), [])
     t.ok(r.source.nextCheck() !== null && (r.source.nextCheck()?.getTime() ?? 0) > Date.now() + 60_000, 'the next check is at the renewal time, not in 10 s')
   })
+  /** Writes a certificate (both copies), then plants a value in Redis that is not sealed by the suite. */
+  async function tamper (s: Setup, pem: { key: string, cert: string } | null): Promise<void> {
+    if (pem !== null) await s.store.writeCertificate(s.name, { names: [s.name], onDemand: false }, pem.key, pem.cert)
+    await redis.cli('HSET', s.redisKey('key.pem'), 'v', 'planted by someone with access to Redis')
+    await redis.cli('HSET', s.redisKey('cert.pem'), 'v', 'planted by someone with access to Redis')
+  }
+
+  t.test('a value that fails authentication, the local copy not due: the copy is served, checked, and no order failure is reported', async (t) => {
+    const s = await setup(t, 'rejected-fresh.test')
+    const pem = await generateSelfSigned([s.name], 90, Date.now() - DAY)
+    await tamper(s, pem)
+    const r = source(t, s)
+    t.equal((await r.source.load()).cert, pem.cert, 'a restart serves the local copy, not a temporary self-signed certificate')
+    t.match(r.of('storage-rejected'), [{ error: /failed authentication|not sealed by fastify-secure-https/ }], 'and reports the rejected value')
+    r.source.start({ update: () => {}, error: () => {} })
+    await until(() => r.of('checked').length > 0 || r.of('order-failed').length > 0, 10_000)
+    t.equal(r.of('checked').length, 1, 'the copy is judged: not due')
+    t.same(r.of('order-failed'), [], 'no order failure without an order')
+    t.same(r.of('ordering'), [])
+    t.equal(r.of('storage-rejected').length, 1, 'reported once')
+  })
+
+  t.test('a value that fails authentication, the local copy due: renewed under the lock, and Redis holds a good value again', async (t) => {
+    const s = await setup(t, 'rejected-due.test')
+    await tamper(s, await generateSelfSigned([s.name], 30, Date.now() - 25 * DAY))
+    const r = source(t, s)
+    await r.source.load()
+    r.source.start({ update: () => {}, error: () => {} })
+    await until(() => r.of('issued').length > 0 || r.of('order-failed').length > 0, 30_000)
+    t.same(r.of('order-failed'), [])
+    t.match(r.of('ordering')[0], { reason: /due for renewal/ })
+    t.equal(r.of('issued').length, 1)
+    t.ok(byPebble((await s.store.readCertificate(s.name, [s.name]))?.pair.cert), 'the new certificate replaced the planted values')
+  })
+
+  t.test('a value that fails authentication and no local copy: ordered, not counted as a failed order', async (t) => {
+    const s = await setup(t, 'rejected-none.test')
+    await tamper(s, null)
+    const r = source(t, s)
+    t.equal((await r.source.load()).info.selfSigned, true, 'nothing to serve but the temporary certificate')
+    r.source.start({ update: () => {}, error: () => {} })
+    await until(() => r.of('issued').length > 0 || r.of('order-failed').length > 0, 30_000)
+    t.same(r.of('order-failed'), [])
+    t.match(r.of('ordering')[0], { reason: /no certificate stored yet/ })
+    t.equal(r.of('issued').length, 1)
+    t.match(r.of('storage-rejected')[0], { error: /no copy in TLS_DIR/ })
+  })
 })

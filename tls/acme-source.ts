@@ -150,7 +150,7 @@ interface Managed {
   ari: { fingerprint: string, at: Date, until: number } | null
   waiters: Array<() => void>
   dropped: boolean
-  /** What was last reported about the shared storage's copy (a rollback), so a check does not repeat it. */
+  /** What was last reported about the shared storage's copy (a rollback, a rejected value), so a check does not repeat it. */
   reported: string | null
 }
 
@@ -318,7 +318,9 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     wake(m)
     const from = stored.fromCache === true
       ? 'TLS_DIR (a copy: the shared storage is unreachable)'
-      : stored.rolledBackTo !== undefined ? 'TLS_DIR (a copy newer than the shared storage\'s)' : storageName()
+      : stored.rolledBackTo !== undefined
+        ? 'TLS_DIR (a copy newer than the shared storage\'s)'
+        : stored.rejected !== undefined ? 'TLS_DIR (a copy: the shared storage\'s failed authentication)' : storageName()
     events?.update(pair, `ACME certificate picked up from ${from} (ordered by another instance)`, m.name)
     emit({ type: 'picked-up', name: m.name, fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter, from })
   }
@@ -327,15 +329,37 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
    * Reports what is wrong with the shared storage's copy of a certificate, once until it changes:
    * every check reads it, and a rollback stays until the next renewal.
    */
-  function reportStorage (m: Managed, stored: StoredPair | null): void {
+  function reportStorage (m: Managed, stored: StoredPair | null, rejected?: string): void {
     // Unreachable: nothing is known about the storage's copy.
     if (stored?.fromCache === true) return
-    const problem = stored?.rolledBackTo === undefined
-      ? null
-      : `the shared storage holds an older certificate (expiring ${stored.rolledBackTo.toISOString()}) than this instance's copy in TLS_DIR (expiring ${stored.pair.info.notAfter.toISOString()}): a restored dump or values written back; serving the newer copy`
+    const problem = rejected !== undefined
+      ? `${rejected}; this instance has no copy in TLS_DIR: ordering a new certificate`
+      : stored?.rejected !== undefined
+        ? `${stored.rejected}; serving this instance's copy in TLS_DIR until it is renewed`
+        : stored?.rolledBackTo === undefined
+          ? null
+          : `the shared storage holds an older certificate (expiring ${stored.rolledBackTo.toISOString()}) than this instance's copy in TLS_DIR (expiring ${stored.pair.info.notAfter.toISOString()}): a restored dump or values written back; serving the newer copy`
     if (problem === m.reported) return
     m.reported = problem
     if (problem !== null) emit({ type: 'storage-rejected', name: m.name, error: problem })
+  }
+
+  /**
+   * Reads a certificate and reports what is wrong with the storage's copy. A value that fails
+   * authentication counts as none when there is no local copy either: ordered again under the lock,
+   * which overwrites it; never an order failure without an order.
+   */
+  async function read (m: Managed, target: AcmeStore): Promise<StoredPair | null> {
+    let stored: StoredPair | null
+    try {
+      stored = await target.readCertificate(m.name, m.names)
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') throw error
+      reportStorage(m, null, (error as Error).message)
+      return null
+    }
+    reportStorage(m, stored)
+    return stored
   }
 
   function wake (m: Managed): void {
@@ -417,8 +441,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
 
   /** Orders, holding the lock, unless the previous holder stored a fresh certificate a moment ago. */
   async function underLock (m: Managed, target: AcmeStore, forced: string | null, lease: Lease): Promise<void> {
-    const again = await target.readCertificate(m.name, m.names)
-    reportStorage(m, again)
+    const again = await read(m, target)
     const due = forced ?? await dueReason(m, again, Date.now())
     if (due !== null) {
       await order(m, target, due, lease, again)
@@ -438,14 +461,14 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     let stored: StoredPair | null = null
     try {
       const target = await openStore()
-      stored = await target.readCertificate(m.name, m.names)
+      stored = await read(m, target)
       pickUp(m, stored)
-      reportStorage(m, stored)
       if (stored?.fromCache === true) {
         // Nothing is ordered without the shared storage: its lock is what keeps the fleet to one order.
         throw Object.assign(new Error(`the shared storage (${storage?.description ?? ''}) cannot be reached`), { code: 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' })
       }
       // A rolled-back storage gives this instance's newer copy: judged as any other, renewed when due.
+      // So does a storage whose copy failed authentication (or none, without a local copy).
       const reason = force ? 'renewal requested' : await dueReason(m, stored, Date.now())
       if (reason === null) {
         const pair = (stored as StoredPair).pair
@@ -498,6 +521,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
         schedule(m, 1000)
         return
       }
+      // Only a value read while ordering (the account key) gets here: the certificate's own is read by read().
       if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY' || cause?.code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') {
         emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })
       }
@@ -547,7 +571,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     if (m.running !== null || m.refreshing || stopped || store === null) return
     const target = store
     m.refreshing = true
-    target.readCertificate(m.name, m.names).then((stored) => pickUp(m, stored), () => {}).finally(() => { m.refreshing = false })
+    read(m, target).then((stored) => pickUp(m, stored), () => {}).finally(() => { m.refreshing = false })
   }
 
   async function sync (): Promise<void> {
@@ -599,7 +623,7 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     m = create(name, [name], true)
     const target = await openStore()
     try {
-      const stored = await target.readCertificate(name, [name])
+      const stored = await read(m, target)
       if (stored !== null && stored.inDate && stored.missing.length === 0) {
         pickUp(m, stored)
         schedule(m, (await untilRenewal(m, stored.pair)).delay)
@@ -643,13 +667,10 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       const target = await openStore()
       for (const m of configured) {
         try {
-          const stored = await target.readCertificate(m.name, m.names)
+          const stored = await read(m, target)
           if (stored !== null && stored.inDate && m.current === null) m.current = stored.pair
-          reportStorage(m, stored)
         } catch (error) {
-          const code = (error as { code?: string }).code
-          if (code === 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY') emit({ type: 'storage-rejected', name: m.name, error: (error as Error).message })
-          else if (code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
+          if ((error as { code?: string }).code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
         }
       }
       await loadOnDemand(target).catch(() => {})

@@ -59,6 +59,12 @@ export interface StoredPair {
    * judged, and renewed when due, as any other.
    */
   rolledBackTo?: Date
+  /**
+   * The shared storage's copy failed authentication (ERR_SECURE_HTTPS_STORAGE_INTEGRITY: changed or
+   * planted by something else); this is the error. The pair is the local copy; the storage is
+   * reachable, so it is judged, and renewed when due, as any other.
+   */
+  rejected?: string
 }
 
 /** What `meta.json` holds. @internal */
@@ -162,8 +168,11 @@ export class AcmeStore {
 
   /**
    * The certificate named `name`, for `names`: its own, else the single certificate of earlier
-   * versions when that covers every name and is in date. When the storage cannot be reached, the
-   * local copy (with a remote storage). Null when there is none.
+   * versions when that covers every name and is in date. With a remote storage, the local copy when
+   * the storage cannot be reached (`fromCache`), holds an older certificate (`rolledBackTo`) or
+   * one that fails authentication (`rejected`). Null when there is none.
+   * @throws ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE or ERR_SECURE_HTTPS_STORAGE_INTEGRITY when there
+   * is no local copy to fall back to.
    */
   async readCertificate (name: string, names: readonly string[], now = Date.now()): Promise<StoredPair | null> {
     const base = this.key('certificates', certificateSegment(name))
@@ -186,10 +195,11 @@ export class AcmeStore {
       const legacy = await this.readPair(names, now)
       return legacy !== null && legacy.inDate && legacy.missing.length === 0 ? legacy : null
     } catch (error) {
-      if (this.cache === null || (error as { code?: string }).code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE') throw error
+      const code = (error as { code?: string }).code
+      if (this.cache === null || (code !== 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' && code !== 'ERR_SECURE_HTTPS_STORAGE_INTEGRITY')) throw error
       const cached = await this.readFrom(this.cache, base, names, now).catch(() => null)
       if (cached === null) throw error
-      return { ...cached, fromCache: true }
+      return code === 'ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE' ? { ...cached, fromCache: true } : { ...cached, rejected: (error as Error).message }
     }
   }
 
