@@ -170,4 +170,36 @@ t.test('Redis holds a copy that is not the one to serve', async (t) => {
     t.equal(r.of('issued').length, 1)
     t.match(r.of('storage-rejected')[0], { error: /no copy in TLS_DIR/ })
   })
+  /** Writes a certificate (both copies), then a new key alone in Redis: a write cut between key and certificate. */
+  async function cut (s: Setup, pem: { key: string, cert: string }): Promise<void> {
+    await s.store.writeCertificate(s.name, { names: [s.name], onDemand: false }, pem.key, pem.cert)
+    const next = await generateSelfSigned([s.name])
+    await s.storage.store(`${s.store.prefix}/certificates/${s.name}/key.pem`, next.key)
+  }
+
+  t.test('a key and certificate that are not a pair (a write cut between them): a restart serves the local copy', async (t) => {
+    const s = await setup(t, 'cut-fresh.test')
+    const pem = await generateSelfSigned([s.name], 90, Date.now() - DAY)
+    await cut(s, pem)
+    const r = source(t, s)
+    t.equal((await r.source.load()).cert, pem.cert, 'the last whole pair, not a temporary self-signed certificate')
+    r.source.start({ update: () => {}, error: () => {} })
+    await until(() => r.of('checked').length > 0 || r.of('ordering').length > 0 || r.of('order-failed').length > 0, 10_000)
+    t.equal(r.of('checked').length, 1, 'judged: not due')
+    t.same(r.of('ordering'), [], 'nothing ordered for a copy in date')
+  })
+
+  t.test('a key and certificate that are not a pair, the local copy due: renewed, and Redis holds a pair again', async (t) => {
+    const s = await setup(t, 'cut-due.test')
+    const pem = await generateSelfSigned([s.name], 30, Date.now() - 25 * DAY)
+    await cut(s, pem)
+    const r = source(t, s)
+    t.equal((await r.source.load()).cert, pem.cert)
+    r.source.start({ update: () => {}, error: () => {} })
+    await until(() => r.of('issued').length > 0 || r.of('order-failed').length > 0, 30_000)
+    t.match(r.of('ordering')[0], { reason: /due for renewal/ }, 'ordered because the copy is due, not because nothing was found')
+    t.equal(r.of('issued').length, 1)
+    const stored = await s.store.readCertificate(s.name, [s.name])
+    t.ok(byPebble(stored?.pair.cert) && stored?.mismatched === undefined, 'Redis holds the new pair')
+  })
 })

@@ -320,7 +320,9 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
       ? 'TLS_DIR (a copy: the shared storage is unreachable)'
       : stored.rolledBackTo !== undefined
         ? 'TLS_DIR (a copy newer than the shared storage\'s)'
-        : stored.rejected !== undefined ? 'TLS_DIR (a copy: the shared storage\'s failed authentication)' : storageName()
+        : stored.rejected !== undefined
+          ? 'TLS_DIR (a copy: the shared storage\'s failed authentication)'
+          : stored.mismatched === true ? 'TLS_DIR (a copy: the shared storage\'s key and certificate are not a pair)' : storageName()
     events?.update(pair, `ACME certificate picked up from ${from} (ordered by another instance)`, m.name)
     emit({ type: 'picked-up', name: m.name, fingerprint: pair.info.fingerprint, notAfter: pair.info.notAfter, from })
   }

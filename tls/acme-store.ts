@@ -65,6 +65,12 @@ export interface StoredPair {
    * reachable, so it is judged, and renewed when due, as any other.
    */
   rejected?: string
+  /**
+   * The shared storage's key and certificate do not belong together: a write cut between the two
+   * (the key is written first), or another instance's write seen half-way. The pair is the local
+   * copy, judged as any other.
+   */
+  mismatched?: boolean
 }
 
 /** What `meta.json` holds. @internal */
@@ -146,9 +152,15 @@ export class AcmeStore {
 
   /** Reads a key and certificate from `storage` under `base`, or null when missing or not a pair. */
   private async readFrom (storage: Storage, base: string, names: readonly string[], now: number): Promise<StoredPair | null> {
+    const found = await this.readBoth(storage, base, names, now)
+    return found === 'mismatched' ? null : found
+  }
+
+  /** As `readFrom`, telling a key and certificate that are both there but not a pair from none. */
+  private async readBoth (storage: Storage, base: string, names: readonly string[], now: number): Promise<StoredPair | 'mismatched' | null> {
     const [key, cert] = await Promise.all([storage.load(`${base}/key.pem`), storage.load(`${base}/cert.pem`)])
     if (key === null || cert === null) return null
-    return judge(key, cert, names, now)
+    return judge(key, cert, names, now) ?? 'mismatched'
   }
 
   /**
@@ -169,15 +181,23 @@ export class AcmeStore {
   /**
    * The certificate named `name`, for `names`: its own, else the single certificate of earlier
    * versions when that covers every name and is in date. With a remote storage, the local copy when
-   * the storage cannot be reached (`fromCache`), holds an older certificate (`rolledBackTo`) or
-   * one that fails authentication (`rejected`). Null when there is none.
+   * the storage cannot be reached (`fromCache`), holds an older certificate (`rolledBackTo`), one
+   * that fails authentication (`rejected`) or a key and certificate that are not a pair
+   * (`mismatched`). Null when there is none.
    * @throws ERR_SECURE_HTTPS_STORAGE_UNAVAILABLE or ERR_SECURE_HTTPS_STORAGE_INTEGRITY when there
    * is no local copy to fall back to.
    */
   async readCertificate (name: string, names: readonly string[], now = Date.now()): Promise<StoredPair | null> {
     const base = this.key('certificates', certificateSegment(name))
     try {
-      const own = await this.readFrom(this.storage, base, names, now)
+      const found = await this.readBoth(this.storage, base, names, now)
+      if (found === 'mismatched' && this.cache !== null) {
+        // Two writes, not one: a writer cut between them leaves the new key beside the old
+        // certificate. This instance's copy is the last pair it saw whole.
+        const local = await this.readFrom(this.cache, base, names, now).catch(() => null)
+        if (local !== null) return { ...local, mismatched: true }
+      }
+      const own = found === 'mismatched' ? null : found
       if (own !== null) {
         if (this.cache !== null) {
           // Sealing proves a value was written by a holder of TLS_STORAGE_KEYS, not that it is the
