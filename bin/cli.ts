@@ -196,6 +196,37 @@ async function runDoctor (args: string[], io: Output): Promise<number> {
   return exitCode(report, values.strict === true)
 }
 
+/**
+ * C0 codes, DEL and C1 codes: what a hostile server puts in a header, a cookie name or a certificate
+ * to drive the terminal the report is read in (0x1b starts an escape sequence, and so do the one-byte
+ * 0x9b CSI and 0x9d OSC).
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CODES = /[\u0000-\u001f\u007f-\u009f]/g
+
+/** `text` with each control code written as \xNN, for a terminal. */
+function printable (text: string): string {
+  return text.replace(CONTROL_CODES, (code) => `\\x${code.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
+/** A copy of `value` with every string in it made printable. */
+function printableCopy<T> (value: T): T {
+  if (typeof value === 'string') return printable(value) as T
+  if (Array.isArray(value)) return value.map(printableCopy) as T
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, printableCopy(item)])) as T
+  }
+  return value
+}
+
+/**
+ * JSON without a raw control code: JSON.stringify escapes the C0 codes but leaves DEL and the C1
+ * codes as they are; these are written as \u escapes, which JSON reads back as the same text.
+ */
+function printableJson (value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, (code) => `\\u00${code.charCodeAt(0).toString(16)}`)
+}
+
 function versionName (version: string): string {
   return version === 'TLSv1' ? 'TLS 1.0' : version.replace('TLSv', 'TLS ')
 }
@@ -259,12 +290,14 @@ async function runCheck (args: string[], io: Output): Promise<number> {
     if (error instanceof TypeError) throw new UsageError(error.message)
     throw error
   }
+  // What the site sent is printed escaped: the report is read in a terminal.
   if (values.json === true) {
-    io.out(`${JSON.stringify(report, null, 2)}\n`)
+    io.out(`${printableJson(report)}\n`)
   } else if (!report.reachable) {
-    io.err(`${NAME} check: ${report.checks[0]?.message ?? 'the site is unreachable'}\n`)
+    io.err(`${NAME} check: ${printable(report.checks[0]?.message ?? 'the site is unreachable')}\n`)
   } else {
-    io.out(`${siteDetails(report, cookieLine)}\n\n${formatChecks(report.checks)}\n\n${summaryLine(report)}\n`)
+    const shown = printableCopy(report)
+    io.out(`${siteDetails(shown, cookieLine)}\n\n${formatChecks(shown.checks)}\n\n${summaryLine(shown)}\n`)
   }
   return exitCode(report, values.strict === true)
 }
