@@ -47,7 +47,7 @@ function problems (scan: Scan): string[] {
     if (!ALLOWED.has(name)) found.push(`suite outside the profile: ${name}`)
   }
   for (const group of scan.groups) {
-    if (!/x25519|secp256r1|secp384r1/.test(group)) found.push(`key exchange group outside the profile: ${group}`)
+    if (!/x25519|secp256r1|secp384r1|X25519MLKEM768/.test(group)) found.push(`key exchange group outside the profile: ${group}`)
   }
   return found
 }

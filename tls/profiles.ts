@@ -7,7 +7,7 @@
  * nothing outside it can be negotiated. The same options are passed at construction
  * (`serverOptions`) and on every `setSecureContext()`, which otherwise falls back to Node's defaults.
  */
-import type { SecureContextOptions } from 'node:tls'
+import { createSecureContext, type SecureContextOptions } from 'node:tls'
 import type { TlsProfile } from '../schemas/tls.ts'
 import type { CertificatePair } from './source.ts'
 
@@ -24,8 +24,32 @@ export const INTERMEDIATE_TLS12_SUITES = [
   'ECDHE-RSA-CHACHA20-POLY1305'
 ] as const
 
-/** Key exchange groups, in order of preference. */
-export const ECDH_CURVES = 'X25519:prime256v1:secp384r1'
+/** Classic key exchange groups, in order of preference: every OpenSSL that Node ships has them. */
+export const CLASSIC_GROUPS = 'X25519:prime256v1:secp384r1'
+/**
+ * The hybrid post-quantum group (X25519 with ML-KEM-768) that Chrome, Firefox and Safari offer
+ * first, and OpenSSL 3.5 (Node 24) prefers by default. OpenSSL 3.0 (Node 22) does not know it.
+ */
+export const HYBRID_GROUP = 'X25519MLKEM768'
+
+let groups: string | undefined
+
+/**
+ * Key exchange groups, in order of preference: X25519MLKEM768 first where the OpenSSL in use has
+ * it, so that recorded traffic stays safe from a future quantum computer, then the classic ones.
+ * Found once: OpenSSL refuses a group list with a name it does not know.
+ */
+export function ecdhCurves (): string {
+  if (groups === undefined) {
+    try {
+      createSecureContext({ ecdhCurve: `${HYBRID_GROUP}:${CLASSIC_GROUPS}` })
+      groups = `${HYBRID_GROUP}:${CLASSIC_GROUPS}`
+    } catch {
+      groups = CLASSIC_GROUPS
+    }
+  }
+  return groups
+}
 
 /** Options a TLS profile contributes to a secure context. */
 export type ProfileOptions = Required<Pick<SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'ecdhCurve' | 'honorCipherOrder'>>
@@ -38,13 +62,13 @@ export type ProfileOptions = Required<Pick<SecureContextOptions, 'minVersion' | 
 export function profileOptions (profile: TlsProfile): ProfileOptions {
   if (profile === 'modern') {
     // No TLS 1.2 names at all: Node then leaves the TLS 1.2 list empty, and 1.3 is the only protocol.
-    return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: TLS13_SUITES.join(':'), ecdhCurve: ECDH_CURVES, honorCipherOrder: false }
+    return { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: TLS13_SUITES.join(':'), ecdhCurve: ecdhCurves(), honorCipherOrder: false }
   }
   return {
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
     ciphers: [...TLS13_SUITES, ...INTERMEDIATE_TLS12_SUITES].join(':'),
-    ecdhCurve: ECDH_CURVES,
+    ecdhCurve: ecdhCurves(),
     honorCipherOrder: false
   }
 }
