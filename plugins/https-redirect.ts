@@ -25,10 +25,19 @@ import { secureTest, type SecureTest } from './secure-request.ts'
 
 /** The `fastify.httpsRedirect` decorator. */
 export interface HttpsRedirectControl {
-  /** Address of the HTTP listener once the app listens (mode `listener`), else null. */
+  /**
+   * Address of the HTTP listener while it listens (mode `listener`), else null. It starts just after
+   * `app.listen()` resolves: wait for it with `listening()`.
+   */
   address (): AddressInfo | null
   /** Why the HTTP listener could not start (ERR_SECURE_HTTPS_REDIRECT_LISTEN), or null. */
   error (): Error | null
+  /**
+   * Resolves with the listener's address once it listens (the app's `listen()` starts it), or null
+   * in hook mode or when the app closed first; rejects with ERR_SECURE_HTTPS_REDIRECT_LISTEN when it
+   * could not listen.
+   */
+  listening (): Promise<AddressInfo | null>
 }
 
 /** The error for a redirect listener that cannot listen, with the fix for the usual causes. @internal */
@@ -141,7 +150,8 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
   }
 
   if (config.mode === 'hook') {
-    fastify.decorate('httpsRedirect', { address: () => null, error: () => null })
+    const none = Promise.resolve(null)
+    fastify.decorate('httpsRedirect', { address: () => null, error: () => null, listening: () => none })
     // Chosen once every plugin is registered: proxyTrust's `request.secure` (X-Forwarded-Proto and,
     // when enabled, Forwarded, from trusted peers only) if it is there, else `request.protocol`.
     let isSecure: SecureTest = (request) => request.protocol === 'https'
@@ -189,6 +199,17 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
 
   let closed = false
   let failure: Error | null = null
+  let settle: { resolve (address: AddressInfo | null): void, reject (error: Error): void } | null = null
+  const listening = new Promise<AddressInfo | null>((resolve, reject) => { settle = { resolve, reject } })
+  // Nobody has to ask: a failure is logged, and must not surface as an unhandled rejection.
+  listening.catch(() => {})
+  const finish = (result: AddressInfo | null | Error): void => {
+    const pending = settle
+    settle = null
+    if (pending === null) return
+    if (result instanceof Error) pending.reject(result)
+    else pending.resolve(result)
+  }
 
   // Started by listen(), not by ready(): a test that only injects, or two apps built with the same
   // HTTP_PORT, open no port. A failure cannot fail listen() (Fastify logs an onListen hook's
@@ -210,14 +231,17 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
     } catch (error) {
       server = null
       failure = error as Error
+      finish(failure)
       throw error
     }
     const address = listener.address() as AddressInfo
     fastify.log.info({ port: address.port, host: address.address }, 'HTTP to HTTPS redirect listening')
+    finish(address)
   })
 
   fastify.addHook('onClose', async () => {
     closed = true
+    finish(null)
     const listener = server
     if (listener === null) return
     server = null
@@ -234,7 +258,8 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
     },
     error () {
       return failure
-    }
+    },
+    listening: () => listening
   })
 }
 
