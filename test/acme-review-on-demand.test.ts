@@ -4,9 +4,9 @@
  * fails keeps the certificate and is asked again later. Against a real HTTP ask endpoint.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { resolveConfig } from '../index.ts'
-import { acmeSource, type AcmeEvent } from '../tls/acme-source.ts'
+import { acmeSource, type AcmeCertificateSource, type AcmeEvent } from '../tls/acme-source.ts'
 import { AcmeStore } from '../tls/acme-store.ts'
 import { AskGate } from '../tls/on-demand.ts'
 import { generateSelfSigned } from '../tls/self-signed.ts'
@@ -101,5 +101,62 @@ t.test('an on-demand certificate due for renewal is dropped only when the ask ch
     t.match(about('gone.shop.test'), [{ type: 'on-demand-refused', reason: 'renewal-denied' }])
     t.notOk(served().includes('gone.shop.test'), 'no longer served')
     t.notOk(source.onDemandNames().has('gone.shop.test'), 'nor allowed')
+  })
+})
+
+t.test('a first order on demand that fails is retried only with the ask check\'s yes, and within the order limit', async (t) => {
+  // The CA cannot be reached (connection refused): every order fails at once, and is retried.
+  let allowed = true
+  const asked: string[] = []
+  const dir = tempDir('review-on-demand-retry-', t)
+  const config = resolveConfig({
+    tls: {
+      mode: 'acme',
+      dir,
+      acme: {
+        email: 'a@a.test',
+        agreeTos: true,
+        directory: DIRECTORY,
+        ari: false,
+        retryDelay: 0.05,
+        retryMaxDelay: 0.05,
+        onDemand: { ask: (name: string) => { asked.push(name); return allowed }, maxOrders: 3, per: 3600, wait: 0 }
+      }
+    }
+  }).tls
+  if (config === false) throw new Error('no tls')
+  const tls = config
+  const events: AcmeEvent[] = []
+  const of = (type: AcmeEvent['type'], name: string): AcmeEvent[] => events.filter((event) => event.type === type && 'name' in event && event.name === name)
+  /** A source of its own (an order limit of its own). */
+  async function start (t: Test): Promise<AcmeCertificateSource> {
+    const source = acmeSource(tls, { onEvent: (event) => { events.push(event) } })
+    t.teardown(() => source.stop())
+    await source.load()
+    return source
+  }
+
+  t.test('the limit holds across retries', async (t) => {
+    const source = await start(t)
+    t.equal(await source.onDemand?.('retry.shop.test'), null, 'the handshake gets nothing yet')
+    // Bounded: without the limit, the retries go on every 50 ms.
+    await until(() => of('on-demand-refused', 'retry.shop.test').length > 0 || of('order-failed', 'retry.shop.test').length > 6, 10_000)
+    t.equal(of('ordering', 'retry.shop.test').length, 3, 'three orders: the first, and two retries, as maxOrders allows')
+    t.match(of('on-demand-refused', 'retry.shop.test'), [{ reason: 'rate-limit' }], 'the fourth waits for the limit')
+    t.same(asked, Array.from({ length: 4 }, () => 'retry.shop.test'), 'the ask check was asked before each retry')
+    t.ok((source.nextCheck()?.getTime() ?? 0) > Date.now() + 3000_000, 'the next attempt is when the limit allows one')
+  })
+
+  t.test('a name the ask check no longer allows is not retried', async (t) => {
+    const source = await start(t)
+    const before = events.length
+    asked.length = 0
+    t.equal(await source.onDemand?.('leaving.shop.test'), null)
+    allowed = false
+    await until(() => of('on-demand-refused', 'leaving.shop.test').length > 0 || events.length > before + 20, 10_000)
+    t.match(of('on-demand-refused', 'leaving.shop.test'), [{ reason: 'denied' }], 'the retry asked, and was told no')
+    t.equal(of('ordering', 'leaving.shop.test').length, 1, 'one order, no retry')
+    t.same(asked, ['leaving.shop.test', 'leaving.shop.test'])
+    t.notOk(source.onDemandNames().has('leaving.shop.test'), 'the name is no longer allowed')
   })
 })

@@ -446,6 +446,12 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     const again = await read(m, target)
     const due = forced ?? await dueReason(m, again, Date.now())
     if (due !== null) {
+      // A retry on demand is one more order: within the limit, as the first was when it was allowed.
+      if (m.onDemand && limiter !== null && forced === null && m.failures > 0 && !limiter.take()) {
+        refused(m.name, 'rate-limit')
+        schedule(m, Math.max(limiter.nextIn(), 1000))
+        return
+      }
       await order(m, target, due, lease, again)
       return
     }
@@ -480,14 +486,15 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
         emit({ type: 'checked', name: m.name, fingerprint: pair.info.fingerprint, renewAt: next.at, nextCheck: m.nextCheckAt as Date, ari: next.fromAri })
         return
       }
-      if (m.onDemand && gate !== null && !force && stored !== null) {
-        // A name allowed once is asked again before each renewal: it may have left the platform.
-        // Only a no drops it: a check that is busy (a flood of unknown names), slow or failing is
-        // asked again later, while the certificate keeps serving.
+      if (m.onDemand && gate !== null && !force && (stored !== null || m.failures > 0)) {
+        // A name allowed once is asked again before each renewal, and before each retry of an
+        // order that failed: it may have left the platform. Only a no drops it: a check that is
+        // busy (a flood of unknown names), slow or failing is asked again later, while the
+        // certificate keeps serving.
         const verdict = await gate.verdict(m.name)
         if (verdict === 'denied') {
           drop(m)
-          emit({ type: 'on-demand-refused', name: m.name, reason: 'renewal-denied' })
+          emit({ type: 'on-demand-refused', name: m.name, reason: stored === null ? 'denied' : 'renewal-denied' })
           return
         }
         if (verdict !== true) {
