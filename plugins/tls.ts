@@ -14,7 +14,7 @@ import { channels } from '../diagnostics.ts'
 import { ERR_INSTANCE_MISMATCH } from '../errors.ts'
 import { parseOptions } from '../schemas/common.ts'
 import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.ts'
-import { pairDigest } from '../tls/files-source.ts'
+import { isPartialLoadError, pairDigest } from '../tls/files-source.ts'
 import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.ts'
 import { secureContextOptions } from '../tls/profiles.ts'
 import { takePreparedSource } from '../server-options.ts'
@@ -437,22 +437,33 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
     },
     reload () {
       const run = reloading.then(async () => {
-        let pair: CertificatePair
+        let pair: CertificatePair | undefined
+        let failure: Error | undefined
         try {
           pair = await source.load()
         } catch (error) {
-          onError(error as Error)
-          throw error
+          if (!isPartialLoadError(error)) {
+            onError(error as Error)
+            throw error
+          }
+          // Some of several pairs are broken: each is reported under its own name, and the others,
+          // which the source now counts as served, are applied below all the same.
+          for (const { name, error: why } of error.failures) onError(why, name)
+          failure = error
         }
+        const entries = source.certificates?.() ?? []
+        const failedNames = new Set(isPartialLoadError(failure) ? failure.failures.map(({ name }) => name) : [])
+        pair ??= failedNames.has(defaultName) ? undefined : entries.find((entry) => entry.name === defaultName)?.pair
         const main = slots.get(defaultName) as Slot
-        if (pairDigest(pair) !== pairDigest(main.pair)) {
+        if (pair !== undefined && pairDigest(pair) !== pairDigest(main.pair)) {
           onUpdate(pair, 'manual reload')
-          if (main.pair !== pair) throw new Error(main.lastReloadError ?? 'the new certificate could not be applied')
+          if (main.pair !== pair) failure ??= new Error(main.lastReloadError ?? 'the new certificate could not be applied')
         }
-        for (const entry of source.certificates?.() ?? []) {
+        for (const entry of entries) {
           const slot = slots.get(entry.name)
-          if (entry.name !== defaultName && (slot === undefined || pairDigest(slot.pair) !== pairDigest(entry.pair))) onUpdate(entry.pair, 'manual reload', entry.name)
+          if (entry.name !== defaultName && !failedNames.has(entry.name) && (slot === undefined || pairDigest(slot.pair) !== pairDigest(entry.pair))) onUpdate(entry.pair, 'manual reload', entry.name)
         }
+        if (failure !== undefined) throw failure
         return control.status()
       })
       reloading = run.catch(() => {})

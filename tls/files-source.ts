@@ -130,6 +130,20 @@ function pairName (index: number, pair: CertificatePair, taken: ReadonlySet<stri
   return taken.has(first) ? `${first} (${index + 1})` : first
 }
 
+/**
+ * The error of a `load()` in which some pairs of several failed, after the first load: the pairs
+ * that did load are in `certificates()` and must be applied, each failure is reported under its own
+ * certificate's name. @internal
+ */
+export interface PartialLoadError extends Error {
+  failures: Array<{ name: string, error: Error }>
+}
+
+/** True for the error of a load in which only some pairs failed. @internal */
+export function isPartialLoadError (error: unknown): error is PartialLoadError {
+  return error instanceof Error && Array.isArray((error as Partial<PartialLoadError>).failures)
+}
+
 /** Several pairs: each its own watched source, reported by name. */
 function severalPairs (configs: FilesConfig[], timing: WatchTiming): CertificateSource {
   const sources = configs.map((files) => pairSource(files, timing))
@@ -140,13 +154,21 @@ function severalPairs (configs: FilesConfig[], timing: WatchTiming): Certificate
     async load () {
       // Every pair is read and checked; all problems at once, each naming its files.
       const results = await Promise.allSettled(sources.map((source) => source.load()))
-      const failed = results.flatMap((result, i) => result.status === 'rejected' ? [`pair ${i + 1} (${configs[i]?.certFile ?? ''}): ${(result.reason as Error).message}`] : [])
-      if (failed.length > 0) throw new ERR_CERTIFICATE(failed.join('; '))
+      const failed = results.flatMap((result, i) => result.status === 'rejected' ? [{ i, error: new ERR_CERTIFICATE(`pair ${i + 1} (${configs[i]?.certFile ?? ''}): ${(result.reason as Error).message}`) }] : [])
+      const loaded = names.length === sources.length
+      if (failed.length > 0 && !loaded) throw new ERR_CERTIFICATE(failed.map(({ error }) => error.message).join('; '))
+      // After the first load (a manual reload), the pairs that did load are handed over all the
+      // same: each pair's own source now counts them as served, and would not offer them again.
       results.forEach((result, i) => {
-        const pair = (result as PromiseFulfilledResult<CertificatePair>).value
-        current[i] = pair
-        if (names[i] === undefined) names[i] = pairName(i, pair, new Set(names))
+        if (result.status !== 'fulfilled') return
+        current[i] = result.value
+        if (names[i] === undefined) names[i] = pairName(i, result.value, new Set(names))
       })
+      if (failed.length > 0) {
+        const error = new ERR_CERTIFICATE(failed.map(({ error }) => error.message).join('; ')) as unknown as PartialLoadError
+        error.failures = failed.map(({ i, error }) => ({ name: names[i] as string, error }))
+        throw error
+      }
       return current[0] as CertificatePair
     },
     certificates () {
