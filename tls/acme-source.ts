@@ -28,7 +28,7 @@ import { redisStorage } from '../storage/redis.ts'
 import { isLease, isStorage, type Lease, type LockHolder, type Storage, type StorageEvent } from '../storage/storage.ts'
 import { AcmeOrderError, acmeAgent, createEcdsaKey, fetchRenewalInfo, orderCertificate, renewalInfoUrl, type AcmeProblem, type PublishedChallenge } from './acme-client.ts'
 import { ariCertId, renewalTime, timeInWindow, type RenewalWindow } from './acme-renewal.ts'
-import { AcmeStore, type StoredPair } from './acme-store.ts'
+import { AcmeStore, isChallengeToken, type StoredPair } from './acme-store.ts'
 import { inspectCertificate, splitPemCertificates, type CertificateInfo } from './inspect.ts'
 import { AskGate, onDemandName, OrderLimiter, type Refusal } from './on-demand.ts'
 import { generateSelfSigned } from './self-signed.ts'
@@ -384,13 +384,31 @@ export function acmeSource (config: TlsConfig, options: AcmeSourceOptions = {}):
     return { delay: Math.min(Math.max(due, 1000), acme.checkInterval * 1000), at, fromAri }
   }
 
+  /**
+   * Publishes an answer here and in the storage. An answer that could not be published is taken
+   * back at once: the order fails, and `withdraw` is called only for those published.
+   */
   async function publish (challenge: PublishedChallenge, target: AcmeStore): Promise<void> {
     if (challenge.type === 'http-01') {
+      if (!isChallengeToken(challenge.token)) throw new Error(`the ACME server sent an HTTP-01 token that is not base64url: ${JSON.stringify(challenge.token.slice(0, 40))}`)
       pending.set(challenge.token, challenge.keyAuthorization)
-      await target.putChallenge(challenge.token, challenge.keyAuthorization)
+      try {
+        await target.putChallenge(challenge.token, challenge.keyAuthorization)
+      } catch (error) {
+        pending.delete(challenge.token)
+        // The write may have happened though it failed (a reply lost): nothing else removes it.
+        await target.removeChallenge(challenge.token).catch(() => {})
+        throw error
+      }
     } else if (challenge.type === 'tls-alpn-01') {
       alpnPending.set(challenge.name, { key: challenge.key, cert: challenge.cert })
-      await target.putAlpn(challenge.name, challenge.key, challenge.cert)
+      try {
+        await target.putAlpn(challenge.name, challenge.key, challenge.cert)
+      } catch (error) {
+        alpnPending.delete(challenge.name)
+        await target.removeAlpn(challenge.name).catch(() => {})
+        throw error
+      }
     } else {
       await (acme.dns as NonNullable<typeof acme.dns>).set(challenge.name, challenge.value)
     }
