@@ -84,6 +84,24 @@ export function isAcmeChallengePath (path: string): boolean {
 const LOGGED_HOST_LENGTH = 100
 const shown = (host: string): string => host.length > LOGGED_HOST_LENGTH ? `${host.slice(0, LOGGED_HOST_LENGTH)}...` : host
 
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
+
+/**
+ * The path and query of an absolute-form request target (RFC 9112 section 3.2.2), always starting
+ * with '/' so that it cannot run into the Location's host; '/' for a target of another form. The
+ * authority ends at '/', '?' or '#' (RFC 3986 section 3.2), and at '\' as browsers read it. @internal
+ */
+function absoluteFormPath (url: string): string {
+  if (!ABSOLUTE_FORM.test(url)) return '/'
+  let end = url.indexOf('://') + 3
+  for (; end < url.length; end++) {
+    const c = url.charCodeAt(end)
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break
+  }
+  const rest = url.slice(end)
+  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`
+}
+
 /** Outcome of the redirect rules for one request. @internal */
 export type RedirectDecision =
   | { kind: 'pass' }
@@ -113,8 +131,9 @@ export function compileRedirect (
     // and `evil.test/.example.com` ends with an allowed wildcard's suffix but names evil.test.
     const host = hostHeader === undefined ? null : parseHost(hostHeader)
     if (host === null || !isAllowed(host)) return { kind: 'unknown-host', host: shown(host ?? hostHeader ?? '') }
-    // An absolute-form request target (GET http://other/ HTTP/1.1) keeps only its path.
-    const target = url.charCodeAt(0) === 47 /* / */ ? url : '/'
+    // An absolute-form request target (GET http://other/path HTTP/1.1) keeps its path and query,
+    // never its host; anything else that is not a path (*, authority-form) goes to /.
+    const target = url.charCodeAt(0) === 47 /* / */ ? url : absoluteFormPath(url)
     const authority = host.includes(':') ? `[${host}]` : host
     if (portSuffix === null) portSuffix = suffix(listeningPort())
     return {

@@ -1,4 +1,5 @@
 import fc from 'fast-check'
+import { connect } from 'node:net'
 import t from 'tap'
 import { compileRedirect } from '../plugins/https-redirect.ts'
 import { request } from './helpers/http.ts'
@@ -82,4 +83,50 @@ t.test('compileRedirect, fuzzed: a Location only ever names an allowed host, wit
   t.ok(redirects > 500, `${redirects} of 5000 hosts were redirected, each to an allowed host`)
   t.equal(decide('GET', '/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0', 'example.com').kind, 'pass', 'an ACME challenge is handed to the app over HTTP')
   t.equal(decide('GET', '/.well-known/acme-challenge/../../admin', 'example.com').kind, 'redirect', 'a path that only starts like one is redirected')
+})
+
+t.test('an absolute-form request target keeps its path and query, over a real socket', async (t) => {
+  const s = await startApp()
+  t.teardown(() => s.close())
+  const port = Number(new URL(s.redirectUrl as string).port)
+  const head = await new Promise<string>((resolve, reject) => {
+    let text = ''
+    const socket = connect(port, '127.0.0.1', () => socket.write('GET http://other.example/any/path?q=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'))
+    socket.on('data', (data: Buffer) => { text += data.toString('latin1') })
+    socket.once('error', reject)
+    socket.once('close', () => resolve(text))
+  })
+  t.match(head, /^HTTP\/1\.1 307 /)
+  t.match(head, new RegExp(`\\r\\nlocation: https://localhost:${s.port}/any/path\\?q=1\\r\\n`, 'i'), 'the host is still the Host header\'s, the path the target\'s')
+})
+
+t.test('compileRedirect, fuzzed over request targets: the Location is https://<the allowed host>/ and then the path', async (t) => {
+  const decide = compileRedirect({ allowedHosts: ['example.com', '*.example.com'], exempt: [], httpsPort: 8443, production: true })
+  const unit = fc.constantFrom('a', 'b', '.', '-', '/', '/', '?', '#', '\\', '@', ':', '[', ']', '%', '2', 'f', 'e', 'x', 'v', 'i', 'l', '*', ';', '=', '&', '~', '\u00e9')
+  const piece = fc.string({ unit, maxLength: 16 })
+  const path = piece.map((p) => `/${p}`)
+  const target = fc.oneof(
+    piece,
+    path,
+    fc.tuple(fc.constantFrom('http://', 'https://', 'HTTP://', 'http:/', 'http:\\\\', '//', '///', 'ftp://', 'mailto:', 'javascript:', ''), piece, piece).map(([a, b, c]) => `${a}${b}${c}`),
+    fc.tuple(fc.constantFrom('http://', 'https://', 'HTTP://'), fc.constantFrom('evil.test', 'evil.test:80', 'a@evil.test', '[::1]', ''), path).map(([a, b, c]) => `${a}${b}${c}`)
+  )
+  const host = fc.constantFrom('example.com', 'app.example.com', 'EXAMPLE.com:8080')
+  fc.assert(fc.property(target, host, (url, hostHeader) => {
+    const decision = decide('GET', url, hostHeader)
+    if (decision.kind !== 'redirect') return false
+    const name = hostHeader.toLowerCase().replace(/:\d+$/, '')
+    const prefix = `https://${name}:8443/`
+    if (!decision.location.startsWith(prefix)) return false
+    const parsed = new URL(decision.location)
+    return parsed.host === `${name}:8443` && parsed.username === '' && parsed.password === ''
+  }), { numRuns: 20_000 })
+
+  // The path is the target's, whatever host the absolute form names.
+  fc.assert(fc.property(fc.constantFrom('http://', 'https://', 'HTTP://'), fc.constantFrom('evil.test', 'other.example:81', 'example.com'),
+    fc.stringMatching(/^(\/[a-z0-9._~-]{0,8}){1,4}(\?[a-z0-9=&]{0,10})?$/), (scheme, authority, rest) => {
+      const decision = decide('POST', `${scheme}${authority}${rest}`, 'example.com')
+      return decision.kind === 'redirect' && decision.location === `https://example.com:8443${rest}`
+    }), { numRuns: 2000 })
+  t.pass('20000 targets, each redirected to an allowed host, and 2000 absolute forms that kept their path')
 })
