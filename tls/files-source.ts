@@ -21,7 +21,7 @@ import { readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { ERR_CERTIFICATE } from '../errors.ts'
 import { certificateFiles, type TlsConfig } from '../schemas/tls.ts'
-import { assertUsablePair, chainProblems } from './inspect.ts'
+import { assertUsablePair, chainProblems, truncatedPem } from './inspect.ts'
 import type { CertificatePair, CertificateSource, NamedCertificate, SourceEvents } from './source.ts'
 
 /** Tuning of the watcher; tests shorten it. */
@@ -74,6 +74,8 @@ export async function readCertificateFiles (config: FilesConfig, now = Date.now(
   // Order first: with the chain reversed, the key would seem not to match, which misleads.
   const problems = chainProblems(cert)
   if (problems.length > 0) throw new ERR_CERTIFICATE(`TLS_CERT_FILE ${config.certFile}: ${problems.join('; ')}`)
+  const caTruncated = ca === undefined ? null : truncatedPem(ca)
+  if (caTruncated !== null) throw new ERR_CERTIFICATE(`TLS_CA_FILE ${config.caFile ?? ''}: ${caTruncated}`)
   const info = assertUsablePair(cert, key, config.passphrase, now, `certificate in TLS_CERT_FILE ${config.certFile}`, `private key in TLS_KEY_FILE ${config.keyFile}`)
   const pair: CertificatePair = { key, cert, info }
   if (ca !== undefined) pair.ca = ca

@@ -109,8 +109,27 @@ export function uncoveredHosts (sans: readonly string[], hosts: readonly string[
   return hosts.filter((host) => !sans.some((san) => nameMatches(san, host)))
 }
 
-/** Problems with a PEM chain that make it unusable: a certificate that cannot be parsed, or the wrong order. */
+/**
+ * Why the PEM certificates of a file are cut short, or null: every `-----BEGIN CERTIFICATE-----`
+ * needs its `-----END CERTIFICATE-----`. The parser here reads only whole blocks and would pass
+ * over a block without its end, which OpenSSL then refuses with a bare ERR_OSSL_PEM_BAD_END_LINE.
+ */
+export function truncatedPem (pem: string | Buffer): string | null {
+  const text = String(pem)
+  const begins = text.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0
+  const ends = text.match(/-----END CERTIFICATE-----/g)?.length ?? 0
+  if (begins === ends) return null
+  return `the file is cut short or damaged: ${begins} "-----BEGIN CERTIFICATE-----" line${begins === 1 ? '' : 's'} but ${ends} "-----END CERTIFICATE-----" line${ends === 1 ? '' : 's'}; ` +
+    'write the whole file again (for certbot, fullchain.pem) and check that the copy finished'
+}
+
+/**
+ * Problems with a PEM chain that make it unusable: a block cut short, a certificate that cannot be
+ * parsed, or the wrong order.
+ */
 export function chainProblems (certPem: string | Buffer): string[] {
+  const truncated = truncatedPem(certPem)
+  if (truncated !== null) return [truncated]
   const certs: X509Certificate[] = []
   const problems: string[] = []
   splitPemCertificates(certPem).forEach((pem, i) => {
