@@ -36,7 +36,7 @@ export interface CheckSiteOptions {
   httpPort?: number
   /**
    * Milliseconds allowed for each connection and request, from start to end (a server that keeps
-   * sending a byte at a time is cut too); default 5000.
+   * sending a byte at a time is cut too); default 5000, at most 2147483647.
    */
   timeout?: number
   /**
@@ -450,6 +450,9 @@ export function cookieLine (cookie: SiteCookie): string {
   return `${cookie.name}: ${flagsText(cookie)}`
 }
 
+/** The longest `timeout` (2^31 - 1 ms, about 24.8 days): a Node timer set longer fires after 1 ms. @internal */
+export const MAX_CHECK_TIMEOUT = 2_147_483_647
+
 function parseTarget (input: string | URL, options: CheckSiteOptions): Target {
   let url: URL
   try {
@@ -461,6 +464,7 @@ function parseTarget (input: string | URL, options: CheckSiteOptions): Target {
   if (url.username !== '' || url.password !== '') throw new TypeError('the URL must not carry a user name or password')
   if (options.connectTo !== undefined && isIP(options.connectTo) === 0) throw new TypeError(`--connect-to ${options.connectTo} is not an IP address`)
   const timeout = options.timeout ?? 5000
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_CHECK_TIMEOUT) throw new TypeError(`timeout ${String(timeout)} must be a whole number of milliseconds from 1 to ${MAX_CHECK_TIMEOUT}`)
   const deadline = options.deadline ?? Math.max(60_000, timeout * 12)
   if (!Number.isFinite(deadline) || deadline <= 0) throw new TypeError(`deadline ${String(options.deadline)} is not a positive number of milliseconds`)
   return {

@@ -73,7 +73,8 @@ Options:
   --json                print the report as JSON
   --ca FILE             also trust the CA certificates in FILE (PEM), e.g. a private CA
   --http-port N         port of the plain HTTP redirect to test (default 80)
-  --timeout MS          milliseconds for each connection and request (default 5000)
+  --timeout MS          milliseconds for each connection and request (default 5000,
+                        at most 2147483647)
   --connect-to IP       connect to this address instead of resolving the host; the host
                         name is still sent as SNI and Host (a site not yet in DNS)
   --strict              warnings count as errors for the exit code
@@ -271,7 +272,7 @@ async function runCheck (args: string[], io: Output): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'check needs the URL of the site, e.g. https://example.com' : `check takes one URL (got ${positionals.length})`)
   // Loaded here so that doctor and keygen start without the TLS probing code.
-  const { checkSite, cookieLine } = await import('../audit/check.ts')
+  const { checkSite, cookieLine, MAX_CHECK_TIMEOUT } = await import('../audit/check.ts')
   const options: CheckSiteOptions = {}
   if (values.ca !== undefined) {
     const ca = await readInput(values.ca, '--ca')
@@ -280,7 +281,7 @@ async function runCheck (args: string[], io: Output): Promise<number> {
   }
   const httpPort = positiveInteger(values['http-port'], '--http-port', 65535)
   if (httpPort !== undefined) options.httpPort = httpPort
-  const timeout = positiveInteger(values.timeout, '--timeout')
+  const timeout = positiveInteger(values.timeout, '--timeout', MAX_CHECK_TIMEOUT)
   if (timeout !== undefined) options.timeout = timeout
   if (values['connect-to'] !== undefined) options.connectTo = values['connect-to']
   let report: SiteReport
