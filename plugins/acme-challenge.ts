@@ -119,6 +119,14 @@ export function logAcmeEvent (log: FastifyBaseLogger, event: AcmeEvent, state: A
         `ACME: no on-demand certificate for ${JSON.stringify(event.name)}: ${why}`)
       break
     }
+    case 'on-demand-deferred':
+      log.warn({ certificate: event.name, reason: event.reason, attempt: event.attempt, retryAt: event.retryAt.toISOString() },
+        `ACME: the ask check gave no answer before renewing the on-demand certificate for ${JSON.stringify(event.name)} (${event.reason === 'busy' ? 'too many ask checks are running' : 'a timeout, an error or a 5xx'}, attempt ${event.attempt}); it keeps serving, asking again at ${event.retryAt.toISOString()}`)
+      break
+    default: {
+      const unhandled: never = event
+      log.warn({ event: unhandled }, 'ACME: unknown event')
+    }
   }
 }
 

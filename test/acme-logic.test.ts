@@ -253,6 +253,7 @@ t.test('the challenge route and the event log', async (t) => {
   log({ type: 'renewal-info', name: 'a.test', window: { start: at, end: later }, renewAt: at, explanationUrl: null })
   log({ type: 'on-demand-allowed', name: 'shop.example' })
   for (const reason of ['denied', 'busy', 'rate-limit', 'renewal-denied'] as const) log({ type: 'on-demand-refused', name: 'x.example', reason })
+  log({ type: 'on-demand-deferred', name: 'kept.example', reason: 'busy', attempt: 2, retryAt: later })
   const parsed = lines.map((line) => JSON.parse(line) as { level: number, msg: string, securityEvent?: string, problem?: unknown, reason?: string })
   const failed = parsed.find((line) => line.securityEvent === 'acme.order-failed')
   t.equal(failed?.level, 40, 'acme.order-failed is a security event at warn')
@@ -270,6 +271,9 @@ t.test('the challenge route and the event log', async (t) => {
   t.equal(parsed.find((line) => line.securityEvent === 'tls.storage-rejected')?.level, 40, 'a rejected stored value is a security event')
   t.same(parsed.filter((line) => line.securityEvent === 'acme.on-demand-refused').map((line) => line.reason), ['denied', 'busy', 'rate-limit', 'renewal-denied'],
     'each on-demand refusal is a security event')
+  const deferred = parsed.find((line) => line.msg.startsWith('ACME: the ask check gave no answer before renewing the on-demand certificate for "kept.example"'))
+  t.equal(deferred?.level, 40, 'a renewal deferred for want of an answer from the ask check is logged at warn')
+  t.match(deferred?.msg, /too many ask checks are running, attempt 2\); it keeps serving, asking again at 2026-01-02T00:00:00.000Z/)
 })
 
 t.test('ACME_CA_FILE without a certificate in it stops the start', async (t) => {
