@@ -14,6 +14,7 @@ import type { CheckSiteOptions, SiteCookie, SiteReport } from '../audit/check.ts
 import { doctor, findPackageRoot, readEnvFile, type DoctorReport } from '../audit/doctor.ts'
 import { generateSessionKey } from '../audit/keygen.ts'
 import { formatChecks, summaryLine } from '../audit/report.ts'
+import { allowedHostsSchema, exactHosts } from '../schemas/host-authorization.ts'
 import { trustStoreKinds } from '../tls/trust-kinds.ts'
 import type { TrustResult } from '../tls/trust-store.ts'
 
@@ -110,8 +111,8 @@ issues, now and after ALLOWED_HOSTS changes, as mkcert -install and caddy trust 
            user Root store
 
 The CA may only issue for local names (localhost, *.test, *.localhost, private addresses...)
-and the names ALLOWED_HOSTS held when it was made: its key, kept 0600 in TLS_DIR/ca/, cannot
-impersonate other sites. Restart the browser afterwards.
+and the exact names ALLOWED_HOSTS held when it was made (a wildcard adds none): its key, kept
+0600 in TLS_DIR/ca/, cannot impersonate other sites. Restart the browser afterwards.
 
 Options:
   --uninstall           remove the CA from the stores instead
@@ -322,6 +323,18 @@ const TRUST_MARKS: Record<TrustResult['status'], string> = {
   failed: 'FAILED'
 }
 
+/**
+ * The hosts a development CA made by `trust` may also issue for (its name constraints): ALLOWED_HOSTS
+ * read as loadConfig reads it (`[::1]` is ::1, `Example.com.` is example.com), and only its exact
+ * names, as the app gives them to its certificates: a wildcard names no host. @internal
+ */
+export function trustedHosts (raw: string | undefined): string[] {
+  const entries = (raw ?? '').split(',').map((host) => host.trim()).filter((host) => host !== '')
+  const parsed = allowedHostsSchema.safeParse(entries)
+  if (!parsed.success) throw new UsageError(`ALLOWED_HOSTS: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`)
+  return exactHosts(parsed.data)
+}
+
 async function runTrust (args: string[], io: Output): Promise<number> {
   const { values } = parse(args, {
     uninstall: { type: 'boolean' },
@@ -342,9 +355,7 @@ async function runTrust (args: string[], io: Output): Promise<number> {
   }
   const dir = values.dir ?? (process.env.TLS_DIR?.trim() || '.secure-https')
   const { findDevCa, loadOrCreateDevCa } = await import('../tls/dev-ca.ts')
-  // A CA made here may also issue for the names the app will ask for (its name constraints).
-  const hosts = (process.env.ALLOWED_HOSTS ?? '').split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')
-  const ca = values.uninstall === true || values.status === true ? await findDevCa(dir) : await loadOrCreateDevCa(dir, hosts)
+  const ca = values.uninstall === true || values.status === true ? await findDevCa(dir) : await loadOrCreateDevCa(dir, trustedHosts(process.env.ALLOWED_HOSTS))
   if (ca === null) {
     io.out(`${NAME} trust: no development CA in ${resolve(dir)}; nothing to ${values.uninstall === true ? 'remove' : 'check'} (it is made at the first start with TLS_MODE=self-signed, or by "${NAME} trust")\n`)
     return 0
