@@ -2,6 +2,7 @@
  * What Fastify needs at construction: `https` (or `http2`) and `trustProxy` cannot be changed by a
  * plugin later, so they come from the same config, here.
  */
+import { randomBytes } from 'node:crypto'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import { resolveConfig, type SecureHttpsConfig, type SecureHttpsOptions } from './schemas/config.ts'
 import { trustProxyValue } from './schemas/proxy-trust.ts'
@@ -11,24 +12,39 @@ import type { CertificatePair, CertificateSource } from './tls/source.ts'
 import { SniRouter } from './tls/sni.ts'
 import { createSource, needsSni, terminatesTls } from './tls/sources.ts'
 
+/** What `serverOptions` loaded for one server. */
+interface Prepared {
+  source: CertificateSource
+  pair: CertificatePair
+  sni?: SniRouter
+  /** The ticket keys the server was built with: what `server.getTicketKeys()` tells the plugin. */
+  ticketKeys: Buffer
+}
+
 /**
  * The sources and pairs `serverOptions` loaded, by TLS config, so that the `tls` plugin registered
  * with the same config carries on with them instead of loading the certificate again (for ACME, a
- * second temporary key pair). Each is taken once, oldest first; the plugin applies what it takes to
- * its own server with setSecureContext(), so a source taken by another instance built from the same
- * config serves just as well. Bounded: a config prepared and never registered does not pile up.
+ * second temporary key pair), and fills the SNI table of the callback installed in its own server.
+ * Each entry is taken once, by the server it was built into, recognized by its ticket keys (see
+ * `httpsOptions`): with two calls for one config, taking the oldest would hand one server the SNI
+ * table of the other. Bounded: a config prepared and never registered does not pile up.
  */
-const prepared = new Map<string, Array<{ source: CertificateSource, pair: CertificatePair, sni?: SniRouter }>>()
+const prepared = new Map<string, Prepared[]>()
 const PREPARED_PER_CONFIG = 8
 
 /**
- * Takes the source and first pair that `serverOptions` prepared for this TLS config, if any. @internal
+ * Takes what `serverOptions` prepared for the server whose ticket keys are `serverTicketKeys`
+ * (`server.getTicketKeys()`), built with this TLS config; undefined when that server was not built
+ * from it. @internal
  */
-export function takePreparedSource (tls: TlsConfig): { source: CertificateSource, pair: CertificatePair, sni?: SniRouter } | undefined {
+export function takePreparedSource (tls: TlsConfig, serverTicketKeys: Buffer | undefined): Omit<Prepared, 'ticketKeys'> | undefined {
+  if (serverTicketKeys === undefined) return undefined
   const key = JSON.stringify(tls)
   const list = prepared.get(key)
-  const found = list?.shift()
-  if (list !== undefined && list.length === 0) prepared.delete(key)
+  const index = list?.findIndex((entry) => entry.ticketKeys.equals(serverTicketKeys)) ?? -1
+  if (list === undefined || index < 0) return undefined
+  const [found] = list.splice(index, 1)
+  if (list.length === 0) prepared.delete(key)
   return found
 }
 
@@ -64,10 +80,15 @@ export async function httpsOptions (config: SecureHttpsConfig): Promise<HttpsSer
     if (tls.mode === 'acme' && tls.acme.challenge === 'tls-alpn-01') options.ALPNCallback = sni.ALPNCallback
     sni.installed = true
   }
+  // Fresh random ticket keys for each server, as Node would make, tell the tls plugin which server
+  // it is on (server.getTicketKeys() is public; the SNI callback is not readable). Shared keys
+  // (TLS_TICKET_KEYS) are installed by the plugin's first setSecureContext(), before it listens.
+  const ticketKeys = randomBytes(48)
+  options.ticketKeys = ticketKeys
   const key = JSON.stringify(tls)
   const list = prepared.get(key) ?? []
   if (list.length >= PREPARED_PER_CONFIG) list.shift()
-  list.push({ source, pair, ...(sni === undefined ? {} : { sni }) })
+  list.push({ source, pair, ticketKeys, ...(sni === undefined ? {} : { sni }) })
   prepared.set(key, list)
   return options
 }

@@ -162,7 +162,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   }
   // The source serverOptions() loaded for this instance, if any: the certificate is not loaded twice,
   // and the SNI callbacks it installed at construction are this server's.
-  const handOver = injected === undefined ? takePreparedSource(config) : undefined
+  const handOver = injected === undefined ? takePreparedSource(config, server.getTicketKeys?.()) : undefined
   const source = injected ?? handOver?.source ?? await createSource(config)
   const router = handOver?.sni ?? (needsSni(config) ? new SniRouter(config.http2) : null)
   if (router !== null && !router.installed && config.mode === 'acme' && (config.acme.challenge === 'tls-alpn-01' || config.acme.onDemand !== undefined)) {
