@@ -9,12 +9,15 @@
  * Locks are files created with O_EXCL holding their holder, token, lease time and fence (a counter
  * kept beside the lock, moved only by whoever holds it); the holder refreshes the file's mtime
  * every third of the lease. A lock whose mtime is older than its lease,
- * or whose holder is a dead process on this host, is taken over. Instances that share TLS_DIR (a
+ * or whose holder is a dead process of this machine's process table, is taken over: the lock names
+ * its host, boot and PID namespace (`scope`), since containers that share a hostname and a volume
+ * each number their processes from 1. Instances that share TLS_DIR (a
  * shared volume, NFS) share the locks. A guarded write re-reads the lock file just before the
  * rename: a holder that lost its lease does not overwrite the new holder's work, short of a pause
  * between that check and the rename (Redis checks and writes in one step).
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -27,6 +30,11 @@ interface LockFile {
   owner: string
   pid: number
   host: string
+  /**
+   * Where `pid` means something: the host, its boot and the PID namespace (see `lockScope`).
+   * Absent in locks written by earlier versions, which are then judged by their age alone.
+   */
+  scope?: string
   token: string
   fence: number
   since: string
@@ -58,6 +66,29 @@ function processAlive (pid: number): boolean {
     // EPERM: it exists but belongs to another user.
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+function readOr (read: () => string): string {
+  try {
+    return read().trim()
+  } catch {
+    return ''
+  }
+}
+
+let scope: string | undefined
+/**
+ * The process table a lock's `pid` belongs to: the hostname, the kernel's boot id and the PID
+ * namespace. Two containers with one hostname (host networking, a fixed `hostname:`) sharing
+ * TLS_DIR have different PID namespaces: a PID of one says nothing about the other's processes,
+ * and a lock must never be taken over because its holder's PID is free in another namespace.
+ * @internal
+ */
+export function lockScope (): string {
+  scope ??= [hostname(),
+    readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+    readOr(() => readlinkSync('/proc/self/ns/pid'))].join(' ')
+  return scope
 }
 
 const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException).code === 'ENOENT'
@@ -113,6 +144,7 @@ export function fileStorage (root: string, options: FileStorageOptions = {}): St
             owner: String(parsed.owner),
             pid: Number(parsed.pid),
             host: String(parsed.host),
+            ...(typeof parsed.scope === 'string' ? { scope: parsed.scope } : {}),
             token: parsed.token,
             fence: Number(parsed.fence) || 0,
             since: String(parsed.since),
@@ -135,7 +167,8 @@ export function fileStorage (root: string, options: FileStorageOptions = {}): St
     if (now - found.modified > ttl) return null
     const data = found.data
     if (data === null) return { owner: 'unknown', since: new Date(found.modified), expires: new Date(found.modified + ttl) }
-    if (data.host === hostname() && !processAlive(data.pid)) return null
+    // A dead holder is known at once only within its own process table.
+    if (data.scope === lockScope() && !processAlive(data.pid)) return null
     return { owner: data.owner, since: new Date(data.since), expires: new Date(found.modified + ttl) }
   }
 
@@ -273,7 +306,7 @@ export function fileStorage (root: string, options: FileStorageOptions = {}): St
       const token = randomBytes(16).toString('hex')
       for (let attempt = 0; attempt < 2; attempt++) {
         const now = Date.now()
-        const data: LockFile = { owner: ownerName(process.pid, host), pid: process.pid, host, token, fence: 0, since: new Date(now).toISOString(), ttl }
+        const data: LockFile = { owner: ownerName(process.pid, host), pid: process.pid, host, scope: lockScope(), token, fence: 0, since: new Date(now).toISOString(), ttl }
         let content = ''
         try {
           const handle = await open(path, 'wx', 0o600)

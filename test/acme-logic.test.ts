@@ -14,7 +14,7 @@ import { acmeSource, certificateGroups, renewalTime, retryDelay, type AcmeEvent 
 import { isAcmeSource } from '../tls/source.ts'
 import { AcmeStore, directoryFolder } from '../tls/acme-store.ts'
 import { isLease, type Storage } from '../storage/storage.ts'
-import { fileStorage } from '../storage/file.ts'
+import { fileStorage, lockScope } from '../storage/file.ts'
 import { generateSelfSigned } from '../tls/self-signed.ts'
 import { selfSignedSource } from '../tls/self-signed-source.ts'
 import { tempDir } from './helpers/app.ts'
@@ -188,10 +188,20 @@ t.test('the store', async (t) => {
     if (isLease(taken)) await store.unlock(taken)
     t.ok(existsSync(path), 'releasing never removes a lock that someone else took since')
 
-    writeFileSync(path, JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
+    const dead = { owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }
+    writeFileSync(path, JSON.stringify({ ...dead, scope: lockScope() }))
     const fromDead = await store.lock('a.test')
     t.ok(isLease(fromDead), 'one left by a dead process on this host is taken over at once')
     if (isLease(fromDead)) await store.unlock(fromDead)
+    // Another container with the same hostname sharing TLS_DIR: its PIDs are another namespace's.
+    writeFileSync(path, JSON.stringify({ ...dead, scope: `${hostname()} ${'0'.repeat(8)}-other-boot pid:[1]` }))
+    t.notOk(isLease(await store.lock('a.test')), 'a fresh lock of a PID free here but held in another PID namespace with the same hostname is respected')
+    writeFileSync(path, JSON.stringify(dead))
+    t.notOk(isLease(await store.lock('a.test')), 'as is a fresh one of an earlier version, which does not say its namespace')
+    utimesSync(path, old, old)
+    const aged = await store.lock('a.test')
+    t.ok(isLease(aged), 'both are taken over once stale')
+    if (isLease(aged)) await store.unlock(aged)
 
     writeFileSync(path, '{"pid": 1')
     t.notOk(isLease(await store.lock('a.test')), 'a half-written lock is respected while fresh')

@@ -12,6 +12,7 @@ import { resolveConfig } from '../index.ts'
 import { acmeSource, type AcmeCertificateSource, type AcmeEvent } from '../tls/acme-source.ts'
 import { AcmeStore } from '../tls/acme-store.ts'
 import { isLease } from '../storage/storage.ts'
+import { lockScope } from '../storage/file.ts'
 import type { CertificatePair } from '../tls/source.ts'
 import type { TlsConfig } from '../schemas/tls.ts'
 import { tempDir } from './helpers/app.ts'
@@ -143,7 +144,7 @@ t.test('the ACME source without Fastify', async (t) => {
     await store.ensureFolder()
     const { mkdirSync, writeFileSync } = await import('node:fs')
     mkdirSync(join(store.folder, 'locks'), { recursive: true, mode: 0o700 })
-    writeFileSync(join(store.folder, 'locks', 'stale.test.lock'), JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
+    writeFileSync(join(store.folder, 'locks', 'stale.test.lock'), JSON.stringify({ owner: 'dead', pid: 2 ** 22 + 12345, host: hostname(), scope: lockScope(), token: 'dead', since: new Date().toISOString(), ttl: 60_000 }))
     const r = run(config)
     sources.push(r.source)
     t.teardown(() => r.source.stop())
