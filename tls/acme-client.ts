@@ -135,9 +135,13 @@ interface PlainResponse {
   body: string
 }
 
-/** One HTTPS request with a timeout, a signal and a size bound; network errors as Node gives them. */
-function send (url: string, method: string, headers: Record<string, string>, body: string | Buffer | undefined, agent: Agent, signal: AbortSignal | undefined): Promise<PlainResponse> {
-  return new Promise((resolve, reject) => {
+/**
+ * One HTTPS request with a deadline for the whole exchange (not only between two packets: a server
+ * that sends a byte a second would hold an order, and its lock, for ever), a signal and a size
+ * bound; network errors as Node gives them. @internal
+ */
+export function send (url: string, method: string, headers: Record<string, string>, body: string | Buffer | undefined, agent: Agent, signal: AbortSignal | undefined, timeout = REQUEST_TIMEOUT): Promise<PlainResponse> {
+  return new Promise<PlainResponse>((resolve, reject) => {
     const target = new URL(url)
     if (target.protocol !== 'https:') {
       reject(Object.assign(new Error(`ACME requests go over https only, not to ${target.protocol}//${target.host} (RFC 8555 section 6.1)`), { code: 'ERR_ACME_NOT_HTTPS' }))
@@ -154,11 +158,21 @@ function send (url: string, method: string, headers: Record<string, string>, bod
         }
         chunks.push(chunk)
       })
-      res.on('error', reject)
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', fail)
+      res.on('end', () => {
+        clearTimeout(deadline)
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') })
+      })
     })
-    req.setTimeout(REQUEST_TIMEOUT, () => req.destroy(Object.assign(new Error(`the ACME server at ${target.host} did not answer within ${REQUEST_TIMEOUT} ms`), { code: 'ETIMEDOUT' })))
-    req.on('error', reject)
+    const deadline = setTimeout(() => {
+      req.destroy(Object.assign(new Error(`the ACME server at ${target.host} did not answer within ${timeout} ms`), { code: 'ETIMEDOUT' }))
+    }, timeout)
+    deadline.unref()
+    function fail (error: Error): void {
+      clearTimeout(deadline)
+      reject(error)
+    }
+    req.on('error', fail)
     req.end(body)
   })
 }
