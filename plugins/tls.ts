@@ -13,7 +13,7 @@ import { createSecureContext, type SecureContext, type SecureContextOptions, typ
 import { channels } from '../diagnostics.ts'
 import { ERR_INSTANCE_MISMATCH } from '../errors.ts'
 import { parseOptions } from '../schemas/common.ts'
-import { tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.ts'
+import { certificateFiles, tlsSchema, type TlsConfig, type TlsMode, type TlsOptions, type TlsProfile } from '../schemas/tls.ts'
 import { isPartialLoadError, pairDigest } from '../tls/files-source.ts'
 import { chainWarnings, uncoveredHosts, type CertificateInfo } from '../tls/inspect.ts'
 import { secureContextOptions } from '../tls/profiles.ts'
@@ -157,7 +157,6 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   const server = fastify.server as unknown as {
     setSecureContext (options: SecureContextOptions): void
     getTicketKeys? (): Buffer
-    addContext (hostname: string, context: SecureContext): void
     on (event: 'secureConnection', listener: (socket: TLSSocket) => void): void
   }
   // The source serverOptions() loaded for this instance, if any: the certificate is not loaded twice,
@@ -178,6 +177,13 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   const first: CertificatePair = handOver?.pair ?? await source.load()
   const listed = source.certificates?.() ?? []
   const several = router !== null || listed.length > 1
+  if (several && router?.installed !== true) {
+    // Node's own SNI table (server.addContext) only grows: each reload would add contexts, and a
+    // name dropped from a certificate would keep being served the old one.
+    await source.stop()
+    throw new ERR_INSTANCE_MISMATCH(`${config.mode === 'acme' ? 'TLS_MODE=acme serves a certificate per name' : `TLS_CERT_FILE lists ${Math.max(listed.length, certificateFiles(config).length)} certificates`}, chosen by SNI through a callback that only the server's construction can set, ` +
+      'and this instance was built without it; build the instance with the same config: Fastify({ ...(await serverOptions(config)) })')
+  }
   const slots = new Map<string, Slot>()
   const defaultName = listed[0]?.name ?? 'default'
   const contexts = new Map<string, SecureContext>()
@@ -213,13 +219,8 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   /** Rebuilds the SNI table from the slots, the default first; drops contexts no slot uses. */
   function publishTable (changed: Slot): void {
     if (!several) return
-    if (router !== null && router.installed) {
-      router.setTable([...slots.values()].filter((slot) => slot.context !== null).map((slot) => ({ names: namesOf(slot), context: slot.context as SecureContext })))
-    } else if (changed.context !== null) {
-      // Built without serverOptions: Node's own SNI table (the newest context added for a name
-      // wins), given the names of the certificate that changed.
-      for (const name of namesOf(changed)) server.addContext(name, changed.context)
-    }
+    // Several certificates need the SNI callback serverOptions installs: checked at start.
+    router?.setTable([...slots.values()].filter((slot) => slot.context !== null).map((slot) => ({ names: namesOf(slot), context: slot.context as SecureContext })))
     const used = new Set([...slots.values()].map((slot) => pairDigest(slot.pair)))
     for (const digest of contexts.keys()) if (!used.has(digest)) contexts.delete(digest)
   }

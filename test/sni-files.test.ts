@@ -131,7 +131,7 @@ t.test('lists of different lengths, or a broken pair at start, are refused with 
   await t.rejects(startInstance(filesOptions([pairA, pairB], dir)), { code: 'ERR_SECURE_HTTPS_CERTIFICATE', message: /pair 2 \(.*b\.crt\): .*expired/ })
 })
 
-t.test('an instance built without serverOptions still serves each name, through Node\'s own SNI table', async (t) => {
+t.test('an instance built without serverOptions is refused for several pairs: Node\'s own SNI table only grows', async (t) => {
   const dir = tempDir(undefined, t)
   const leafA = await pki.leaf({ hosts: ['a.test'] })
   const leafB = await pki.leaf({ hosts: ['b.test'] })
@@ -142,9 +142,18 @@ t.test('an instance built without serverOptions still serves each name, through 
   t.teardown(() => app.close())
   const config = resolveConfig(filesOptions([pairA, pairB], dir))
   if (config.tls === false) throw new Error('no tls')
-  await app.register(tls, config.tls)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
+  app.register(tls, config.tls)
+  await t.rejects(async () => { await app.ready() }, {
+    code: 'ERR_SECURE_HTTPS_INSTANCE_MISMATCH',
+    message: /TLS_CERT_FILE lists 2 certificates, chosen by SNI through a callback that only the server's construction can set.*build the instance with the same config: Fastify\(\{ \.\.\.\(await serverOptions\(config\)\) \}\)/
+  })
+
+  // Built from the same config, it serves each name.
+  const right = Fastify({ ...(await serverOptions(config)) })
+  t.teardown(() => right.close())
+  await right.register(tls, config.tls)
+  await right.listen({ host: '127.0.0.1', port: 0 })
+  const address = right.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   t.equal((await served(port, { ca: pki.root.cert, servername: 'b.test' })).fingerprint, leafB.fingerprint)
   t.equal((await served(port, { ca: pki.root.cert, servername: 'a.test' })).fingerprint, leafA.fingerprint)
