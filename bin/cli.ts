@@ -112,11 +112,12 @@ issues, now and after ALLOWED_HOSTS changes, as mkcert -install and caddy trust 
 
 The CA may only issue for local names (localhost, *.test, *.localhost, private addresses...)
 and the exact names ALLOWED_HOSTS held when it was made (a wildcard adds none): its key, kept
-0600 in TLS_DIR/ca/, cannot impersonate other sites. Restart the browser afterwards.
+0600 in TLS_DIR/ca/, cannot impersonate other sites. Restart the browser afterwards. An earlier
+CA of TLS_DIR (kept as ca.replaced-TIME, or one unfit to use) is taken out of the stores.
 
 Options:
-  --uninstall           remove the CA from the stores instead
-  --status              only tell whether each store has it
+  --uninstall           remove the CA (and the earlier ones) from the stores instead
+  --status              only tell whether each store has it (and an earlier one)
   --dir DIR             the TLS_DIR (default: $TLS_DIR, else .secure-https)
   --store KIND          nss or system; repeatable (default: both)
   --json                print the results as JSON
@@ -354,37 +355,66 @@ async function runTrust (args: string[], io: Output): Promise<number> {
     if (!(trustStoreKinds as readonly string[]).includes(store)) throw new UsageError(`--store ${store}: use ${trustStoreKinds.join(' or ')}`)
   }
   const dir = values.dir ?? (process.env.TLS_DIR?.trim() || '.secure-https')
-  const { findDevCa, loadOrCreateDevCa } = await import('../tls/dev-ca.ts')
+  const { findDevCa, loadOrCreateDevCa, retiredDevCas } = await import('../tls/dev-ca.ts')
   const ca = values.uninstall === true || values.status === true ? await findDevCa(dir) : await loadOrCreateDevCa(dir, trustedHosts(process.env.ALLOWED_HOSTS))
-  if (ca === null) {
+  // CAs this TLS_DIR held before (or holds but will not use): a root replaced because it was unfit
+  // stays trusted until it is taken out of the stores, which trust and trust --uninstall do.
+  const retired = await retiredDevCas(dir)
+  if (ca === null && retired.length === 0) {
     io.out(`${NAME} trust: no development CA in ${resolve(dir)}; nothing to ${values.uninstall === true ? 'remove' : 'check'} (it is made at the first start with TLS_MODE=self-signed, or by "${NAME} trust")\n`)
     return 0
   }
-  const options = { cert: ca.cert, certPath: ca.certPath, ...(stores.length > 0 ? { stores: stores as Array<typeof trustStoreKinds[number]> } : {}) }
-  const results = values.uninstall === true ? await uninstallTrust(options) : values.status === true ? await trustStatus(options) : await installTrust(options)
-  const failed = results.some((result) => result.status === 'failed')
-  if (values.json === true) {
-    io.out(`${JSON.stringify({ ca: { path: ca.certPath, fingerprint: ca.fingerprint, notAfter: ca.notAfter, permitted: ca.permitted }, results }, null, 2)}\n`)
-    return failed && values.status !== true ? 1 : 0
+  const storeOptions = stores.length > 0 ? { stores: stores as Array<typeof trustStoreKinds[number]> } : {}
+  const results = ca === null
+    ? []
+    : values.uninstall === true ? await uninstallTrust({ cert: ca.cert, certPath: ca.certPath, ...storeOptions }) : values.status === true ? await trustStatus({ cert: ca.cert, certPath: ca.certPath, ...storeOptions }) : await installTrust({ cert: ca.cert, certPath: ca.certPath, ...storeOptions })
+  const earlier: Array<{ path: string, fingerprint: string, reason: string, results: TrustResult[] }> = []
+  for (const old of retired) {
+    const options = { cert: old.cert, certPath: old.certPath, ...storeOptions }
+    // Asked first, so that a store where it is absent is not touched (no sudo for nothing).
+    const status = await trustStatus(options)
+    const present = status.filter((result) => result.status === 'present')
+    const done = values.status === true || present.length === 0
+      ? status
+      : await uninstallTrust({ ...options, stores: [...new Set(present.map((result) => result.kind))] })
+    earlier.push({ path: old.certPath, fingerprint: old.fingerprint, reason: old.reason, results: done })
   }
-  const lines = [
-    `${NAME} trust: the development CA ${ca.certPath}${ca.created ? ' (made now)' : ''}`,
-    `  SHA-256 ${ca.fingerprint}, valid until ${ca.notAfter.toISOString().slice(0, 10)}`,
-    `  may issue for: ${ca.permitted.dns.map((name) => name.includes('.') || name === 'localhost' ? `${name}, *.${name}` : `*.${name}`).join(', ')}, ${ca.permitted.ip.join(', ')}`,
-    ''
-  ]
+  const failed = [...results, ...earlier.flatMap((old) => old.results)].some((result) => result.status === 'failed')
+  const code = failed && values.status !== true ? 1 : 0
+  if (values.json === true) {
+    const current = ca === null ? null : { path: ca.certPath, fingerprint: ca.fingerprint, notAfter: ca.notAfter, permitted: ca.permitted }
+    io.out(`${JSON.stringify({ ca: current, results, retired: earlier }, null, 2)}\n`)
+    return code
+  }
+  const lines = ca === null
+    ? [`${NAME} trust: no development CA in use in ${resolve(dir)}`, '']
+    : [
+        `${NAME} trust: the development CA ${ca.certPath}${ca.created ? ' (made now)' : ''}`,
+        `  SHA-256 ${ca.fingerprint}, valid until ${ca.notAfter.toISOString().slice(0, 10)}`,
+        `  may issue for: ${ca.permitted.dns.map((name) => name.includes('.') || name === 'localhost' ? `${name}, *.${name}` : `*.${name}`).join(', ')}, ${ca.permitted.ip.join(', ')}`,
+        ''
+      ]
   for (const result of results) {
     lines.push(`  ${result.store}: ${TRUST_MARKS[result.status]}${result.location === '' ? '' : ` (${result.location})`}`)
     if (result.detail !== undefined) lines.push(`      ${result.detail}`)
   }
+  for (const old of earlier) {
+    const shown = old.results.filter((result) => result.status !== 'absent' && result.status !== 'skipped')
+    if (shown.length === 0) continue
+    lines.push('', `  an earlier development CA, not in use: ${old.path} (${old.reason}), SHA-256 ${old.fingerprint}`)
+    for (const result of shown) {
+      lines.push(`    ${result.store}: ${result.status === 'present' ? `still trusted (${result.location}): remove it with "${NAME} trust --uninstall"` : `${TRUST_MARKS[result.status]}${result.location === '' ? '' : ` (${result.location})`}`}`)
+      if (result.detail !== undefined) lines.push(`        ${result.detail}`)
+    }
+  }
   lines.push('')
-  if (values.uninstall !== true && values.status !== true) {
+  if (ca !== null && values.uninstall !== true && values.status !== true) {
     lines.push('Restart the browser to pick the change up.')
     lines.push(`Node.js reads none of these stores: NODE_EXTRA_CA_CERTS=${ca.certPath} node app.js (or, with the system store done, node --use-system-ca on Node 22.15 or later).`)
     lines.push(`curl: --cacert ${ca.certPath}, or the system store.`)
   }
   io.out(`${lines.join('\n')}\n`)
-  return failed && values.status !== true ? 1 : 0
+  return code
 }
 
 async function version (): Promise<string> {

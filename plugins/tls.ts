@@ -357,7 +357,7 @@ const tlsPlugin: FastifyPluginAsync<TlsOptions & Hooks> = async function tlsPlug
   }
   const caReplaced = (first as SelfSignedPair).caReplaced
   if (caReplaced !== undefined) {
-    fastify.log.warn({ origin: first.origin }, `the development CA was replaced: ${caReplaced}; browsers do not trust the new one yet: run npx fastify-secure-https trust`)
+    fastify.log.warn({ origin: first.origin }, `the development CA was replaced: ${caReplaced}; browsers do not trust the new one yet: run npx fastify-secure-https trust (it also takes the replaced one out of the stores)`)
   }
 
   if (router !== null) {

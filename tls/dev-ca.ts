@@ -12,10 +12,11 @@
  * Knows nothing of Fastify.
  */
 import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
 import { isIP } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ERR_CERTIFICATE, ERR_INSECURE_STORAGE } from '../errors.ts'
 import { devCaPaths } from './dev-ca-paths.ts'
 import { isHostname } from '../schemas/common.ts'
@@ -84,20 +85,32 @@ export function permits (permitted: { dns: readonly string[], ip: readonly strin
   return permitted.dns.some((dns) => host === dns || host.endsWith(`.${dns}`))
 }
 
+let tldts: typeof import('tldts') | undefined
+/**
+ * True for a public suffix (`co.uk`, `github.io`): a DNS constraint on one would let the CA issue
+ * for every site registered under it. tldts and its list load only when a name outside the local
+ * ones is looked at.
+ */
+function isPublicSuffix (name: string): boolean {
+  tldts ??= createRequire(import.meta.url)('tldts') as typeof import('tldts')
+  const parsed = tldts.parse(name, { allowPrivateDomains: true })
+  return parsed.domain === null || parsed.publicSuffix === name
+}
+
 /**
  * The constraints of a new CA: the local names, plus the configured exact hosts outside them.
  *
  * A DNS constraint permits the name and every name under it, so only exact host names of two
  * labels or more become one. A wildcard (`*.co.uk` would become `co.uk`: every bank in the UK), a
- * single label (`com`) or anything that is not a host name (a path, a port) adds nothing, whatever
- * the caller passes.
+ * single label (`com`), a public suffix (`co.uk`, `github.io`) or anything that is not a host name
+ * (a path, a port) adds nothing, whatever the caller passes.
  */
 export function constraintsFor (hosts: readonly string[]): { dns: string[], ip: string[] } {
   const permitted = { dns: [...DEV_CA_DNS], ip: [...DEV_CA_IP] }
   for (const raw of hosts) {
     const host = raw.trim().toLowerCase()
     if (!isHostname(host) || permits(permitted, host)) continue
-    if (isIP(host) === 0 && !host.includes('.')) continue
+    if (isIP(host) === 0 && (!host.includes('.') || isPublicSuffix(host))) continue
     if (isIP(host) === 4) permitted.ip.push(`${host}/32`)
     else if (isIP(host) === 6) permitted.ip.push(`${host}/128`)
     else permitted.dns.push(host)
@@ -128,7 +141,7 @@ function unfitReason (cert: X509Certificate, permitted: { dns: readonly string[]
   if (permitted.dns.length === 0 && permitted.ip.length === 0) return 'it carries no name constraints, so it could issue certificates for any site'
   if (!permits(permitted, 'localhost') || !permits(permitted, '127.0.0.1')) return 'its name constraints do not permit localhost and 127.0.0.1'
   const wide = [
-    ...permitted.dns.filter((dns) => !DEV_CA_DNS.includes(dns) && (!dns.includes('.') || !isHostname(dns))),
+    ...permitted.dns.filter((dns) => !DEV_CA_DNS.includes(dns) && (!dns.includes('.') || !isHostname(dns) || isPublicSuffix(dns))),
     ...permitted.ip.filter((cidr) => !DEV_CA_IP.includes(cidr) && !cidr.endsWith(isIP(cidr.split('/')[0] as string) === 4 ? '/32' : '/128'))
   ]
   if (wide.length > 0) return `its name constraints permit ${wide.map((name) => name === '' ? 'every name' : name).join(', ')}, wider than a development CA needs`
@@ -241,6 +254,50 @@ export async function loadOrCreateDevCa (dir: string, hosts: readonly string[] =
 /** The CA of TLS_DIR if there is a usable one; never makes one. */
 export async function findDevCa (dir: string, now = Date.now()): Promise<DevCa | null> {
   return (await readCa(dir, now)).ca
+}
+
+/** A development CA that TLS_DIR held before, or holds but will not use: one to take out of the trust stores. */
+export interface RetiredDevCa {
+  cert: string
+  certPath: string
+  fingerprint: string
+  /** Why it is not the CA in use: replaced (and when), or why the one in TLS_DIR/ca is unfit. */
+  reason: string
+}
+
+async function readRetired (certPath: string, reason: string): Promise<RetiredDevCa | null> {
+  try {
+    const cert = await readFile(certPath, 'utf8')
+    const info = new X509Certificate(cert)
+    // Only roots named as this suite names them: a trust store is never asked about anything else.
+    if (!info.ca || !info.subject.split('\n').includes(`CN=${DEV_CA_NAME}`)) return null
+    return { cert, certPath, fingerprint: info.fingerprint256, reason }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The development CAs of TLS_DIR that are not in use: the one in TLS_DIR/ca when it is unfit (not
+ * one the suite would make, or expiring), and every one kept as `ca.replaced-TIME`. A root replaced
+ * because it was unfit (no name constraints, or wider ones) stays trusted by the browsers that
+ * trusted it until it is removed: `trust` and `trust --uninstall` remove these.
+ */
+export async function retiredDevCas (dir: string, now = Date.now()): Promise<RetiredDevCa[]> {
+  const { folder, certPath } = devCaPaths(dir)
+  const retired: RetiredDevCa[] = []
+  const current = await readCa(dir, now).catch((error: unknown) => ({ ca: null, reason: (error as Error).message }))
+  if (current.ca === null && current.reason !== 'no development CA yet') {
+    const found = await readRetired(certPath, current.reason)
+    if (found !== null) retired.push(found)
+  }
+  const prefix = 'ca.replaced-'
+  const entries = await readdir(dirname(folder)).catch(() => [] as string[])
+  for (const entry of entries.filter((name) => name.startsWith(prefix)).sort()) {
+    const found = await readRetired(join(dirname(folder), entry, 'cert.pem'), `replaced ${entry.slice(prefix.length)}`)
+    if (found !== null) retired.push(found)
+  }
+  return retired
 }
 
 /** True when the certificate (leaf first) was issued by this CA. */
