@@ -179,6 +179,9 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
       if (isSecure(request)) return
       const decision = decide(request.method, request.url, request.host)
       if (decision.kind === 'pass') return
+      // As on the listener: the body is not read, and Node would drain it to keep the connection
+      // alive for as long as the client goes on sending (a proxy that streams bodies passes it on).
+      if (hasBody(request.raw)) reply.header('connection', 'close')
       if (decision.kind === 'unknown-host') {
         reportUnknownHost(request.log, decision.host, request.socket?.remoteAddress)
         return reply.code(400).type('text/plain; charset=utf-8').send('Unknown host\n')
