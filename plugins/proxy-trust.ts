@@ -258,36 +258,53 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
   const useForwarded = config.forwarded
 
   // Fastify fixes trustProxy at construction and keeps it private, so the instance's trust is
-  // checked against ours where it shows: the first request with forwarding headers from each peer
-  // address. Fastify's request.ips and request.protocol must say what our trust says; otherwise the
-  // request fails (500, fail closed: Fastify's request.ip could be spoofable) and the log says what
-  // to pass to Fastify(). Peers are remembered in a bounded set, so the cost is one check per peer.
-  const verifiedPeers = new Set<string>()
+  // checked against ours where it shows: the first request of each peer address that carries the
+  // header each of Fastify's request.ips, request.protocol and request.host reads. They must say
+  // what our trust says; otherwise the request fails (500, fail closed: Fastify's request.ip could
+  // be spoofable) and the log says what to pass to Fastify(). What was checked is remembered per
+  // peer and per header (a request with only X-Forwarded-Host says nothing of how the instance
+  // reads X-Forwarded-For), in a bounded map, so the cost is one check per peer and header.
+  const verifiedPeers = new Map<string, number>()
+  const IPS = 1
+  const PROTOCOL = 2
+  const HOST = 4
   function verifyInstanceTrust (request: FastifyRequest, peer: string, peerTrusted: boolean): void {
-    if (verifiedPeers.has(peer)) return
     const headers = request.headers
+    const xfp = headers['x-forwarded-proto']
+    const xfh = headers['x-forwarded-host']
+    // Over TLS on the socket itself request.secure ignores the headers (Fastify's request.protocol
+    // believes a trusted peer's header even then): only plain sockets are compared. An empty header
+    // is none, for Fastify as here (it falls back to the socket's protocol, or the Host header).
+    const needed = (headers['x-forwarded-for'] !== undefined ? IPS : 0) |
+      (typeof xfp === 'string' && xfp !== '' && (request.raw.socket as { encrypted?: boolean }).encrypted !== true ? PROTOCOL : 0) |
+      (typeof xfh === 'string' && xfh !== '' ? HOST : 0)
+    const done = verifiedPeers.get(peer) ?? 0
+    if ((done & needed) === needed) return
     const problems: string[] = []
-    if (headers['x-forwarded-for'] !== undefined) {
+    if ((needed & IPS) !== 0) {
       const expected = peerTrusted ? proxyAddr.all(request.raw, (address) => trusted(address)) : [peer]
       const actual = request.ips ?? [request.ip]
       if (expected.join(',') !== actual.join(',')) problems.push(`request.ips is ${JSON.stringify(actual)} where TRUST_PROXY gives ${JSON.stringify(expected)}`)
     }
-    const xfp = headers['x-forwarded-proto']
-    // Over TLS on the socket itself request.secure ignores the headers (Fastify's request.protocol
-    // believes a trusted peer's header even then): only plain sockets are compared. An empty header
-    // is none, for Fastify as here (it falls back to the socket's protocol).
-    if (typeof xfp === 'string' && xfp !== '' && (request.raw.socket as { encrypted?: boolean }).encrypted !== true) {
-      const expected = peerTrusted ? lastEntry(xfp) : 'http'
+    if ((needed & PROTOCOL) !== 0) {
+      const expected = peerTrusted ? lastEntry(xfp as string) : 'http'
       const actual = request.protocol.toLowerCase()
       if (expected !== actual) problems.push(`request.protocol is ${actual} where TRUST_PROXY gives ${expected}`)
+    }
+    if ((needed & HOST) !== 0) {
+      // As Fastify reads them: X-Forwarded-Host's last entry, trimmed, from a trusted peer; else Host.
+      const comma = (xfh as string).lastIndexOf(',')
+      const expected = peerTrusted ? (xfh as string).slice(comma + 1).trim() : headers.host ?? headers[':authority'] as string | undefined ?? ''
+      const actual = request.host
+      if (expected !== actual) problems.push(`request.host is ${JSON.stringify(actual)} where TRUST_PROXY gives ${JSON.stringify(expected)}`)
     }
     if (problems.length > 0) {
       throw new ERR_INSTANCE_MISMATCH(
         `the instance's trustProxy does not match proxyTrust.trust (TRUST_PROXY=${describeTrust(trustValue)}) for peer ${peer}: ${problems.join('; ')}. ` +
         'Fastify fixes trustProxy at construction, so build it with the suite\'s options: Fastify({ ...(await serverOptions(config)) })')
     }
-    if (verifiedPeers.size >= TRUST_CACHE_SIZE) verifiedPeers.clear()
-    verifiedPeers.add(peer)
+    if (done === 0 && verifiedPeers.size >= TRUST_CACHE_SIZE) verifiedPeers.clear()
+    verifiedPeers.set(peer, done | needed)
   }
 
   function isTrustedPeer (request: FastifyRequest): boolean {
