@@ -318,8 +318,12 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       if (state.id !== null) {
         // A loaded id is written only while it still exists: a logout or revocation that happened
         // while this request ran is not undone (SessionStore.set's `existing`).
-        if (state.valuesChanged || s.touch === undefined) await s.set(state.id, state.values, ttl, { existing: !created })
-        else if (cookie.changed) await s.touch(state.id, ttl)
+        let written: boolean | void = true
+        if (state.valuesChanged || s.touch === undefined) written = await s.set(state.id, state.values, ttl, { existing: !created })
+        else if (cookie.changed) written = await s.touch(state.id, ttl)
+        // Ended meanwhile: no cookie either. It would name a dead id and, arriving after the
+        // response of the request that ended it (a login's regenerate()), replace that one's cookie.
+        if (written === false) return
       }
     } catch (error) {
       request.log.error({ err: error }, `session store: saving the session failed (${(error as Error).message}); the client gets 503 without these details and no cookie`)

@@ -19,7 +19,7 @@ import { timedStoreCall } from '../diagnostics.ts'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.ts'
 import { requireOptional } from '../optional.ts'
 import { failFastOptions, redisReady, trackRedisHealth } from '../storage/redis-ready.ts'
-import type { SessionStore, StoredSessionData } from './store.ts'
+import type { SessionSetOptions, SessionStore, StoredSessionData } from './store.ts'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
 export interface SessionsControl {
@@ -64,8 +64,10 @@ export interface RedisSessionStore extends SessionStore {
    * them back.
    */
   revokeUser (user: string): Promise<number>
-  /** Extends a session's expiry without rewriting its data; an ended session stays ended. */
-  touch (id: string, ttlSeconds: number): Promise<void>
+  /** Stores a session's data; false when nothing was written (an ended id: see `SessionStore.set`). */
+  set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<boolean>
+  /** Extends a session's expiry without rewriting its data; an ended session stays ended (false). */
+  touch (id: string, ttlSeconds: number): Promise<boolean>
   /** Resolves once connected, or rejects after `commandTimeout` (the client keeps retrying). */
   ready (): Promise<void>
   /** The ioredis client (for health checks and metrics). */
@@ -219,11 +221,11 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
       const owner = ownerOf(data)
       const ttl = Math.max(1, Math.ceil(ttlSeconds))
       const existing = options?.existing === true ? '1' : '0'
-      await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, existing))
+      return await run('set', () => client.sessionSet(sessionKey(id), tombstoneKey(id), ownerKey(owner), JSON.stringify(data), ttl, id, owner, `${prefix}u:`, existing)) === 1
     },
     async touch (id, ttlSeconds) {
       const ttl = Math.max(1, Math.ceil(ttlSeconds))
-      await run('touch', () => client.sessionTouch(sessionKey(id), ttl, id, `${prefix}u:`))
+      return await run('touch', () => client.sessionTouch(sessionKey(id), ttl, id, `${prefix}u:`)) === 1
     },
     async destroy (id) {
       await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`, TOMBSTONE_MS))

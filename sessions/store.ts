@@ -27,15 +27,19 @@ export interface SessionStore {
    * With `existing: true` the id was loaded by this request: write only if the entry is still there,
    * so that a request in flight when the session was ended (logout, `regenerate()`, revocation)
    * cannot bring it back. A store that ignores the option lets such a request restore it.
+   * Resolves with false when nothing was written because the entry was gone: the request's
+   * response then writes no cookie, which would name a session that no longer exists (and replace
+   * the cookie of a newer one, a login's, in the browser). Any other value counts as written.
    */
-  set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<void>
+  set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<boolean | void>
   /** Removes `id` (logout, regenerate). Removing an unknown id is not an error. */
   destroy (id: string): Promise<void>
   /**
    * Optional: extends the expiry of `id` without rewriting its data (sliding idle renewal). When
-   * absent the plugin calls `set` with the current data instead.
+   * absent the plugin calls `set` with the current data instead. Resolves with false when the
+   * entry was gone (nothing extended; as for `set`, the response then writes no cookie).
    */
-  touch? (id: string, ttlSeconds: number): Promise<void>
+  touch? (id: string, ttlSeconds: number): Promise<boolean | void>
   /** Optional: releases connections; the plugin calls it when Fastify closes. */
   close? (): Promise<void>
 }
@@ -57,6 +61,8 @@ export interface MemorySessionStoreOptions {
 
 /** The in-memory store, with a way to look inside for tests. */
 export interface MemorySessionStore extends SessionStore {
+  set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<boolean>
+  touch (id: string, ttlSeconds: number): Promise<boolean>
   /** How many sessions are held (expired ones included until swept). */
   readonly size: number
 }
@@ -89,16 +95,19 @@ export function memorySessionStore (options: MemorySessionStoreOptions = {}): Me
       if (options?.existing === true) {
         const entry = entries.get(id)
         // Ended (destroyed, or past its time) while the request that loaded it ran: not brought back.
-        if (entry === undefined || entry.expires <= now()) return
+        if (entry === undefined || entry.expires <= now()) return false
       }
       entries.set(id, { data: JSON.stringify(data), expires: now() + ttlSeconds * 1000 })
       // Amortised cleanup of abandoned sessions, so memory does not grow without bound.
       if (++writes % 1000 === 0) sweep()
+      return true
     },
     async touch (id, ttlSeconds) {
       const entry = entries.get(id)
       // An entry past its time is gone (as get() says), even before the sweep removes it.
-      if (entry !== undefined && entry.expires > now()) entry.expires = now() + ttlSeconds * 1000
+      if (entry === undefined || entry.expires <= now()) return false
+      entry.expires = now() + ttlSeconds * 1000
+      return true
     },
     async destroy (id) {
       entries.delete(id)

@@ -1,0 +1,95 @@
+/**
+ * Two requests of one store session at once: a request that loaded the session before another
+ * ended it (a login's regenerate(), a logout) must not answer with a cookie naming the ended id.
+ * The browser applies Set-Cookie in the order responses arrive, so such a cookie, arriving after
+ * the login's, replaced the new session with a dead one: the user was logged out right after
+ * logging in. Real sockets; the memory store and a real redis-server.
+ */
+import type { FastifyInstance } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { redisSessionStore } from '../index.ts'
+import { memorySessionStore, type SessionStore } from '../sessions/store.ts'
+import { startApp } from './helpers/app.ts'
+import { requirePrograms } from './helpers/external.ts'
+import { parseSetCookie, request, type Response } from './helpers/http.ts'
+import { startRedis } from './helpers/redis.ts'
+
+const NAME = '__Host-session'
+
+function cookieOf (response: Response): string | undefined {
+  const line = (response.headers['set-cookie'] ?? []).find((l) => l.startsWith(`${NAME}=`))
+  return line === undefined ? undefined : parseSetCookie(line).value
+}
+
+async function raceLoginAgainst (t: Test, store: SessionStore, slowAction: 'touch' | 'set and touch'): Promise<void> {
+  let started: () => void = () => {}
+  let release: () => void = () => {}
+  const reached = new Promise<void>((resolve) => { started = resolve })
+  const proceed = new Promise<void>((resolve) => { release = resolve })
+  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app: FastifyInstance) => {
+    app.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
+    app.post<{ Querystring: { user: string } }>('/login', async (request) => {
+      request.session.regenerate()
+      request.session.set('user', request.query.user)
+      return { ok: true }
+    })
+    // A request of the same page (a poll, "keep me signed in") that re-issues the session's cookie.
+    app.post('/slow', async (request) => {
+      started()
+      await proceed
+      if (slowAction === 'set and touch') (request.session as unknown as { set (key: string, value: unknown): void }).set('seen', true)
+      request.session.touch()
+      return { ok: true }
+    })
+  })
+  t.teardown(() => s.close())
+  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
+    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+
+  const first = cookieOf(await send('POST', '/login?user=guest'))
+  t.ok(first, 'a first session')
+  const slow = send('POST', '/slow', first)
+  await reached
+  // The login (a new session, the old one destroyed) answers while /slow still holds the old one.
+  const login = await send('POST', '/login?user=alice', first)
+  const fresh = cookieOf(login)
+  t.ok(fresh, 'the login writes the new session\'s cookie')
+  t.same(JSON.parse((await send('GET', '/me', fresh)).body), { user: 'alice' }, 'the new session is alice\'s')
+  release()
+  const late = await slow
+  t.equal(late.status, 200, 'the request in flight ends normally')
+  // What the browser holds after the late response: its cookie if it sent one, else the login's.
+  const held = cookieOf(late) ?? fresh
+  t.equal(cookieOf(late), undefined, 'the late response writes no cookie for the session that was ended')
+  t.same(JSON.parse((await send('GET', '/me', held)).body), { user: 'alice' }, 'the browser is still logged in as alice')
+}
+
+t.test('memory store: a request in flight at login does not replace the new session\'s cookie with the ended one', async (t) => {
+  t.test('a renewal (touch)', async (t) => { await raceLoginAgainst(t, memorySessionStore(), 'touch') })
+  t.test('a write and a renewal', async (t) => { await raceLoginAgainst(t, memorySessionStore(), 'set and touch') })
+})
+
+t.test('Redis store: a request in flight at login does not replace the new session\'s cookie with the ended one', async (t) => {
+  if (requirePrograms(t, ['redis-server']) === null) return
+  const redis = await startRedis()
+  t.teardown(() => redis.close())
+  // The plugin closes its store when the app closes: one store per app.
+  const newStore = async (t: Test): Promise<ReturnType<typeof redisSessionStore>> => {
+    const store = redisSessionStore({ url: redis.url })
+    t.teardown(() => store.close())
+    await store.ready()
+    return store
+  }
+  t.test('a renewal (touch)', async (t) => { await raceLoginAgainst(t, await newStore(t), 'touch') })
+  t.test('a write and a renewal', async (t) => { await raceLoginAgainst(t, await newStore(t), 'set and touch') })
+  t.test('the store says whether it wrote', async (t) => {
+    const store = await newStore(t)
+    t.equal(await store.set('gone', { user: 'x' }, 60, { existing: true }), false, 'set of an id that is gone: false')
+    t.equal(await store.touch('gone', 60), false, 'touch of an id that is gone: false')
+    t.equal(await store.set('here', { user: 'x' }, 60), true, 'set of a new id: true')
+    t.equal(await store.touch('here', 60), true, 'touch of a live id: true')
+    await store.destroy('here')
+    t.equal(await store.set('here', { user: 'x' }, 60), false, 'set of a destroyed id (its tombstone): false')
+  })
+})
