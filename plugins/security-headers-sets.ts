@@ -49,6 +49,8 @@ export interface Plan {
   readonly csp: { readonly name: string, readonly parts: readonly [string, string, string], readonly scriptFirst: boolean, readonly withoutNonces: string } | null
   /** helmet's middleware, run per request on the raw response, when a directive is a function. */
   readonly dynamic: Middleware | null
+  /** With `dynamic`: what HTML answers get beside helmet's headers (Permissions-Policy, which helmet does not set). */
+  readonly extra: HeaderList
   /** Route `hsts: false`: take the hsts plugin's header off this route's answers. */
   readonly removeHsts: boolean
   /** The options, for `reply.helmet()`. */
@@ -141,6 +143,8 @@ function listOf (entries: ReadonlyArray<readonly [string, string]>): HeaderList 
   return Object.freeze({ names: Object.freeze(entries.map(([name]) => name)), values: Object.freeze(entries.map(([, value]) => value)) })
 }
 
+const NONE = listOf([])
+
 /**
  * The short set for API answers, after OWASP's REST Security Cheat Sheet: no caching, no framing, no
  * sniffing. Framing and sniffing follow the options: turned off, they stay off; an explicit
@@ -181,18 +185,18 @@ const styleNonceSource: DirectiveFunction = (_req, res) => `'nonce-${(res as Non
 export function compilePlan (options: HeaderOptions, kind: ResponseKind, skip: boolean): Plan {
   const nonces = options.enableCSPNonces && options.contentSecurityPolicy !== false
   const base = { kind, skip, nonces: options.enableCSPNonces, api: listOf(apiHeaders(options)), removeHsts: options.strictTransportSecurity === false, options }
-  if (skip) return Object.freeze({ ...base, html: null, csp: null, dynamic: null })
+  if (skip) return Object.freeze({ ...base, html: null, csp: null, dynamic: null, extra: NONE })
 
   if (hasFunctions(options)) {
     // A directive computed per request: helmet runs per request, as @fastify/helmet runs it; the
     // nonces reach it through functions reading the raw response.
     const dynamic = helmet(helmetOptionsOf(options, nonces ? { script: scriptNonceSource, style: styleNonceSource } : undefined))
-    return Object.freeze({ ...base, html: null, csp: null, dynamic })
+    return Object.freeze({ ...base, html: null, csp: null, dynamic, extra: listOf(permissionsPolicyHeader(options)) })
   }
 
   const extra = permissionsPolicyHeader(options)
   if (!nonces) {
-    return Object.freeze({ ...base, html: listOf([...recordHeaders(helmet(helmetOptionsOf(options))), ...extra]), csp: null, dynamic: null })
+    return Object.freeze({ ...base, html: listOf([...recordHeaders(helmet(helmetOptionsOf(options))), ...extra]), csp: null, dynamic: null, extra: NONE })
   }
 
   const recorded = recordHeaders(helmet(helmetOptionsOf(options, { script: SCRIPT_PLACEHOLDER, style: STYLE_PLACEHOLDER })))
@@ -207,7 +211,8 @@ export function compilePlan (options: HeaderOptions, kind: ResponseKind, skip: b
     ...base,
     html: listOf([...recorded.filter((entry) => entry !== cspEntry), ...extra]),
     csp: Object.freeze({ name: cspEntry?.[0] ?? 'content-security-policy', parts: Object.freeze([before, middle, after] as [string, string, string]), scriptFirst, withoutNonces }),
-    dynamic: null
+    dynamic: null,
+    extra: NONE
   })
 }
 

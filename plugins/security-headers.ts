@@ -234,6 +234,15 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
       }
       const csp = plan.csp
       if (!api && csp !== null && !reply.hasHeader(csp.name)) reply.header(csp.name, planned[kCsp] ?? csp.withoutNonces)
+    } else if (plan.dynamic !== null) {
+      // helmet set its whole set on the raw response before the handler; what it does not set is
+      // added here: the API set's Cache-Control for API answers, Permissions-Policy for the others.
+      const api = plan.kind !== 'html' && isApiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
+      const { names, values } = api ? plan.api : plan.extra
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i] as string
+        if (!reply.hasHeader(name)) reply.header(name, values[i])
+      }
     }
     if (plan.removeHsts) reply.removeHeader('strict-transport-security')
   }
