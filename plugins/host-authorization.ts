@@ -44,6 +44,20 @@ declare module 'fastify' {
   }
 }
 
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
+
+/** The authority of an absolute-form request target, or null for a target of another form. */
+function absoluteFormAuthority (target: string): string | null {
+  if (!ABSOLUTE_FORM.test(target)) return null
+  const start = target.indexOf('://') + 3
+  let end = start
+  for (; end < target.length; end++) {
+    const c = target.charCodeAt(end)
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break
+  }
+  return target.slice(start, end)
+}
+
 const OK = 0
 const UNKNOWN = 1
 const MALFORMED = 2
@@ -87,6 +101,17 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
 
   function verdictOf (request: FastifyRequest): { verdict: Verdict, host: string } {
     const headers = request.headers
+    // An absolute-form target (GET http://other/path HTTP/1.1, RFC 9112 section 3.2.2) names the
+    // request's host, and a server must take it over Host; Fastify routes its path and the app reads
+    // Host. Two authorities that disagree make the request malformed, as for HTTP/2 below.
+    const target = request.url
+    if (target.charCodeAt(0) !== 47 /* / */) {
+      const authority = absoluteFormAuthority(target)
+      if (authority !== null) {
+        const name = parseHost(authority)
+        if (name === null || headers.host === undefined || name !== parseHost(headers.host)) return { verdict: MALFORMED, host: authority }
+      }
+    }
     // HTTP/2: Fastify's request.host is the Host header when a client sends one beside :authority.
     // Two authorities that disagree make the request malformed (RFC 9113 section 8.3.1): a proxy
     // may route by the one and the app build links from the other.
@@ -150,7 +175,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
   addRequestStep(fastify, options, 'hostAuthorization', function hostAuthorization (request: FastifyRequest, reply: FastifyReply) {
     const host = request.host
     const headers = request.headers
-    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined) && headers[':authority'] === undefined) return undefined
+    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined) && headers[':authority'] === undefined && request.url.charCodeAt(0) === 47 /* / */) return undefined
     const outcome = verdictOf(request)
     if (outcome.verdict === OK || isExempt(request.url)) return undefined
     const suppressed = limit()

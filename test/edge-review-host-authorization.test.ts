@@ -1,0 +1,54 @@
+/**
+ * Host authorization and absolute-form request targets (RFC 9112 section 3.2.2). The finding:
+ * `GET http://evil.test/path HTTP/1.1` with `Host: example.com` was served (Fastify routes the path),
+ * with `request.url` naming evil.test: a server must take the host from such a target and ignore
+ * Host, so the request's host was never authorized, and a link or redirect the app builds from
+ * `request.url` pointed at evil.test.
+ */
+import Fastify from 'fastify'
+import { connect } from 'node:net'
+import t from 'tap'
+import { hostAuthorization } from '../index.ts'
+
+/** Sends one raw HTTP/1.1 request line with the given Host and returns the status and body. */
+function raw (port: number, target: string, host: string): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+    })
+    let data = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => { data += chunk })
+    socket.on('error', reject)
+    socket.on('end', () => {
+      const [head = '', body = ''] = data.split('\r\n\r\n')
+      resolve({ status: Number(head.split(' ')[1]), body })
+    })
+  })
+}
+
+t.test('over a real socket: an absolute-form target must name the Host\'s host', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(hostAuthorization, { allowedHosts: ['example.com', '*.example.org'], production: true })
+  app.get('/*', async (request) => ({ url: request.url, link: new URL(request.url, `http://${request.host}`).host }))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+
+  const served = await raw(port, '/path', 'example.com')
+  t.equal(served.status, 200, 'origin-form, allowed Host: served (and kept in the one-entry cache of the last allowed host)')
+  t.equal(JSON.parse(served.body).link, 'example.com')
+
+  for (const target of ['http://evil.test/path', 'HTTP://evil.test/path?q=1', 'https://evil.test', 'http://evil.test:80/', 'http://example.com@evil.test/']) {
+    const refused = await raw(port, target, 'example.com')
+    t.equal(refused.status, 400, `${target} with Host: example.com (the cached host) is refused`)
+    t.equal(refused.body, 'Bad Request: invalid host\n', 'as a malformed host, without echoing it')
+  }
+  // The same host in the target and in Host: nothing disagrees.
+  t.equal((await raw(port, 'http://example.com/path', 'example.com')).status, 200, 'the same host in both')
+  t.equal((await raw(port, 'http://EXAMPLE.com./path', 'example.com')).status, 200, 'in another spelling')
+  t.equal((await raw(port, 'http://a.example.org/path', 'a.example.org')).status, 200, 'a wildcard\'s subdomain in both')
+  t.equal((await raw(port, 'http://evil.test/path', 'evil.test')).status, 400, 'an unknown host in both is unknown')
+  // The exempt paths stay exempt only in origin-form: an absolute-form target names a host.
+  t.equal((await raw(port, 'http://evil.test/healthz', 'example.com')).status, 400)
+})
