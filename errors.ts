@@ -23,11 +23,44 @@ export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[]
 
   constructor (issues: readonly ConfigIssue[], context = 'fastify-secure-https') {
-    const lines = issues.map((issue) => `  - ${issue.variable ?? issue.path}: ${issue.message}`)
+    // A message may quote the value it refuses, and goes to terminals and logs: a URL's user and
+    // password (ACME_ON_DEMAND_ASK=https://user:password@...) are not shown.
+    const shown = issues.map((issue) => {
+      const message = withoutCredentials(issue.message)
+      return message === issue.message ? issue : { ...issue, message }
+    })
+    const lines = shown.map((issue) => `  - ${issue.variable ?? issue.path}: ${issue.message}`)
     super(`Invalid ${context} configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`)
     this.name = 'ConfigError'
-    this.issues = Object.freeze(issues.slice())
+    this.issues = Object.freeze(shown)
   }
+}
+
+/**
+ * `text` with the user information of every URL in it (`scheme://user:password@`) replaced by
+ * `***`. One pass: each character is looked at a bounded number of times. @internal
+ */
+export function withoutCredentials (text: string): string {
+  let out = ''
+  let from = 0
+  let at = text.indexOf('://')
+  while (at !== -1) {
+    const start = at + 3
+    let end = start
+    // Userinfo ends at "@"; a path, query, fragment, quote, backslash or space ends the authority first.
+    while (end < text.length) {
+      const c = text.charCodeAt(end)
+      if (c === 64 || c === 47 || c === 63 || c === 35 || c === 34 || c === 92 || c <= 32) break
+      end++
+    }
+    if (end > start && text.charCodeAt(end) === 64) {
+      out += text.slice(from, start) + '***'
+      from = end
+    }
+    // The "/" that stopped the scan may be the start of the next "://" with the character before it.
+    at = text.indexOf('://', end > start ? end - 1 : start)
+  }
+  return from === 0 ? text : out + text.slice(from)
 }
 
 /** The Fastify instance was constructed with options that do not match the plugin's config. */
