@@ -29,7 +29,13 @@ const port: Parser = (raw) => DIGITS.test(raw)
   : { ok: false, message: `${shown(raw)} is not a port number; use a whole number from 0 to 65535` }
 /** A number of seconds. */
 const seconds: Parser = (raw) => {
-  if (DIGITS.test(raw)) return { ok: true, value: Number(raw) }
+  if (DIGITS.test(raw)) {
+    const value = Number(raw)
+    // Past 2^53 - 1 digits no longer make the number written (and past 1e308 they make Infinity).
+    return Number.isSafeInteger(value)
+      ? { ok: true, value }
+      : { ok: false, message: `${shown(raw)} is too large; write a whole number of seconds up to ${Number.MAX_SAFE_INTEGER}, e.g. 86400` }
+  }
   if (SIGNED_OR_DECIMAL.test(raw) && raw.startsWith('-')) return { ok: false, message: `${shown(raw)} is negative; write 0 or a positive whole number of seconds, e.g. 86400` }
   return { ok: false, message: `${shown(raw)} is not a whole number of seconds; write digits only, e.g. 86400` }
 }
