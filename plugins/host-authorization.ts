@@ -58,6 +58,25 @@ function absoluteFormAuthority (target: string): string | null {
   return target.slice(start, end)
 }
 
+/**
+ * Whether a request carries more than one Host header line, which RFC 9112 section 3.2 makes a 400:
+ * Node keeps the first and drops the others, where a proxy or a cache in front may read the last.
+ * A scan of the header names, no allocation.
+ */
+function hasSeveralHosts (rawHeaders: readonly string[] | undefined): boolean {
+  // A request built by hand (fastify.routing() with a bare request, an adapter) may have none.
+  if (rawHeaders === undefined) return false
+  let seen = false
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) {
+      if (seen) return true
+      seen = true
+    }
+  }
+  return false
+}
+
 const OK = 0
 const UNKNOWN = 1
 const MALFORMED = 2
@@ -101,6 +120,7 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
 
   function verdictOf (request: FastifyRequest): { verdict: Verdict, host: string } {
     const headers = request.headers
+    if (hasSeveralHosts(request.raw.rawHeaders)) return { verdict: MALFORMED, host: headers.host ?? '' }
     // An absolute-form target (GET http://other/path HTTP/1.1, RFC 9112 section 3.2.2) names the
     // request's host, and a server must take it over Host; Fastify routes its path and the app reads
     // Host. Two authorities that disagree make the request malformed, as for HTTP/2 below.
@@ -175,7 +195,8 @@ const hostAuthorizationPlugin: FastifyPluginAsync<HostAuthorizationOptions> = as
   addRequestStep(fastify, options, 'hostAuthorization', function hostAuthorization (request: FastifyRequest, reply: FastifyReply) {
     const host = request.host
     const headers = request.headers
-    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined) && headers[':authority'] === undefined && request.url.charCodeAt(0) === 47 /* / */) return undefined
+    if (host === lastAllowed && host === headers.host && (!useForwarded || headers.forwarded === undefined) && headers[':authority'] === undefined && request.url.charCodeAt(0) === 47 /* / */ &&
+      !hasSeveralHosts(request.raw.rawHeaders)) return undefined
     const outcome = verdictOf(request)
     if (outcome.verdict === OK || isExempt(request.url)) return undefined
     const suppressed = limit()

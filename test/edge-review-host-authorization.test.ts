@@ -52,3 +52,30 @@ t.test('over a real socket: an absolute-form target must name the Host\'s host',
   // The exempt paths stay exempt only in origin-form: an absolute-form target names a host.
   t.equal((await raw(port, 'http://evil.test/healthz', 'example.com')).status, 400)
 })
+
+/** Sends raw header lines and returns the status. */
+function rawLines (port: number, lines: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\nConnection: close\r\n\r\n`))
+    let data = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => { data += chunk })
+    socket.on('error', reject)
+    socket.on('end', () => resolve(Number(data.split(' ')[1])))
+  })
+}
+
+t.test('over a real socket: more than one Host line is refused (RFC 9112 section 3.2), the first allowed or not', async (t) => {
+  // Node keeps the first Host line and drops the others; a proxy or cache in front may read the last.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(hostAuthorization, { allowedHosts: ['example.com'], production: true })
+  app.get('/', async () => 'ok')
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  t.equal(await rawLines(port, ['Host: example.com']), 200, 'one Host line: served (and cached as the last allowed host)')
+  t.equal(await rawLines(port, ['Host: example.com', 'Host: evil.test']), 400, 'a second Host line naming another host')
+  t.equal(await rawLines(port, ['Host: example.com', 'X-Other: 1', 'host: example.com']), 400, 'a second one in another case, even naming the same host')
+  t.equal(await rawLines(port, ['Host: example.com', 'Host:']), 400, 'an empty second one')
+  t.equal(await rawLines(port, ['Host: example.com', 'X-Host: evil.test', 'Hosts: evil.test']), 200, 'other headers whose names contain Host are not Host')
+})
