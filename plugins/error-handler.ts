@@ -71,6 +71,10 @@ function writeAnswer (reply: FastifyReply, status: number, body: Record<string, 
   for (const name in current) {
     if (!DROPPED_HEADERS.has(name)) headers[name] = current[name]
   }
+  // writeHead adds to what the raw response holds: one the route set there (reply.raw.setHeader) goes too.
+  for (const name of res.getHeaderNames()) {
+    if (DROPPED_HEADERS.has(name)) res.removeHeader(name)
+  }
   if (extra !== undefined) Object.assign(headers, extra)
   headers['cache-control'] = 'no-store'
   headers['content-type'] = 'application/json; charset=utf-8'
