@@ -275,6 +275,16 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
     if (values === null) {
       report(request, { event: 'session.expired', reason: 'not-in-store' }, {})
       fresh()
+      // Ended lately (logout, regenerate(), revocation): the browser may hold by now the cookie of
+      // the request that ended it (a login's, whose answer crossed this request); expiring this
+      // one would delete that. A dead id's cookie is harmless: every request finds nothing.
+      if (store?.ended !== undefined) {
+        try {
+          if (await store.ended(id)) state.expireOld = false
+        } catch (error) {
+          request.log.warn({ err: error }, `session store: could not tell whether an unknown session was ended lately (${(error as Error).message}); its cookie is expired`)
+        }
+      }
       return
     }
     state.values = values

@@ -19,7 +19,7 @@ import { timedStoreCall } from '../diagnostics.ts'
 import { ERR_SESSION_STORE_UNAVAILABLE } from '../errors.ts'
 import { requireOptional } from '../optional.ts'
 import { failFastOptions, redisReady, trackRedisHealth } from '../storage/redis-ready.ts'
-import type { SessionSetOptions, SessionStore, StoredSessionData } from './store.ts'
+import { ENDED_MEMORY_MS, type SessionSetOptions, type SessionStore, type StoredSessionData } from './store.ts'
 
 /** `fastify.sessions`: what an operator (an admin route, a script) can do to sessions. */
 export interface SessionsControl {
@@ -68,6 +68,8 @@ export interface RedisSessionStore extends SessionStore {
   set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<boolean>
   /** Extends a session's expiry without rewriting its data; an ended session stays ended (false). */
   touch (id: string, ttlSeconds: number): Promise<boolean>
+  /** True while the tombstone of a destroyed or revoked session lasts (`SessionStore.ended`). */
+  ended (id: string): Promise<boolean>
   /** Resolves once connected, or rejects after `commandTimeout` (the client keeps retrying). */
   ready (): Promise<void>
   /** The ioredis client (for health checks and metrics). */
@@ -150,7 +152,7 @@ return n
 `
 
 /** How long an ended session's id stays refused: far longer than any request is in flight. */
-const TOMBSTONE_MS = 10 * 60 * 1000
+const TOMBSTONE_MS = ENDED_MEMORY_MS
 
 type ScriptClient = Redis & {
   sessionSet (session: string, tombstone: string, owners: string, data: string, ttl: number, id: string, owner: string, ownerPrefix: string, existing: string): Promise<number>
@@ -229,6 +231,9 @@ export function redisSessionStore (options: RedisSessionStoreOptions = {}): Redi
     },
     async destroy (id) {
       await run('destroy', () => client.sessionDestroy(sessionKey(id), tombstoneKey(id), id, `${prefix}u:`, TOMBSTONE_MS))
+    },
+    async ended (id) {
+      return await run('ended', () => client.exists(tombstoneKey(id))) === 1
     },
     async revokeUser (user) {
       return await run('revokeUser', () => client.sessionRevoke(ownerKey(user), `${prefix}s:`, `${prefix}r:`, TOMBSTONE_MS))

@@ -40,9 +40,20 @@ export interface SessionStore {
    * entry was gone (nothing extended; as for `set`, the response then writes no cookie).
    */
   touch? (id: string, ttlSeconds: number): Promise<boolean | void>
+  /**
+   * Optional: true when `id` was ended lately by `destroy` (logout, `regenerate()`) or a revocation,
+   * false when it expired or was never stored. Asked only for a cookie whose id `get` did not find:
+   * when the session was ended lately, the browser may already hold the cookie that replaced it (a
+   * login's, whose answer crossed this request), so this request's answer does not expire the
+   * cookie. Without it, such a cookie is always expired.
+   */
+  ended? (id: string): Promise<boolean>
   /** Optional: releases connections; the plugin calls it when Fastify closes. */
   close? (): Promise<void>
 }
+
+/** How long a store remembers that a session was ended (`SessionStore.ended`): far longer than a request is in flight. @internal */
+export const ENDED_MEMORY_MS = 10 * 60 * 1000
 
 /** True when a value has the shape of a SessionStore. @internal */
 export function isSessionStore (value: unknown): value is SessionStore {
@@ -50,6 +61,7 @@ export function isSessionStore (value: unknown): value is SessionStore {
   const store = value as Record<string, unknown>
   return typeof store.get === 'function' && typeof store.set === 'function' && typeof store.destroy === 'function' &&
     (store.touch === undefined || typeof store.touch === 'function') &&
+    (store.ended === undefined || typeof store.ended === 'function') &&
     (store.close === undefined || typeof store.close === 'function')
 }
 
@@ -63,6 +75,7 @@ export interface MemorySessionStoreOptions {
 export interface MemorySessionStore extends SessionStore {
   set (id: string, data: StoredSessionData, ttlSeconds: number, options?: SessionSetOptions): Promise<boolean>
   touch (id: string, ttlSeconds: number): Promise<boolean>
+  ended (id: string): Promise<boolean>
   /** How many sessions are held (expired ones included until swept). */
   readonly size: number
 }
@@ -74,10 +87,13 @@ export interface MemorySessionStore extends SessionStore {
 export function memorySessionStore (options: MemorySessionStoreOptions = {}): MemorySessionStore {
   const now = options.now ?? Date.now
   const entries = new Map<string, { data: string, expires: number }>()
+  // Ids destroyed lately, until when they are remembered (ended()).
+  const ends = new Map<string, number>()
   let writes = 0
   const sweep = (): void => {
     const t = now()
     for (const [id, entry] of entries) if (entry.expires <= t) entries.delete(id)
+    for (const [id, until] of ends) if (until <= t) ends.delete(id)
   }
   return {
     get size () { return entries.size },
@@ -110,10 +126,19 @@ export function memorySessionStore (options: MemorySessionStoreOptions = {}): Me
       return true
     },
     async destroy (id) {
+      const entry = entries.get(id)
+      const t = now()
+      // Remembered as the Redis store's tombstone is: not longer than the session had left.
+      if (entry !== undefined && entry.expires > t) ends.set(id, t + Math.min(entry.expires - t, ENDED_MEMORY_MS))
       entries.delete(id)
+    },
+    async ended (id) {
+      const until = ends.get(id)
+      return until !== undefined && until > now()
     },
     async close () {
       entries.clear()
+      ends.clear()
     }
   }
 }

@@ -93,3 +93,55 @@ t.test('Redis store: a request in flight at login does not replace the new sessi
     t.equal(await store.set('here', { user: 'x' }, 60), false, 'set of a destroyed id (its tombstone): false')
   })
 })
+
+/**
+ * The same race, the other way round: the request that carries the old cookie reaches the server
+ * after the login destroyed that session (the browser sent it before the login's answer came).
+ * Its store read finds nothing; expiring "its" cookie would delete the login's new one.
+ */
+async function arriveAfterLogin (t: Test, store: SessionStore, forgetEnded: () => Promise<void>): Promise<void> {
+  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app: FastifyInstance) => {
+    app.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
+    app.post<{ Querystring: { user: string } }>('/login', async (request) => {
+      request.session.regenerate()
+      request.session.set('user', request.query.user)
+      return { ok: true }
+    })
+  })
+  t.teardown(() => s.close())
+  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
+    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+  const expires = (response: Response): boolean =>
+    (response.headers['set-cookie'] ?? []).map(parseSetCookie).some((c) => c.name === NAME && c.attributes['max-age'] === '0')
+
+  const first = cookieOf(await send('POST', '/login?user=guest')) as string
+  const fresh = cookieOf(await send('POST', '/login?user=alice', first)) as string
+  t.ok(fresh, 'the login writes the new session\'s cookie')
+  const late = await send('GET', '/me', first)
+  t.same(JSON.parse(late.body), { user: null }, 'the old cookie is no session')
+  t.notOk(expires(late), 'its answer does not expire the cookie, which the browser may have replaced with the login\'s')
+  t.same(JSON.parse((await send('GET', '/me', fresh)).body), { user: 'alice' }, 'the login\'s cookie works')
+  t.ok(s.logs.events('session.expired').some((e) => e.reason === 'not-in-store'), 'the old cookie is still reported')
+  // Once the store has forgotten the end (the Redis tombstone's 10 minutes), it is expired as before.
+  await forgetEnded()
+  t.ok(expires(await send('GET', '/me', first)), 'a cookie of a session ended long ago is expired')
+}
+
+t.test('a request with the pre-login cookie arriving after the login does not expire the new cookie', async (t) => {
+  t.test('memory store', async (t) => {
+    let offset = 0
+    const store = memorySessionStore({ now: () => Date.now() + offset })
+    await arriveAfterLogin(t, store, async () => { offset += 11 * 60 * 1000 })
+  })
+  t.test('Redis store', async (t) => {
+    if (requirePrograms(t, ['redis-server']) === null) return
+    const redis = await startRedis()
+    t.teardown(() => redis.close())
+    const store = redisSessionStore({ url: redis.url })
+    t.teardown(() => store.close())
+    await store.ready()
+    await arriveAfterLogin(t, store, async () => {
+      await redis.cli('EVAL', "for _, k in ipairs(redis.call('KEYS', 'secure-https:r:*')) do redis.call('DEL', k) end return 1", '0')
+    })
+  })
+})
