@@ -5,7 +5,9 @@
  * Host, so the request's host was never authorized, and a link or redirect the app builds from
  * `request.url` pointed at evil.test.
  */
+import fc from 'fast-check'
 import Fastify from 'fastify'
+import { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import t from 'tap'
 import { hostAuthorization } from '../index.ts'
@@ -78,4 +80,43 @@ t.test('over a real socket: more than one Host line is refused (RFC 9112 section
   t.equal(await rawLines(port, ['Host: example.com', 'X-Other: 1', 'host: example.com']), 400, 'a second one in another case, even naming the same host')
   t.equal(await rawLines(port, ['Host: example.com', 'Host:']), 400, 'an empty second one')
   t.equal(await rawLines(port, ['Host: example.com', 'X-Host: evil.test', 'Hosts: evil.test']), 200, 'other headers whose names contain Host are not Host')
+})
+
+t.test('request targets, fuzzed: served when origin-form, or absolute-form naming the Host\'s host (fast-check)', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(hostAuthorization, { allowedHosts: ['example.com'], exempt: [], production: true })
+  app.setNotFoundHandler(async () => 'ok')
+  await app.ready()
+  // Through fastify.routing() with a request built by hand: inject() and Node's own client rewrite
+  // an absolute URL into a path, and Node's parser refuses some of these targets outright.
+  const status = (url: string): Promise<number> => new Promise((resolve) => {
+    const req = new IncomingMessage(null as never)
+    req.method = 'GET'
+    req.url = url
+    req.headers = { host: 'example.com' }
+    req.rawHeaders = ['Host', 'example.com']
+    const res = new ServerResponse(req)
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse
+    res.end = ((...args: unknown[]) => {
+      resolve(res.statusCode)
+      return end(...args)
+    }) as typeof res.end
+    app.routing(req, res)
+  })
+  // No '%' nor '#' in the pieces: Fastify answers 400 to a bad escape or a fragment itself.
+  const unit = fc.constantFrom('a', 'e', 'x', '.', '-', '/', '?', '@', ':', '[', ']', '1', '8', 'E')
+  const piece = fc.string({ unit, maxLength: 12 })
+  const target = fc.oneof(
+    piece.map((p) => `/${p}`),
+    fc.tuple(fc.constantFrom('http://', 'https://', 'HTTP://', 'ws://', 'x+y.z://'), fc.constantFrom('example.com', 'EXAMPLE.com.', 'example.com:8080', 'example.com:99999', 'evil.test', 'example.com.evil.test', 'a@example.com', 'example.com%2e', '', '[::1]'), piece)
+      .map(([scheme, authority, rest]) => `${scheme}${authority}${rest}`)
+  )
+  const sameHost = /^[a-z][a-z0-9+.-]*:\/\/example\.com\.?(:(\d{1,5}))?(?:[/?#\\].*)?$/is
+  await fc.assert(fc.asyncProperty(target, async (url) => {
+    const match = sameHost.exec(url)
+    const served = !url.includes('://') || (match !== null && Number(match[2] ?? 0) <= 65535)
+    return await status(url) === (served ? 200 : 400)
+  }), { numRuns: 2000 })
+  t.pass('2000 targets')
 })
