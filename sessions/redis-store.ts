@@ -8,7 +8,8 @@
  *   ended ones are dropped cheaply however many sessions one user has; TTL = its longest session;
  * - `r:<id>`  tombstone of a destroyed or revoked session, so that a request still in flight when
  *   the session ended cannot write it back; it lives 10 minutes (or what the session had left, if
- *   less): only a request that loaded the session before it ended can write to its id.
+ *   less): only a request that loaded the session before it ended can write to its id. `ended()`
+ *   reads it.
  *
  * Writes are Lua scripts (atomic), so the store needs a single Redis primary (with replicas or
  * Sentinel if you like); Redis Cluster is not supported, as the scripts derive keys at run time.
