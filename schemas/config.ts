@@ -73,10 +73,12 @@ function parseField<S extends z.ZodType> (schema: S, value: unknown, name: strin
 
 const IN_PROCESS: ReadonlySet<TlsMode> = new Set(['self-signed', 'files', 'acme'])
 
-function parseSection<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx): z.output<S> | undefined {
+/** Parses a section, reporting its problems under its name; those about the option `skip` are left out. */
+function parseSection<S extends z.ZodType> (schema: S, value: unknown, name: string, ctx: z.RefinementCtx, skip?: string): z.output<S> | undefined {
   const result = schema.safeParse(value)
   if (result.success) return result.data
   for (const issue of result.error.issues) {
+    if (skip !== undefined && issue.path[0] === skip) continue
     ctx.addIssue({ code: 'custom', path: [name, ...issue.path], message: issueMessage(issue) })
   }
   return undefined
@@ -103,14 +105,18 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
   const inProcess = IN_PROCESS.has(mode)
   const host = parseField(hostSchema, input.host, 'host', ctx) ?? (production ? '0.0.0.0' : '127.0.0.1')
   const port = parseField(portSchema, input.port, 'port', ctx) ?? (inProcess ? (production ? 443 : 8443) : 3000)
-  const allowedHosts = parseField(allowedHostsSchema, input.allowedHosts, 'allowedHosts', ctx) ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
+  const parsedHosts = parseField(allowedHostsSchema, input.allowedHosts, 'allowedHosts', ctx)
+  const allowedHosts = parsedHosts ?? (production ? [] : ['localhost', '127.0.0.1', '::1'])
+  // Given and refused (reported above): the sections that read the list say nothing of it, or its
+  // problem would come with "is required" and "is empty" (and loadConfig keeps only "is required").
+  const hostsRefused = input.allowedHosts !== undefined && parsedHosts === undefined ? 'allowedHosts' : undefined
 
   // The certificate must cover the names the user set; the development defaults (localhost,
   // 127.0.0.1, ::1) are the development certificate's own, and no one's requirement of another.
   const certificateHosts = input.allowedHosts === undefined ? [] : allowedHosts
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: exactHosts(certificateHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx)
+    : parseSection(tlsSchema, { hosts: exactHosts(certificateHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx, hostsRefused === undefined ? undefined : 'hosts')
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')
@@ -123,7 +129,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
       allowedHosts,
       production,
       ...objectOr(input.httpsRedirect)
-    }, 'httpsRedirect', ctx)
+    }, 'httpsRedirect', ctx, hostsRefused)
   }
 
   let proxyTrust: z.output<typeof proxyTrustSchema> | false | undefined = false
@@ -146,7 +152,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
       production,
       ...(httpsRedirect === false || httpsRedirect === undefined ? {} : { exempt: httpsRedirect.exempt }),
       ...objectOr(input.hostAuthorization)
-    }, 'hostAuthorization', ctx)
+    }, 'hostAuthorization', ctx, hostsRefused)
 
   const crossSite = input.crossSite === false
     ? false
