@@ -46,8 +46,8 @@ declare module 'fastify' {
 
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
 
-/** The authority of an absolute-form request target, or null for a target of another form. */
-function absoluteFormAuthority (target: string): string | null {
+/** The authority of an absolute-form request target, or null for a target of another form. @internal */
+export function absoluteFormAuthority (target: string): string | null {
   if (!ABSOLUTE_FORM.test(target)) return null
   const start = target.indexOf('://') + 3
   let end = start
@@ -61,9 +61,9 @@ function absoluteFormAuthority (target: string): string | null {
 /**
  * Whether a request carries more than one Host header line, which RFC 9112 section 3.2 makes a 400:
  * Node keeps the first and drops the others, where a proxy or a cache in front may read the last.
- * A scan of the header names, no allocation.
+ * A scan of the header names, no allocation. @internal
  */
-function hasSeveralHosts (rawHeaders: readonly string[] | undefined): boolean {
+export function hasSeveralHosts (rawHeaders: readonly string[] | undefined): boolean {
   // A request built by hand (fastify.routing() with a bare request, an adapter) may have none.
   if (rawHeaders === undefined) return false
   let seen = false

@@ -11,6 +11,8 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import t from 'tap'
 import { hostAuthorization } from '../index.ts'
+import { absoluteFormAuthority, hasSeveralHosts } from '../plugins/host-authorization.ts'
+import { growth } from './helpers/linear.ts'
 
 /** Sends one raw HTTP/1.1 request line with the given Host and returns the status and body. */
 function raw (port: number, target: string, host: string): Promise<{ status: number, body: string }> {
@@ -115,8 +117,26 @@ t.test('request targets, fuzzed: served when origin-form, or absolute-form namin
   const sameHost = /^[a-z][a-z0-9+.-]*:\/\/example\.com\.?(:(\d{1,5}))?(?:[/?#\\].*)?$/is
   await fc.assert(fc.asyncProperty(target, async (url) => {
     const match = sameHost.exec(url)
-    const served = !url.includes('://') || (match !== null && Number(match[2] ?? 0) <= 65535)
+    const served = url.startsWith('/') || (match !== null && Number(match[2] ?? 0) <= 65535)
     return await status(url) === (served ? 200 : 400)
   }), { numRuns: 2000 })
   t.pass('2000 targets')
+})
+
+t.test('the target and Host-line checks: linear in the length', async (t) => {
+  t.equal(absoluteFormAuthority('/path'), null)
+  t.equal(absoluteFormAuthority('*'), null)
+  t.equal(absoluteFormAuthority('HTTP://Example.com:80?q'), 'Example.com:80')
+  t.equal(absoluteFormAuthority('http://a@b/c'), 'a@b')
+  t.equal(hasSeveralHosts(undefined), false, 'a request built by hand without rawHeaders')
+  for (const [label, shape] of [
+    ['a scheme that never ends', (n: number) => 'a'.repeat(n)],
+    ['an authority that never ends', (n: number) => `http://${'a'.repeat(n)}`],
+    ['colons', (n: number) => `a${':'.repeat(n)}`]
+  ] as const) {
+    const grown = growth(shape, absoluteFormAuthority, [1000, 2000, 4000, 8000])
+    t.ok(grown.exponent < 1.5, `${label}: time grows as ${grown.text}`)
+  }
+  const grown = growth((n) => Array.from({ length: n }, (_, i) => i % 2 === 0 ? 'Hos' : 'x'), hasSeveralHosts, [250, 500, 1000, 2000])
+  t.ok(grown.exponent < 1.5, `header lines: time grows as ${grown.text}`)
 })
