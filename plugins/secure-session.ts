@@ -93,6 +93,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // Set when @fastify/secure-session is registered, with the binding both use (below); no request
   // is served before.
   let seal: (session: PeerSession) => Sealed = () => { throw new Error('secureSession is not registered yet') }
+  let openPayload: (value: string) => Record<string, unknown> | null = () => null
   const limitTampered = eventLimiter(60)
   const limitExpired = eventLimiter(60)
   let warnedPlainHttp = false
@@ -132,7 +133,25 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       // Valid crypto around a payload that is not a session object: only a key holder makes one.
       return { event: 'session.tampered', reason: 'invalid-payload' }
     }
-    return classifyDecodeFailure(refusal)
+    const rejection = classifyDecodeFailure(refusal)
+    if (rejection.reason === 'replayed-past-expiry') return migratedExpiry(value) ?? rejection
+    return rejection
+  }
+
+  /**
+   * A cookie refused as past its expiry that @fastify/secure-session wrote (no creation time: an
+   * app switching over) is an expired session, not a replay: the suite never gave it a Max-Age, so
+   * a browser sending it did nothing wrong. Null for a cookie the suite wrote.
+   */
+  function migratedExpiry (value: string): SessionRejection | null {
+    let payload = openPayload(value)
+    if (payload === null && unsign !== undefined && value.includes('.')) {
+      const unsigned = unsign(value)
+      if (unsigned !== null) payload = openPayload(unsigned)
+    }
+    if (payload === null || payload[CREATED_KEY] !== undefined || typeof payload[WRITTEN_KEY] !== 'number') return null
+    // Counted as created at its last write, as a migrated cookie that is still valid is.
+    return { event: 'session.expired', reason: epochSeconds() >= payload[WRITTEN_KEY] + policy.maxAge ? 'max-age' : 'idle' }
   }
 
   /**
@@ -357,8 +376,9 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // registers @fastify/cookie with the secret it derives from the key (reply.signCookie) unless the
   // app registered @fastify/cookie itself, exactly as for an app that registers it directly.
   // Loaded here, with the libsodium binding it brings: an app with `secureSession: false` never loads either.
-  const [{ default: fastifySecureSession }, { sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.ts')])
+  const [{ default: fastifySecureSession }, { sessionOpener, sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.ts')])
   seal = sessionSealer(keys[0] as Buffer)
+  openPayload = sessionOpener(keys)
   await fastify.register(fastifySecureSession, {
     key: keys,
     cookieName,

@@ -67,3 +67,27 @@ export function sessionSealer (key: Buffer, nextNonce: () => Buffer = noncePool(
     return { value: sealed + ';' + once, encoded: sealed + '%3B' + once, text, ts }
   }
 }
+
+/**
+ * Opens a cookie value with any of `keys` as @fastify/secure-session's `decodeSecureSession` does
+ * (the first two `;`-separated halves, Node's base64 decoder), without its expiry test: the payload,
+ * or null when no key opens it or it is not a JSON object. Used only to tell who wrote a cookie
+ * that `decodeSecureSession` refused as expired, never to open a session. @internal
+ */
+export function sessionOpener (keys: readonly Buffer[]): (value: string) => Record<string, unknown> | null {
+  return function open (value) {
+    const halves = value.split(';', 2)
+    if (halves.length < 2) return null
+    const cipher = Buffer.from(halves[0] as string, 'base64')
+    const nonce = Buffer.from(halves[1] as string, 'base64')
+    if (cipher.length < sodium.crypto_secretbox_MACBYTES || nonce.length !== sodium.crypto_secretbox_NONCEBYTES) return null
+    const message = Buffer.allocUnsafe(cipher.length - sodium.crypto_secretbox_MACBYTES)
+    if (!keys.some((key) => sodium.crypto_secretbox_open_easy(message, cipher, nonce, key))) return null
+    try {
+      const payload: unknown = JSON.parse(message.toString())
+      return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, unknown> : null
+    } catch {
+      return null
+    }
+  }
+}
