@@ -91,6 +91,11 @@ function objectOr<T> (value: T | false | undefined): T | Record<string, never> {
 function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCtx) {
   const { production } = input
   const tlsInput = input.tls === false ? { mode: 'off' as const } : objectOr(input.tls)
+  // tls: false is TLS_MODE=off (plain HTTP, cookies without Secure), which the tls section refuses
+  // in production; that section is not parsed here, so the rule is applied here.
+  if (input.tls === false && production) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'plain HTTP is refused in production (tls: false is TLS_MODE=off); use files, acme, or proxy when TLS ends at a load balancer' })
+  }
   // An invalid mode is reported by the tls section; the others resolve as if it were the default.
   let mode = tlsInput.mode !== undefined && (tlsModes as readonly string[]).includes(tlsInput.mode) ? tlsInput.mode : undefined
   if (mode === undefined) {

@@ -58,7 +58,8 @@ t.test('the mode in force is logged at start', async (t) => {
     const app = Fastify({ logger: logs.logger })
     await app.register(secureHttps, {
       production,
-      tls: false,
+      // Plain HTTP is refused in production: TLS at a proxy starts without certificates.
+      ...(production ? { tls: { mode: 'proxy' as const }, proxyTrust: { trust: ['127.0.0.1'] } } : { tls: false as const }),
       allowedHosts: ['example.com'],
       secureSession: { keys: [randomBytes(32).toString('base64')] }
     })
