@@ -88,6 +88,14 @@ function objectOr<T> (value: T | false | undefined): T | Record<string, never> {
   return value === undefined || value === false ? {} : value
 }
 
+/**
+ * The production flag a section is checked with: the root's, or the section's own `true`. A
+ * section's `production: false` cannot lift the production rules that the root (NODE_ENV) turned on.
+ */
+function sectionProduction (production: boolean, section: unknown): boolean {
+  return production || (typeof section === 'object' && section !== null && (section as { production?: unknown }).production === true)
+}
+
 function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCtx) {
   const { production } = input
   const tlsInput = input.tls === false ? { mode: 'off' as const } : objectOr(input.tls)
@@ -121,7 +129,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
   const certificateHosts = input.allowedHosts === undefined ? [] : allowedHosts
   const tls = input.tls === false
     ? false
-    : parseSection(tlsSchema, { hosts: exactHosts(certificateHosts), production, ...tlsInput, mode: sectionMode }, 'tls', ctx, hostsRefused === undefined ? undefined : 'hosts')
+    : parseSection(tlsSchema, { hosts: exactHosts(certificateHosts), ...tlsInput, production: sectionProduction(production, tlsInput), mode: sectionMode }, 'tls', ctx, hostsRefused === undefined ? undefined : 'hosts')
 
   let httpsRedirect: z.output<typeof httpsRedirectSchema> | false | undefined = false
   const redirectWanted = input.httpsRedirect !== false && (inProcess || mode === 'proxy')
@@ -143,7 +151,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
       ctx.addIssue({ code: 'custom', path: ['proxyTrust', 'trust'], message: 'is required with TLS_MODE=proxy: without it every request looks like plain HTTP and redirects forever; set TRUST_PROXY to the proxy\'s address, e.g. 127.0.0.1' })
     }
   } else {
-    proxyTrust = parseSection(proxyTrustSchema, { required: mode === 'proxy', production, ...objectOr(input.proxyTrust) }, 'proxyTrust', ctx)
+    proxyTrust = parseSection(proxyTrustSchema, { required: mode === 'proxy', ...objectOr(input.proxyTrust), production: sectionProduction(production, input.proxyTrust) }, 'proxyTrust', ctx)
   }
 
   const listener = input.listener === false
@@ -154,9 +162,9 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : parseSection(hostAuthorizationSchema, {
       allowedHosts,
-      production,
       ...(httpsRedirect === false || httpsRedirect === undefined ? {} : { exempt: httpsRedirect.exempt }),
-      ...objectOr(input.hostAuthorization)
+      ...objectOr(input.hostAuthorization),
+      production: sectionProduction(production, input.hostAuthorization)
     }, 'hostAuthorization', ctx, hostsRefused)
 
   const crossSite = input.crossSite === false
@@ -178,7 +186,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
     ? false
     : peerOnly.length > 0
       ? undefined
-      : parseSection(secureSessionSchema, { secure: mode !== 'off', production, ...objectOr(input.secureSession) }, 'secureSession', ctx)
+      : parseSection(secureSessionSchema, { secure: mode !== 'off', ...objectOr(input.secureSession), production: sectionProduction(production, input.secureSession) }, 'secureSession', ctx)
 
   const errorHandlerInput = input.errorHandler ?? production
   const errorHandler = errorHandlerInput === false
@@ -189,7 +197,7 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
   const appPorts = [port, ...(httpsRedirect !== undefined && httpsRedirect !== false && httpsRedirect.mode === 'listener' ? [httpsRedirect.port] : [])]
   const metrics = metricsInput === false
     ? false
-    : parseSection(metricsSchema, { production, appPorts, ...(metricsInput === true ? {} : metricsInput) }, 'metrics', ctx)
+    : parseSection(metricsSchema, { appPorts, ...(metricsInput === true ? {} : metricsInput), production: sectionProduction(production, metricsInput) }, 'metrics', ctx)
 
   if (tls === undefined || listener === undefined || httpsRedirect === undefined || proxyTrust === undefined || hostAuthorization === undefined || crossSite === undefined || hsts === undefined ||
     securityHeaders === undefined || secureSession === undefined || errorHandler === undefined || metrics === undefined) {
