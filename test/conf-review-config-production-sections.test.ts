@@ -31,3 +31,11 @@ t.test('a section may still ask for the production rules in development', async 
   const config = resolveConfig({ ...good, production: false, tls: { mode: 'proxy' } })
   t.equal(config.tls !== false && config.tls.production, false, 'development stays development')
 })
+
+t.test('production: session cookies without Secure are refused', async (t) => {
+  const error = configErrorOf(() => resolveConfig({ ...good, secureSession: { keys: [key], secure: false } }))
+  t.match(error.message, /secureSession\.secure: a session cookie without Secure is refused in production/)
+  t.equal(resolveConfig({ secureSession: { secure: false } }).secureSession !== false, true, 'development may turn it off')
+  const proxied = resolveConfig(good)
+  t.equal(proxied.secureSession !== false && proxied.secureSession.secure, true, 'TLS at a proxy: Secure')
+})
