@@ -143,6 +143,10 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
       production,
       ...objectOr(input.httpsRedirect)
     }, 'httpsRedirect', ctx, hostsRefused)
+    // Caught here rather than as EADDRINUSE once the app has started, with nothing answering plain HTTP.
+    if (httpsRedirect !== undefined && httpsRedirect.mode === 'listener' && httpsRedirect.port !== 0 && httpsRedirect.port === port && httpsRedirect.host === host) {
+      ctx.addIssue({ code: 'custom', path: ['httpsRedirect', 'port'], message: `is ${port}, the port of the app (PORT) on the same address: the HTTP redirect listener needs a port of its own; use e.g. 8080, or HTTP_PORT=off` })
+    }
   }
 
   let proxyTrust: z.output<typeof proxyTrustSchema> | false | undefined = false
