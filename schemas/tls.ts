@@ -4,7 +4,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { Storage } from '../storage/storage.ts'
-import { hostnameSchema, isHostname, isLocalHostname } from './common.ts'
+import { hostnameSchema, isHostname, isLocalHostname, redisUrlSchema } from './common.ts'
 import { sessionKeyWeakness } from './secure-session.ts'
 
 /** Where the certificate comes from. `proxy` and `off` mean no TLS in this process. */
@@ -230,6 +230,9 @@ export const acmeSchema = z.strictObject({
   return { ...value, domains, groups }
 })
 
+/** The fields the cross-field checks of `tlsSchema` read. */
+const REFINED_FIELDS: ReadonlySet<string> = new Set(['mode', 'certFile', 'keyFile', 'production', 'ticketKeys', 'storageKeys', 'storage', 'redisUrl', 'acme'])
+
 /** Options of the `tls` plugin (the input a user passes; the resolved type is its output). */
 export const tlsSchema = z.strictObject({
   mode: z.enum(tlsModes, { error: `must be one of ${tlsModes.join(', ')}` }).default('self-signed'),
@@ -254,7 +257,7 @@ export const tlsSchema = z.strictObject({
     return z.NEVER
   }).default('file'),
   /** REDIS_URL, for TLS_STORAGE=redis (the same Redis the session store may use). */
-  redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL, e.g. redis://10.0.0.5:6379' }).optional(),
+  redisUrl: redisUrlSchema('redis://10.0.0.5:6379').optional(),
   /** TLS_REDIS_PREFIX: prefix of the certificate storage's Redis keys. */
   redisPrefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,100}$/, { error: 'must be 1 to 100 letters, digits, ":", "_", "." or "-"' }).default('secure-https:tls:'),
   /** TLS_STORAGE_KEYS: secrets that seal what is stored in Redis, 32 bytes in base64, newest first. */
@@ -301,6 +304,11 @@ export const tlsSchema = z.strictObject({
         : 'plain HTTP is refused in production; use files, acme, or proxy when TLS ends at a load balancer'
     })
   }
+}, {
+  // Every problem at once: a wrong TLS_PROFILE (or HTTP2, TLS_DIR...) must not hide a missing
+  // TLS_CERT_FILE. Zod skips a refinement after another field's error; this one runs unless a
+  // field it reads is itself in error (then that field's own message is the one to fix first).
+  when: (payload) => payload.issues.every((issue) => !REFINED_FIELDS.has(String(issue.path?.[0])))
 })
 
 /**
