@@ -43,6 +43,33 @@ export const hostnameSchema = z
     error: (issue) => `"${String(issue.input)}" is not a host name or IP address; use names such as example.com or www.example.com, without scheme, port or path`
   })
 
+/**
+ * Why a REDIS_URL cannot be used, or null: redis:// or rediss://, a host, a port from 1 to 65535
+ * when one is given, a database number as its path when one is given. The value is never quoted
+ * back (it may carry a password).
+ */
+export function redisUrlProblem (value: string): string | null {
+  if (!/^rediss?:\/\/\S+$/.test(value)) return 'must be a redis:// or rediss:// URL'
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'is not a valid URL (a port that is not a number, a stray character in the host or password; percent-encode the password\'s special characters)'
+  }
+  if (url.hostname === '') return 'has no host'
+  if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) return 'has a port outside 1 to 65535'
+  if (!/^(\/\d{0,9})?$/.test(url.pathname)) return 'has a path that is not a database number (redis://host:6379/0)'
+  return null
+}
+
+/** REDIS_URL: checked by `redisUrlProblem`, with an example for the message. */
+export function redisUrlSchema (example: string) {
+  return z.string().superRefine((value, ctx) => {
+    const problem = redisUrlProblem(value)
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: `${problem}, e.g. ${example}` })
+  })
+}
+
 /** Seconds as a non-negative integer. */
 export function secondsSchema (what: string) {
   return z

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { isSessionStore, type SessionStore } from '../sessions/store.ts'
-import { secondsSchema } from './common.ts'
+import { redisUrlSchema, secondsSchema } from './common.ts'
 
 /** Bytes in a session key (libsodium secretbox). */
 export const SESSION_KEY_BYTES = 32
@@ -163,7 +163,7 @@ export const secureSessionSchema = z.strictObject({
     z.custom<SessionStore>(isSessionStore)
   ], { error: 'store must be \'cookie\', \'redis\' (SESSION_STORE) or an object implementing get(id), set(id, data, ttlSeconds) and destroy(id) (see SessionStore)' }).optional(),
   /** Redis for `store: 'redis'`: redis://[:password@]host:port[/db], or rediss:// for TLS. */
-  redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, { error: 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379' }).optional(),
+  redisUrl: redisUrlSchema('redis://127.0.0.1:6379').optional(),
   production: z.boolean().default(false)
 }).superRefine((value, ctx) => {
   const seen = new Set<string>()
