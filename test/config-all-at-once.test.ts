@@ -11,7 +11,7 @@ import { redisUrlProblem } from '../schemas/common.ts'
 import { configErrorOf } from './helpers/config.ts'
 import { growth } from './helpers/linear.ts'
 
-const issuesOf = (env: Record<string, string>): Array<{ variable?: string, message: string }> => configErrorOf(() => loadConfig(env)).issues
+const issuesOf = (env: Record<string, string>): ReadonlyArray<{ variable?: string, message: string }> => configErrorOf(() => loadConfig(env)).issues
 
 t.test('TLS_MODE=files with a mistyped TLS_PROFILE reports the profile and the missing files together', async (t) => {
   const issues = issuesOf({ TLS_MODE: 'files', TLS_PROFILE: 'moderne' })
