@@ -21,6 +21,7 @@ import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.ts'
 import { channels } from '../diagnostics.ts'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
+import { listeningPromise } from './listening.ts'
 import { secureTest, type SecureTest } from './secure-request.ts'
 
 /** The `fastify.httpsRedirect` decorator. */
@@ -221,17 +222,7 @@ const httpsRedirectPlugin: FastifyPluginAsync<HttpsRedirectOptions> = async func
 
   let closed = false
   let failure: Error | null = null
-  let settle: { resolve (address: AddressInfo | null): void, reject (error: Error): void } | null = null
-  const listening = new Promise<AddressInfo | null>((resolve, reject) => { settle = { resolve, reject } })
-  // Nobody has to ask: a failure is logged, and must not surface as an unhandled rejection.
-  listening.catch(() => {})
-  const finish = (result: AddressInfo | null | Error): void => {
-    const pending = settle
-    settle = null
-    if (pending === null) return
-    if (result instanceof Error) pending.reject(result)
-    else pending.resolve(result)
-  }
+  const { promise: listening, finish } = listeningPromise()
 
   // Started by listen(), not by ready(): a test that only injects, or two apps built with the same
   // HTTP_PORT, open no port. A failure cannot fail listen() (Fastify logs an onListen hook's

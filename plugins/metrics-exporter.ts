@@ -13,6 +13,7 @@ import { parseOptions } from '../schemas/common.ts'
 import { metricsExposure, metricsSchema, type MetricsOptions, type MetricsRegistry } from '../schemas/metrics.ts'
 import { securityEvents } from './events.ts'
 import { isTlsServer } from './instance.ts'
+import { listeningPromise } from './listening.ts'
 import { metricNames } from './metrics.ts'
 
 /** Buckets of the session store histogram: a Redis on the same network answers in about a millisecond. */
@@ -226,17 +227,7 @@ export async function registerMetrics (fastify: FastifyInstance, options: Metric
 
   let server: Server | null = null
   let closed = false
-  let settle: { resolve (address: AddressInfo | null): void, reject (error: Error): void } | null = null
-  const listening = new Promise<AddressInfo | null>((resolve, reject) => { settle = { resolve, reject } })
-  // Nobody has to ask: a failure is logged, and must not surface as an unhandled rejection.
-  listening.catch(() => {})
-  const finish = (result: AddressInfo | null | Error): void => {
-    const pending = settle
-    settle = null
-    if (pending === null) return
-    if (result instanceof Error) pending.reject(result)
-    else pending.resolve(result)
-  }
+  const { promise: listening, finish } = listeningPromise()
   if (!config.listener) finish(null)
 
   function handle (req: IncomingMessage, res: ServerResponse): void {
