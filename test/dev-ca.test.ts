@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createPublicKey, X509Certificate } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
@@ -16,6 +16,7 @@ import { issueDevelopmentCertificate, loadOrCreateSelfSigned, staleReason } from
 import { buildCertificate, certificateParts, generateEcdsaKey, ipBytes, permittedNames, privateKeyPem } from '../tls/x509.ts'
 import { startApp, tempDir } from './helpers/app.ts'
 import { request } from './helpers/http.ts'
+import { plantCa } from './helpers/dev-ca.ts'
 import { requirePrograms, which } from './helpers/external.ts'
 
 const DAY = 86_400_000
@@ -189,20 +190,7 @@ t.test('a CA on disk the suite would not make is replaced, saying why: no constr
   for (const { kind, subject, permitted, why } of cases) {
     await t.test(kind, async (t) => {
       const dir = tempDir(undefined, t)
-      const keys = await generateEcdsaKey()
-      const bad = buildCertificate({
-        subject,
-        publicKey: keys.publicKey,
-        selfKey: keys.privateKey,
-        notBefore: new Date(Date.now() - 60_000),
-        notAfter: new Date(Date.now() + 3000 * DAY),
-        ca: true,
-        ...(permitted === undefined ? {} : { permitted })
-      })
-      mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 })
-      chmodSync(dir, 0o700)
-      writeFileSync(join(dir, 'ca', 'key.pem'), privateKeyPem(keys.privateKey), { mode: 0o600 })
-      writeFileSync(join(dir, 'ca', 'cert.pem'), bad, { mode: 0o644 })
+      const bad = await plantCa(dir, permitted, subject)
       const badFingerprint = new X509Certificate(bad).fingerprint256
       t.equal(await findDevCa(dir), null, 'not offered to trust or to the summary')
 

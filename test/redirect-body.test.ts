@@ -5,44 +5,7 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { startApp } from './helpers/app.ts'
-
-interface Outcome { head: string, closedAfter: number, sent: number }
-
-/**
- * Sends `head`, then body bytes for as long as the server reads them (at most `cap` ms); resolves
- * with the response head and when the server closed the connection.
- */
-function endlessBody (port: number, head: string, chunk: (n: number) => Buffer, cap: number): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    let response = ''
-    let sent = 0
-    let open = true
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(head)
-      const pump = (): void => {
-        // Until the socket is full ('drain' calls again) or closed.
-        for (;;) {
-          if (!open || !socket.write(chunk(sent++))) return
-        }
-      }
-      socket.on('drain', pump)
-      pump()
-    })
-    const timer = setTimeout(() => {
-      open = false
-      socket.destroy()
-      reject(new Error(`the connection was still read after ${cap} ms (${sent} chunks); response: ${JSON.stringify(response)}`))
-    }, cap)
-    socket.on('data', (data: Buffer) => { response += data.toString('latin1') })
-    socket.once('error', () => {})
-    socket.once('close', () => {
-      open = false
-      clearTimeout(timer)
-      resolve({ head: response.split('\r\n\r\n')[0] ?? '', closedAfter: Date.now() - started, sent })
-    })
-  })
-}
+import { endlessBody } from './helpers/slow-client.ts'
 
 t.test('a request whose body never ends gets its redirect with Connection: close, and the connection is closed', async (t) => {
   const s = await startApp()

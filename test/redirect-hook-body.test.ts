@@ -3,43 +3,11 @@
  * redirect and Connection: close, as the listener does: the body is not read, and Node would
  * otherwise drain it for as long as the client goes on sending. Real sockets.
  */
-import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import { httpsRedirect, serverOptions } from '../index.ts'
-
-/** Sends `head`, then body bytes for as long as the server reads them; resolves when it closes. */
-function endlessBody (port: number, head: string, cap: number): Promise<{ head: string, closedAfter: number }> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const piece = Buffer.alloc(16 * 1024, 'a')
-    let response = ''
-    let open = true
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(head)
-      const pump = (): void => {
-        for (;;) {
-          if (!open || !socket.write(piece)) return
-        }
-      }
-      socket.on('drain', pump)
-      pump()
-    })
-    const timer = setTimeout(() => {
-      open = false
-      socket.destroy()
-      reject(new Error(`the connection was still read after ${cap} ms; response: ${JSON.stringify(response)}`))
-    }, cap)
-    socket.on('data', (data: Buffer) => { response += data.toString('latin1') })
-    socket.once('error', () => {})
-    socket.once('close', () => {
-      open = false
-      clearTimeout(timer)
-      resolve({ head: response.split('\r\n\r\n')[0] ?? '', closedAfter: Date.now() - started })
-    })
-  })
-}
+import { endlessBody } from './helpers/slow-client.ts'
 
 t.test('hook mode: a request with an endless body gets its redirect, or its 400, with Connection: close, and the connection closes', async (t) => {
   const options = { tls: { mode: 'proxy' as const }, proxyTrust: { trust: ['10.0.0.1'] } }
@@ -55,7 +23,8 @@ t.test('hook mode: a request with an endless body gets its redirect, or its 400,
   ] as const) {
     // Fastify's own timeouts are off (requestTimeout 0 by default): without the close, the drain
     // goes on until the cap.
-    const outcome = await endlessBody(port, head, 5_000)
+    const piece = Buffer.alloc(16 * 1024, 'a')
+    const outcome = await endlessBody(port, head, () => piece, 5_000)
     t.match(outcome.head, status, `${label}: answered`)
     t.match(outcome.head, /\r\nconnection: close\r\n/i, `${label}: with Connection: close`)
     t.ok(outcome.closedAfter < 5_000, `${label}: the connection closed after ${outcome.closedAfter} ms`)

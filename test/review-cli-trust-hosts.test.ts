@@ -6,25 +6,13 @@
  */
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { main, trustedHosts } from '../bin/cli.ts'
+import { trustedHosts } from '../bin/cli.ts'
 import { tempDir } from './helpers/app.ts'
+import { runTrust } from './helpers/dev-ca.ts'
 import { requirePrograms } from './helpers/external.ts'
 
 async function trust (t: Test, allowedHosts: string, args: string[]): Promise<{ code: number, out: string, err: string }> {
-  const saved = { HOME: process.env.HOME, ALLOWED_HOSTS: process.env.ALLOWED_HOSTS }
-  process.env.HOME = tempDir('secure-https-home-', t)
-  process.env.ALLOWED_HOSTS = allowedHosts
-  try {
-    let out = ''
-    let err = ''
-    const code = await main(['trust', ...args], { out: (text) => { out += text }, err: (text) => { err += text } })
-    return { code, out, err }
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key]
-      else process.env[key] = value
-    }
-  }
+  return await runTrust(tempDir('secure-https-home-', t), args, allowedHosts)
 }
 
 t.test('a CA made by trust is constrained to the exact hosts of ALLOWED_HOSTS, parsed as the app parses them', async (t) => {

@@ -5,53 +5,14 @@
  * still trusted, and `trust --uninstall` removes them too. Real certutil on NSS databases in a HOME
  * of the test's own.
  */
-import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { main } from '../bin/cli.ts'
-import { constraintsFor, DEV_CA_DNS, DEV_CA_IP, DEV_CA_NAME, retiredDevCas } from '../tls/dev-ca.ts'
+import { constraintsFor, DEV_CA_DNS, DEV_CA_IP, retiredDevCas } from '../tls/dev-ca.ts'
 import { installTrust, trustStatus } from '../tls/trust-store.ts'
-import { buildCertificate, generateEcdsaKey, privateKeyPem } from '../tls/x509.ts'
 import { tempDir } from './helpers/app.ts'
+import { plantCa, runTrust as cli } from './helpers/dev-ca.ts'
 import { requirePrograms } from './helpers/external.ts'
-
-const DAY = 86_400_000
-
-async function cli (home: string, args: string[]): Promise<{ code: number, out: string, err: string }> {
-  const saved = { HOME: process.env.HOME, ALLOWED_HOSTS: process.env.ALLOWED_HOSTS }
-  process.env.HOME = home
-  delete process.env.ALLOWED_HOSTS
-  try {
-    let out = ''
-    let err = ''
-    const code = await main(['trust', ...args], { out: (text) => { out += text }, err: (text) => { err += text } })
-    return { code, out, err }
-  } finally {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key]
-      else process.env[key] = value
-    }
-  }
-}
-
-/** Writes a root named as the suite names its CA into TLS_DIR/ca, with the given constraints. */
-async function plantCa (dir: string, permitted: { dns: string[], ip: string[] } | undefined): Promise<string> {
-  const keys = await generateEcdsaKey()
-  const cert = buildCertificate({
-    subject: { commonName: DEV_CA_NAME },
-    publicKey: keys.publicKey,
-    selfKey: keys.privateKey,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3000 * DAY),
-    ca: true,
-    ...(permitted === undefined ? {} : { permitted })
-  })
-  mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 })
-  chmodSync(dir, 0o700)
-  writeFileSync(join(dir, 'ca', 'key.pem'), privateKeyPem(keys.privateKey), { mode: 0o600 })
-  writeFileSync(join(dir, 'ca', 'cert.pem'), cert, { mode: 0o644 })
-  return cert
-}
 
 async function present (t: Test, home: string, cert: string, certPath: string): Promise<boolean> {
   const results = await trustStatus({ cert, certPath, stores: ['nss'], home })
