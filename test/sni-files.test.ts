@@ -6,45 +6,16 @@
  */
 import Fastify from 'fastify'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { connect } from 'node:tls'
 import t from 'tap'
 import { channelNames, type CertificateMessage } from '../diagnostics.ts'
 import { ConfigError, loadConfig, resolveConfig, serverOptions, tls } from '../index.ts'
-import { createPki, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.ts'
+import { createPki, served, waitForServed, type TestPki } from './helpers/certs.ts'
 import { tempDir } from './helpers/app.ts'
+import { atomicWrite, writePair, servedWithoutSni, type Pair } from './helpers/cert-files.ts'
 import { startInstance, type Instance } from './helpers/fleet.ts'
 
 let pki: TestPki
 t.before(async () => { pki = await createPki() })
-
-function atomicWrite (path: string, content: string): void {
-  const temp = `${path}.tmp-${process.pid}`
-  writeFileSync(temp, content, { mode: 0o600 })
-  renameSync(temp, path)
-}
-
-interface Pair { certFile: string, keyFile: string }
-
-function writePair (dir: string, name: string, leaf: Leaf): Pair {
-  const certFile = join(dir, `${name}.crt`)
-  const keyFile = join(dir, `${name}.key`)
-  atomicWrite(certFile, leaf.fullchain)
-  atomicWrite(keyFile, leaf.key)
-  return { certFile, keyFile }
-}
-
-/** The certificate a client without SNI gets (a connection to an IP address sends none). */
-function servedWithoutSni (port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256)
-      socket.end()
-    })
-    socket.on('error', reject)
-  })
-}
 
 function filesOptions (pairs: Pair[], dir: string): Parameters<typeof startInstance>[0] {
   return {

@@ -7,26 +7,15 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { connect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { resolveConfig, serverOptions, tls } from '../index.ts'
-import { createPki, served, type Leaf, type TestPki } from './helpers/certs.ts'
+import { createPki, served, type TestPki } from './helpers/certs.ts'
 import { tempDir } from './helpers/app.ts'
+import { writePair } from './helpers/cert-files.ts'
 
 let pki: TestPki
 t.before(async () => { pki = await createPki() })
-
-function writePair (dir: string, name: string, leaf: Leaf): { certFile: string, keyFile: string } {
-  const certFile = join(dir, `${name}.crt`)
-  const keyFile = join(dir, `${name}.key`)
-  for (const [path, content] of [[certFile, leaf.fullchain], [keyFile, leaf.key]] as const) {
-    writeFileSync(`${path}.tmp`, content, { mode: 0o600 })
-    renameSync(`${path}.tmp`, path)
-  }
-  return { certFile, keyFile }
-}
 
 async function listen (t: Test, app: FastifyInstance): Promise<number> {
   t.teardown(() => app.close())

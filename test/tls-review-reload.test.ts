@@ -3,41 +3,14 @@
  * renewed default is served at once, the broken SNI pair keeps its old certificate, and the error is
  * filed under the broken pair, not the default. Over real TLS.
  */
-import { renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { connect } from 'node:tls'
 import t from 'tap'
-import { createPki, served, waitForServed, type Leaf, type TestPki } from './helpers/certs.ts'
+import { createPki, served, waitForServed, type TestPki } from './helpers/certs.ts'
 import { tempDir } from './helpers/app.ts'
+import { atomicWrite, writePair, servedWithoutSni } from './helpers/cert-files.ts'
 import { startInstance } from './helpers/fleet.ts'
 
 let pki: TestPki
 t.before(async () => { pki = await createPki() })
-
-function atomicWrite (path: string, content: string): void {
-  const temp = `${path}.tmp-${process.pid}`
-  writeFileSync(temp, content, { mode: 0o600 })
-  renameSync(temp, path)
-}
-
-function writePair (dir: string, name: string, leaf: Leaf): { certFile: string, keyFile: string } {
-  const certFile = join(dir, `${name}.crt`)
-  const keyFile = join(dir, `${name}.key`)
-  atomicWrite(certFile, leaf.fullchain)
-  atomicWrite(keyFile, leaf.key)
-  return { certFile, keyFile }
-}
-
-/** The certificate a client without SNI gets (a connection to an IP address sends none). */
-function servedWithoutSni (port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256)
-      socket.end()
-    })
-    socket.on('error', reject)
-  })
-}
 
 t.test('reload() with a broken SNI pair: the renewed default is served, the broken name keeps its certificate, the error names it', async (t) => {
   const dir = tempDir(undefined, t)

@@ -3,22 +3,16 @@
  * refused with a message naming TLS_CERT_FILE (or TLS_CA_FILE) and the fix, at start and at a
  * reload, instead of OpenSSL's bare ERR_OSSL_PEM_BAD_END_LINE; the old pair keeps serving.
  */
-import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { chainProblems, truncatedPem } from '../tls/inspect.ts'
 import { createPki, served, type TestPki } from './helpers/certs.ts'
 import { tempDir } from './helpers/app.ts'
+import { atomicWrite } from './helpers/cert-files.ts'
 import { startInstance } from './helpers/fleet.ts'
 
 let pki: TestPki
 t.before(async () => { pki = await createPki() })
-
-function atomicWrite (path: string, content: string): void {
-  const temp = `${path}.tmp-${process.pid}`
-  writeFileSync(temp, content, { mode: 0o600 })
-  renameSync(temp, path)
-}
 
 /** The PEM with its last END line and what follows cut off. */
 function cut (pem: string): string {
