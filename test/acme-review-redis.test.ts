@@ -7,7 +7,6 @@
  * not fall back to the temporary self-signed certificate.
  */
 import { randomBytes, X509Certificate } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
 import t, { type Test } from 'tap'
 import { resolveConfig } from '../index.ts'
 import { fileStorage } from '../storage/file.ts'
@@ -18,7 +17,7 @@ import { generateSelfSigned } from '../tls/self-signed.ts'
 import type { TlsConfig } from '../schemas/tls.ts'
 import { tempDir } from './helpers/app.ts'
 import { requirePrograms } from './helpers/external.ts'
-import { acmeOptions, startPebble, type Pebble } from './helpers/pebble.ts'
+import { acmeOptions, answerChallenges, startPebble, type Pebble } from './helpers/pebble.ts'
 import { startRedis, type RedisServer } from './helpers/redis.ts'
 
 const DAY = 86_400_000
@@ -49,15 +48,7 @@ t.test('Redis holds a copy that is not the one to serve', async (t) => {
   t.teardown(() => redis.close())
   const sources: AcmeCertificateSource[] = []
   // Where pebble validates HTTP-01: answered from whichever source is running.
-  const server: Server = createServer((req, res) => {
-    const token = (req.url ?? '').split('/').pop() ?? ''
-    Promise.all(sources.map((source) => source.challenge(token))).then((answers) => {
-      const answer = answers.find((value) => value !== null)
-      res.writeHead(answer === undefined ? 404 : 200).end(answer ?? '')
-    }, () => res.writeHead(500).end())
-  })
-  await new Promise<void>((resolve) => server.listen(pebble.httpPort, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  await answerChallenges(t, pebble, sources)
   const { intermediate } = await pebble.issuers()
   const byPebble = (cert: string | undefined): boolean => cert !== undefined && new X509Certificate(cert).checkIssued(new X509Certificate(intermediate))
 

@@ -5,7 +5,6 @@
  */
 import t from 'tap'
 import { existsSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { resolveConfig } from '../index.ts'
@@ -17,7 +16,7 @@ import type { CertificatePair } from '../tls/source.ts'
 import type { TlsConfig } from '../schemas/tls.ts'
 import { tempDir } from './helpers/app.ts'
 import { requirePrograms } from './helpers/external.ts'
-import { acmeOptions, startPebble, type Pebble } from './helpers/pebble.ts'
+import { acmeOptions, answerChallenges, startPebble, type Pebble } from './helpers/pebble.ts'
 
 interface Run {
   source: AcmeCertificateSource
@@ -70,16 +69,8 @@ t.test('the ACME source without Fastify', async (t) => {
   const pebble = await startPebble()
   t.teardown(() => pebble.close())
   const sources: AcmeCertificateSource[] = []
-  // A plain HTTP server where pebble validates, answering from whichever source is running.
-  const server: Server = createServer((req, res) => {
-    const token = (req.url ?? '').split('/').pop() ?? ''
-    Promise.all(sources.map((source) => source.challenge(token))).then((answers) => {
-      const answer = answers.find((value) => value !== null)
-      res.writeHead(answer === undefined ? 404 : 200).end(answer ?? '')
-    }, () => res.writeHead(500).end())
-  })
-  await new Promise<void>((resolve) => server.listen(pebble.httpPort, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  // Where pebble validates HTTP-01: answered from whichever source is running.
+  await answerChallenges(t, pebble, sources)
   const dir = tempDir()
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 

@@ -5,6 +5,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
+import { createServer } from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -211,3 +212,20 @@ export function acmeOptions (pebble: Pebble, dir: string, domains: string[], htt
 }
 
 export const reloaded = (line: LogLine): boolean => line.msg === 'TLS certificate reloaded'
+
+/**
+ * A plain HTTP server on pebble's HTTP-01 port answering each challenge from whichever of `sources`
+ * (ACME sources run without Fastify, added to the array as a test starts them) holds its token;
+ * closed at the test's end.
+ */
+export async function answerChallenges (t: { teardown (fn: () => unknown): void }, pebble: Pebble, sources: ReadonlyArray<{ challenge (token: string): Promise<string | null> }>): Promise<void> {
+  const server = createServer((req, res) => {
+    const token = (req.url ?? '').split('/').pop() ?? ''
+    Promise.all(sources.map((source) => source.challenge(token))).then((answers) => {
+      const answer = answers.find((value) => value !== null)
+      res.writeHead(answer === undefined ? 404 : 200).end(answer ?? '')
+    }, () => res.writeHead(500).end())
+  })
+  await new Promise<void>((resolve) => server.listen(pebble.httpPort, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+}
