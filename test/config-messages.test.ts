@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, environmentVariables } from '../index.ts'
 import { doctor } from '../audit/doctor.ts'
 import { distinctIssues } from '../schemas/env.ts'
 import { configErrorOf } from './helpers/config.ts'
+import { growth } from './helpers/linear.ts'
 
 const messageOf = (env: Record<string, string>): string => configErrorOf(() => loadConfig(env)).message
 
@@ -100,22 +101,14 @@ t.test('fuzz: every variable parses any string into a value or one ConfigError n
     }
   }), { numRuns: 3000 })
 
-  // Sixteen times the length costs about sixteen times the time (a backtracking regex would cost
-  // 256 times): measured on medians, with room for the garbage collector's share.
-  const time = (value: string): number => {
-    const runs: number[] = []
-    for (let i = 0; i < 7; i++) {
-      const started = performance.now()
-      for (const name of ['PORT', 'HTTP_PORT', 'HSTS_MAX_AGE', 'SESSION_MAX_AGE', 'TLS_MODE', 'ACME_DIRECTORY', 'TRUST_PROXY']) {
-        try { loadConfig({ [name]: value }) } catch { /* measured, not checked */ }
-      }
-      runs.push(performance.now() - started)
-    }
-    return runs.sort((a, b) => a - b)[3] as number
-  }
+  // Time fitted over four lengths, best batches interleaved (test/helpers/linear.ts), so that other
+  // work on the machine cannot fail it: about n^1 (a backtracking regex would give n^2).
   const evil = (n: number): string => `-${'1'.repeat(n)}.${'1'.repeat(n)}e`
-  time(evil(20_000))
-  const small = time(evil(20_000))
-  const large = time(evil(320_000))
-  t.ok(large / Math.max(small, 0.1) < 100, `time grows about linearly with the value's length (x16 length: x${(large / Math.max(small, 0.1)).toFixed(1)} time)`)
+  const parseAll = (value: string): void => {
+    for (const name of ['PORT', 'HTTP_PORT', 'HSTS_MAX_AGE', 'SESSION_MAX_AGE', 'TLS_MODE', 'ACME_DIRECTORY', 'TRUST_PROXY']) {
+      try { loadConfig({ [name]: value }) } catch { /* measured, not checked */ }
+    }
+  }
+  const grown = growth(evil, parseAll, [20_000, 40_000, 80_000, 160_000], { rounds: 15, repeat: 2 })
+  t.ok(grown.exponent < 1.5, `time grows about linearly with the value's length: ${grown.text}`)
 })
