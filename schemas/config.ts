@@ -185,17 +185,12 @@ function resolve (input: z.output<typeof configInputSchema>, ctx: z.RefinementCt
 
   // @fastify/secure-session's options that the suite does not take, named with the way forward.
   const peerOnly = input.secureSession === false || input.secureSession === undefined ? [] : peerOnlyIssues(input.secureSession)
-  // secure: false is for plain HTTP (TLS_MODE=off), which production refuses: the cookie would also
-  // go out over plain HTTP (the redirect listener), where anyone on the path can take the session.
-  if (production && input.secureSession !== false && (input.secureSession as { secure?: unknown } | undefined)?.secure === false) {
-    ctx.addIssue({ code: 'custom', path: ['secureSession', 'secure'], message: 'a session cookie without Secure is refused in production: browsers would send it over plain HTTP too; remove secure: false (it is for TLS_MODE=off in development)' })
-  }
   for (const issue of peerOnly) ctx.addIssue({ code: 'custom', path: ['secureSession', ...issue.path], message: issue.message })
   const secureSession = input.secureSession === false
     ? false
     : peerOnly.length > 0
       ? undefined
-      : parseSection(secureSessionSchema, { secure: mode !== 'off', ...objectOr(input.secureSession), production: sectionProduction(production, input.secureSession) }, 'secureSession', ctx)
+      : parseSection(secureSessionSchema, { secure: mode !== 'off' || production, ...objectOr(input.secureSession), production: sectionProduction(production, input.secureSession) }, 'secureSession', ctx)
 
   const errorHandlerInput = input.errorHandler ?? production
   const errorHandler = errorHandlerInput === false

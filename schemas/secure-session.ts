@@ -186,6 +186,11 @@ export const secureSessionSchema = z.strictObject({
   if (value.store === 'redis' && value.redisUrl === undefined) {
     ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: 'is required with SESSION_STORE=redis; set REDIS_URL, e.g. redis://127.0.0.1:6379 (rediss:// for TLS)' })
   }
+  // secure: false is for plain HTTP (TLS_MODE=off), which production refuses: the cookie would also
+  // go out over plain HTTP (the redirect listener), where anyone on the path can take the session.
+  if (value.production && !value.secure) {
+    ctx.addIssue({ code: 'custom', path: ['secure'], message: 'a session cookie without Secure is refused in production: browsers would send it over plain HTTP too; remove secure: false (it is for TLS_MODE=off in development)' })
+  }
   if (value.sameSite === 'none' && !value.secure) {
     ctx.addIssue({ code: 'custom', path: ['sameSite'], message: 'SameSite=None requires a Secure cookie, which plain HTTP cannot carry; use lax' })
   }

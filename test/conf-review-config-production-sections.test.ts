@@ -5,8 +5,9 @@
  * production: false }` started in production with a self-signed certificate, `proxyTrust: { trust:
  * true, production: false }` trusted every peer.
  */
+import Fastify from 'fastify'
 import t from 'tap'
-import { resolveConfig } from '../index.ts'
+import { resolveConfig, secureSession } from '../index.ts'
 import { configErrorOf } from './helpers/config.ts'
 
 const key = 'ylE0anVsDPz1Szgj+866K888dHSbhoeUD9uLsmorf6c='
@@ -38,4 +39,13 @@ t.test('production: session cookies without Secure are refused', async (t) => {
   t.equal(resolveConfig({ secureSession: { secure: false } }).secureSession !== false, true, 'development may turn it off')
   const proxied = resolveConfig(good)
   t.equal(proxied.secureSession !== false && proxied.secureSession.secure, true, 'TLS at a proxy: Secure')
+  // The rule is the secureSession section's own: the plugin registered alone refuses it too.
+  const alone = Fastify()
+  t.teardown(() => alone.close())
+  await alone.register(secureSession, { production: true, keys: [key], secure: false }).ready().then(() => t.fail('registered'), (error: unknown) => {
+    t.match((error as Error).message, /secure: a session cookie without Secure is refused in production/, 'the secureSession plugin alone refuses it')
+  })
+  const plain = configErrorOf(() => resolveConfig({ ...good, tls: { mode: 'off' } }))
+  t.match(plain.message, /plain HTTP is refused in production/)
+  t.notMatch(plain.message, /without Secure/, 'TLS_MODE=off in production is one problem, not a second about the cookie it implies')
 })
