@@ -18,6 +18,7 @@ import {
   developmentHosts,
   hostAuthorizationSchema,
   parseHost,
+  splitAbsoluteForm,
   type HostAuthorizationOptions
 } from '../schemas/host-authorization.ts'
 import { isAcmeChallengePath } from './https-redirect.ts'
@@ -44,18 +45,9 @@ declare module 'fastify' {
   }
 }
 
-const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
-
 /** The authority of an absolute-form request target, or null for a target of another form. @internal */
 export function absoluteFormAuthority (target: string): string | null {
-  if (!ABSOLUTE_FORM.test(target)) return null
-  const start = target.indexOf('://') + 3
-  let end = start
-  for (; end < target.length; end++) {
-    const c = target.charCodeAt(end)
-    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break
-  }
-  return target.slice(start, end)
+  return splitAbsoluteForm(target)?.authority ?? null
 }
 
 /**

@@ -17,7 +17,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ERR_REDIRECT_LISTEN } from '../errors.ts'
 import { parseOptions } from '../schemas/common.ts'
-import { compileAllowedHosts, parseHost } from '../schemas/host-authorization.ts'
+import { compileAllowedHosts, parseHost, splitAbsoluteForm } from '../schemas/host-authorization.ts'
 import { httpsRedirectSchema, type HttpsRedirectConfig, type HttpsRedirectOptions } from '../schemas/https-redirect.ts'
 import { channels } from '../diagnostics.ts'
 import { eventLimiter, securityEvent, unloggedSecurityEvent } from './events.ts'
@@ -85,21 +85,12 @@ export function isAcmeChallengePath (path: string): boolean {
 const LOGGED_HOST_LENGTH = 100
 const shown = (host: string): string => host.length > LOGGED_HOST_LENGTH ? `${host.slice(0, LOGGED_HOST_LENGTH)}...` : host
 
-const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
-
 /**
- * The path and query of an absolute-form request target (RFC 9112 section 3.2.2), always starting
- * with '/' so that it cannot run into the Location's host; '/' for a target of another form. The
- * authority ends at '/', '?' or '#' (RFC 3986 section 3.2), and at '\' as browsers read it. @internal
+ * The path and query of an absolute-form request target, always starting with '/' so that it cannot
+ * run into the Location's host; '/' for a target of another form (*, authority-form).
  */
 function absoluteFormPath (url: string): string {
-  if (!ABSOLUTE_FORM.test(url)) return '/'
-  let end = url.indexOf('://') + 3
-  for (; end < url.length; end++) {
-    const c = url.charCodeAt(end)
-    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break
-  }
-  const rest = url.slice(end)
+  const rest = splitAbsoluteForm(url)?.rest ?? '/'
   return rest.charCodeAt(0) === 47 ? rest : `/${rest}`
 }
 

@@ -51,6 +51,25 @@ function isLabelRun (value: string, start: number, end: number): boolean {
   return true
 }
 
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i
+
+/**
+ * An absolute-form request target (`GET http://host/path HTTP/1.1`, RFC 9112 section 3.2.2) split
+ * into its authority and the rest (path, query), or null for a target of another form. The
+ * authority ends at '/', '?' or '#' (RFC 3986 section 3.2), and at '\' as browsers read it; one
+ * pass over the target. @internal
+ */
+export function splitAbsoluteForm (target: string): { authority: string, rest: string } | null {
+  if (!ABSOLUTE_FORM.test(target)) return null
+  const start = target.indexOf('://') + 3
+  let end = start
+  for (; end < target.length; end++) {
+    const c = target.charCodeAt(end)
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break
+  }
+  return { authority: target.slice(start, end), rest: target.slice(end) }
+}
+
 /**
  * The host name of a Host header value (or of a forwarded `host`), lower-cased, without port,
  * IPv6 brackets or trailing dot; `null` when the value is not `name[:port]`, `IPv4[:port]` or
