@@ -22,11 +22,11 @@ function cookieOf (response: Response): string | undefined {
   return line === undefined ? undefined : parseSetCookie(line).value
 }
 
-async function raceLoginAgainst (t: Test, store: SessionStore, slowAction: 'touch' | 'set and touch'): Promise<void> {
-  let started: () => void = () => {}
-  let release: () => void = () => {}
-  const reached = new Promise<void>((resolve) => { started = resolve })
-  const proceed = new Promise<void>((resolve) => { release = resolve })
+/**
+ * An app with the store, `GET /me` and `POST /login?user=` (a regenerate() and a new user), plus
+ * what `extra` adds; `send` makes a request carrying the session cookie given.
+ */
+async function loginApp (t: Test, store: SessionStore, extra: (app: FastifyInstance) => void = () => {}): Promise<{ send (method: string, path: string, cookie?: string): Promise<Response>, logs: Awaited<ReturnType<typeof startApp>>['logs'] }> {
   const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app: FastifyInstance) => {
     app.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
     app.post<{ Querystring: { user: string } }>('/login', async (request) => {
@@ -34,6 +34,22 @@ async function raceLoginAgainst (t: Test, store: SessionStore, slowAction: 'touc
       request.session.set('user', request.query.user)
       return { ok: true }
     })
+    extra(app)
+  })
+  t.teardown(() => s.close())
+  return {
+    logs: s.logs,
+    send: (method, path, cookie) =>
+      request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+  }
+}
+
+async function raceLoginAgainst (t: Test, store: SessionStore, slowAction: 'touch' | 'set and touch'): Promise<void> {
+  let started: () => void = () => {}
+  let release: () => void = () => {}
+  const reached = new Promise<void>((resolve) => { started = resolve })
+  const proceed = new Promise<void>((resolve) => { release = resolve })
+  const { send } = await loginApp(t, store, (app) => {
     // A request of the same page (a poll, "keep me signed in") that re-issues the session's cookie.
     app.post('/slow', async (request) => {
       started()
@@ -43,9 +59,6 @@ async function raceLoginAgainst (t: Test, store: SessionStore, slowAction: 'touc
       return { ok: true }
     })
   })
-  t.teardown(() => s.close())
-  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
-    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
 
   const first = cookieOf(await send('POST', '/login?user=guest'))
   t.ok(first, 'a first session')
@@ -100,17 +113,7 @@ t.test('Redis store: a request in flight at login does not replace the new sessi
  * Its store read finds nothing; expiring "its" cookie would delete the login's new one.
  */
 async function arriveAfterLogin (t: Test, store: SessionStore, forgetEnded: () => Promise<void>): Promise<void> {
-  const s = await startApp({ secureSession: { keys: [randomBytes(32).toString('base64')], store } }, (app: FastifyInstance) => {
-    app.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
-    app.post<{ Querystring: { user: string } }>('/login', async (request) => {
-      request.session.regenerate()
-      request.session.set('user', request.query.user)
-      return { ok: true }
-    })
-  })
-  t.teardown(() => s.close())
-  const send = (method: string, path: string, cookie?: string): Promise<Response> =>
-    request(`${s.url}${path}`, { method, ca: s.cert ?? undefined, headers: cookie === undefined ? {} : { cookie: `${NAME}=${cookie}` } })
+  const { send, logs } = await loginApp(t, store)
   const expires = (response: Response): boolean =>
     (response.headers['set-cookie'] ?? []).map(parseSetCookie).some((c) => c.name === NAME && c.attributes['max-age'] === '0')
 
@@ -121,7 +124,7 @@ async function arriveAfterLogin (t: Test, store: SessionStore, forgetEnded: () =
   t.same(JSON.parse(late.body), { user: null }, 'the old cookie is no session')
   t.notOk(expires(late), 'its answer does not expire the cookie, which the browser may have replaced with the login\'s')
   t.same(JSON.parse((await send('GET', '/me', fresh)).body), { user: 'alice' }, 'the login\'s cookie works')
-  t.ok(s.logs.events('session.expired').some((e) => e.reason === 'not-in-store'), 'the old cookie is still reported')
+  t.ok(logs.events('session.expired').some((e) => e.reason === 'not-in-store'), 'the old cookie is still reported')
   // Once the store has forgotten the end (the Redis tombstone's 10 minutes), it is expired as before.
   await forgetEnded()
   t.ok(expires(await send('GET', '/me', first)), 'a cookie of a session ended long ago is expired')
