@@ -1,6 +1,6 @@
-// One ACME request has a deadline for the whole exchange: a server that trickles its answer a
-// byte at a time, each byte well inside any idle timeout, is cut off at the deadline. Real TLS
-// server on loopback.
+// One ACME request has a deadline for the whole exchange and a bound on its size (1 MiB): a
+// server that trickles its answer a byte at a time, each byte well inside any idle timeout, is cut
+// off at the deadline, and a larger answer is refused. Real TLS server on loopback.
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -13,6 +13,11 @@ t.test('a CA that sends its answer a byte every 100 ms is cut off at the deadlin
   const server = createServer({ key: pair.key, cert: pair.cert }, (req, res) => {
     if (req.url === '/quick') {
       res.end('{"ok":true}')
+      return
+    }
+    if (req.url === '/large') {
+      // Past the 1 MiB bound (docs/acme.md): a chain is a few kilobytes.
+      res.end(Buffer.alloc((1 << 20) + 1, 'a'))
       return
     }
     res.writeHead(200, { 'content-type': 'application/json' })
@@ -36,6 +41,9 @@ t.test('a CA that sends its answer a byte every 100 ms is cut off at the deadlin
   const { port } = server.address() as AddressInfo
   const quick = await send(`https://localhost:${port}/quick`, 'GET', {}, undefined, agent, undefined, 1000)
   t.equal(quick.body, '{"ok":true}', 'an answer inside the deadline is read whole')
+
+  const large = await send(`https://localhost:${port}/large`, 'GET', {}, undefined, agent, undefined, 5000).then(() => null, (e: unknown) => e as NodeJS.ErrnoException)
+  t.equal(large?.code, 'ERR_ACME_RESPONSE_TOO_LARGE', 'an answer over 1 MiB is refused')
 
   const started = Date.now()
   const error = await send(`https://localhost:${port}/trickle`, 'GET', {}, undefined, agent, undefined, 600).then(() => null, (e: unknown) => e as NodeJS.ErrnoException)
