@@ -90,16 +90,37 @@ export function cookieDomainProblem (value: string): string | null {
   return null
 }
 
+/**
+ * A key's text as bytes: standard base64 (`+/`) or URL-safe base64 (`-_`, RFC 4648 section 5), one
+ * alphabet, padded or not, in its canonical spelling; null for anything else. @fastify/secure-session
+ * took a string key with Node's lenient decoder, which reads both alphabets: an app moving over
+ * keeps its key, and with it every session, in the spelling it had. What that decoder also took
+ * (mixed alphabets, misplaced or wrong padding, other characters skipped, stray low bits) is
+ * refused: a key spelled so has been mangled on its way. Linear in the text's length. @internal
+ */
+export function decodeKeyText (text: string): Buffer | null {
+  const match = /^(?:([A-Za-z0-9+/]+)|([A-Za-z0-9_-]+))(={0,2})$/.exec(text)
+  if (match === null) return null
+  const body = (match[1] ?? match[2]) as string
+  const padding = (match[3] as string).length
+  // Padded: to a multiple of four exactly; unpadded: a length padding would complete (not 1 mod 4).
+  if (padding > 0 ? (body.length + padding) % 4 !== 0 || body.length % 4 === 0 : body.length % 4 === 1) return null
+  const bytes = Buffer.from(body, match[1] === undefined ? 'base64url' : 'base64')
+  // Canonical: unused low bits of the last character are zero (the text is the bytes' only spelling).
+  const again = bytes.toString(match[1] === undefined ? 'base64url' : 'base64').replace(/=+$/, '')
+  return again === body ? bytes : null
+}
+
 const keySchema = z
   .union([z.string(), z.instanceof(Buffer)], { error: `a key must be a base64 string; ${MAKE_KEY}` })
   .transform((value, ctx) => {
     if (typeof value === 'string') {
-      const text = value.trim()
-      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) {
-        ctx.addIssue({ code: 'custom', message: `a key is not valid base64; ${MAKE_KEY}` })
+      const decoded = decodeKeyText(value.trim())
+      if (decoded === null) {
+        ctx.addIssue({ code: 'custom', message: `a key is not valid base64 (standard or URL-safe); ${MAKE_KEY}` })
         return z.NEVER
       }
-      value = Buffer.from(text, 'base64')
+      value = decoded
     }
     if (value.length !== SESSION_KEY_BYTES) {
       ctx.addIssue({ code: 'custom', message: `a key must be exactly ${SESSION_KEY_BYTES} bytes (got ${value.length}); ${MAKE_KEY}` })

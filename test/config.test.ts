@@ -104,7 +104,7 @@ t.test('a bad environment reports every problem at once, by variable', async (t)
   t.match(error.message, /HTTP_PORT: must be at most 65535/)
   t.match(error.message, /TLS_MODE: must be one of self-signed, files, acme, proxy, off/)
   t.match(error.message, /HSTS_PRELOAD: "yes please" is not a boolean; write true or false/)
-  t.match(error.message, /SESSION_KEYS: a key is not valid base64; make one with: openssl rand -base64 32/)
+  t.match(error.message, /SESSION_KEYS: a key is not valid base64 \(standard or URL-safe\); make one with: openssl rand -base64 32/)
   t.match(error.message, /TRUST_PROXY: .*hop counts are refused/)
   t.match(error.message, /ALLOWED_HOSTS: "https:\/\/example.com\/" is not a host name/)
   for (const line of error.message.split('\n').slice(1)) {

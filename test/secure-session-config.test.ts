@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { ConfigError, doctor, loadConfig, resolveConfig, secureSession } from '../index.ts'
-import { cookieDomainProblem, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.ts'
+import { cookieDomainProblem, decodeKeyText, effectiveCookieName, secureSessionSchema, sessionKeyWeakness } from '../schemas/secure-session.ts'
 import { configErrorOf } from './helpers/config.ts'
 import { growth } from './helpers/linear.ts'
 
@@ -15,10 +15,24 @@ function messageOf (fn: () => unknown): string {
   return configErrorOf(fn).message
 }
 
+const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+
+/**
+ * A 32-byte key in base64url whose last character carries a bit the bytes do not have: 43
+ * characters hold 258 bits, so the last one's two low bits are unused, and Node's decoder ignores them.
+ */
+function nonCanonical (): string {
+  const text = randomBytes(32).toString('base64url')
+  return text.slice(0, -1) + (URL_ALPHABET[URL_ALPHABET.indexOf(text.at(-1) as string) ^ 1] as string)
+}
+
 t.test('SESSION_KEYS: each bad key is refused with a message naming the variable and how to make a key, never echoing the key', async (t) => {
   const cases: Array<[string, string, RegExp]> = [
     ['not base64', 'this is not base64!', /SESSION_KEYS: a key is not valid base64/],
-    ['URL-safe base64', randomBytes(32).toString('base64url'), /SESSION_KEYS: a key is not valid base64/],
+    ['both alphabets in one key', `+-${randomBytes(32).toString('base64url').slice(2)}`, /SESSION_KEYS: a key is not valid base64 \(standard or URL-safe\)/],
+    ['misplaced padding', `${randomBytes(32).toString('base64url').slice(0, 41)}=A`, /SESSION_KEYS: a key is not valid base64/],
+    ['wrong padding', `${randomBytes(32).toString('base64url')}==`, /SESSION_KEYS: a key is not valid base64/],
+    ['stray low bits in the last character', nonCanonical(), /SESSION_KEYS: a key is not valid base64/],
     ['16 bytes', randomBytes(16).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 16\)/],
     ['64 bytes', randomBytes(64).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 64\)/],
     ['all one byte', Buffer.alloc(32, 0x41).toString('base64'), /SESSION_KEYS: key 2 of 2 has too few distinct byte values to be random/],
@@ -46,6 +60,38 @@ t.test('SESSION_KEYS accepts padded base64 keys, newest first, with spaces aroun
   t.ok(config.secureSession !== false)
   if (config.secureSession === false) return
   t.same(config.secureSession.keys.map((k) => k.toString('base64')), [a, b])
+})
+
+t.test('SESSION_KEYS also takes the spellings @fastify/secure-session read: URL-safe base64, padded or not, and standard base64 unpadded', async (t) => {
+  const key = randomBytes(32)
+  const spellings = [key.toString('base64'), key.toString('base64').replace(/=+$/, ''), key.toString('base64url'), `${key.toString('base64url')}=`]
+  for (const spelling of spellings) {
+    const config = loadConfig({ SESSION_KEYS: `${good()},${spelling}` })
+    t.ok(config.secureSession !== false && config.secureSession.keys[1]?.equals(key), `${spelling.slice(-3)}: the same 32 bytes`)
+  }
+  t.not(nonCanonical(), key.toString('base64url'))
+  t.ok(Buffer.from(nonCanonical(), 'base64url').length === 32, 'the non-canonical spelling above is one Node\'s decoder reads as 32 bytes')
+})
+
+t.test('decodeKeyText: null, or bytes whose canonical spelling is the text (fast-check), in time linear in its length', async (t) => {
+  const spelled = fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.constantFrom('base64', 'base64url'), fc.boolean())
+    .map(([bytes, alphabet, padded]) => {
+      const text = Buffer.from(bytes).toString(alphabet as BufferEncoding).replace(/=+$/, '')
+      return { bytes: Buffer.from(bytes), text: padded ? text.padEnd(Math.ceil(text.length / 4) * 4, '=') : text }
+    })
+  fc.assert(fc.property(spelled, ({ bytes, text }) => decodeKeyText(text)?.equals(bytes) === true), { numRuns: 2000 })
+  const noisy = fc.string({ unit: fc.constantFrom(...'AQgw+/-_=Zz09 \n.'.split('')), maxLength: 48 })
+  fc.assert(fc.property(noisy, (text) => {
+    const bytes = decodeKeyText(text)
+    if (bytes === null) return true
+    const alphabet = /[-_]/.test(text) ? 'base64url' : 'base64'
+    return bytes.toString(alphabet).replace(/=+$/, '') === text.replace(/=+$/, '')
+  }), { numRuns: 5000 })
+  // The regular expression backtracks once per alternative at most: a long run of one alphabet
+  // ending in a character of the other is the worst case.
+  // Lengths past V8's one-time step into its large-object space (test/helpers/linear.ts).
+  const grown = growth((n) => `${'A'.repeat(n)}+-`, decodeKeyText, [262144, 524288, 1048576, 2097152], { rounds: 9, repeat: 3 })
+  t.ok(grown.exponent < 1.5, `time grows as ${grown.text} (linear is 1)`)
 })
 
 t.test('lifetimes and cookie settings are validated', async (t) => {
@@ -83,6 +129,35 @@ t.test('effectiveCookieName: __Host- without Domain, __Secure- with one, no pref
     t.match(messageOf(() => loadConfig({ SESSION_COOKIE_NAME: cookieName })), /SESSION_COOKIE_NAME: is only a prefix/, `${cookieName} alone is refused`)
   }
 })
+
+t.test('switching over with a URL-safe key string: the cookies @fastify/secure-session wrote with it still open', async (t) => {
+  const spelled = randomBytes(32).toString('base64url')
+  const before = Fastify()
+  t.teardown(() => before.close())
+  await before.register(fastifySecureSession, { key: spelled, cookieName: 'session', cookie: { path: '/' } })
+  before.get('/login', async (request) => {
+    request.session.set('user', 'alice')
+    return 'ok'
+  })
+  const login = await before.inject('/login')
+  const cookie = login.cookies.find((c) => c.name === 'session')
+  t.ok(cookie !== undefined, '@fastify/secure-session wrote its cookie with the string key')
+
+  for (const options of [{ keys: [spelled] }, configOf({ SESSION_KEYS: spelled })]) {
+    const after = Fastify()
+    t.teardown(() => after.close())
+    await after.register(secureSession, { ...options, cookieName: 'session', secure: false })
+    after.get('/me', async (request) => ({ user: request.session.get('user') ?? null }))
+    const me = await after.inject({ url: '/me', cookies: { session: cookie?.value ?? '' } })
+    t.same(me.json(), { user: 'alice' }, 'the same session, no one logged out')
+  }
+})
+
+function configOf (env: Record<string, string>): { keys: Buffer[] } {
+  const config = loadConfig(env)
+  if (config.secureSession === false) throw new Error('sessions are off')
+  return { keys: config.secureSession.keys }
+}
 
 t.test('the plugin registered alone validates its options at register time', async (t) => {
   const app = Fastify()
