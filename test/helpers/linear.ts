@@ -30,6 +30,26 @@ export function growth<T> (input: (n: number) => T, call: (input: T) => unknown,
       best[i] = Math.min(best[i] as number, Number(process.hrtime.bigint() - start) / repeat)
     })
   }
+  return fit(inputs, sizes, best)
+}
+
+/** `growth` for a call that returns a promise (a request through `inject`): each call awaited in turn. */
+export async function growthAsync<T> (input: (n: number) => T, call: (input: T) => Promise<unknown>, sizes: readonly number[], { rounds = 15, repeat = 10 } = {}): Promise<Growth> {
+  const inputs = sizes.map((n) => input(n))
+  const best = sizes.map(() => Infinity)
+  for (const value of inputs) for (let i = 0; i < repeat; i++) await call(value) // warm-up
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, value] of inputs.entries()) {
+      const start = process.hrtime.bigint()
+      for (let r = 0; r < repeat; r++) await call(value)
+      best[i] = Math.min(best[i] as number, Number(process.hrtime.bigint() - start) / repeat)
+    }
+  }
+  return fit(inputs, sizes, best)
+}
+
+/** The least-squares exponent of time = c * n^k over the sizes. */
+function fit (inputs: readonly unknown[], sizes: readonly number[], best: number[]): Growth {
   const lengths = inputs.map((value, i) => typeof value === 'string' ? value.length : sizes[i] as number)
   const xs = lengths.map(Math.log)
   const ys = best.map(Math.log)
