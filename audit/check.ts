@@ -339,7 +339,11 @@ interface HttpOutcome {
   headersDistinct: NodeJS.Dict<string[]>
 }
 
-/** One GET without following redirects; the body is read and dropped. */
+/**
+ * One GET without following redirects; done at the headers. Everything checked is in the status
+ * line and the header fields, so the body is never read: a body that never ends cannot hold the
+ * audit, nor hide what the headers said.
+ */
 async function get (target: Target, url: URL, secure: boolean): Promise<HttpOutcome> {
   // Loaded when a site is checked, not when an app imports the package.
   const { request } = secure ? await import('node:https') : await import('node:http')
@@ -368,18 +372,19 @@ async function get (target: Target, url: URL, secure: boolean): Promise<HttpOutc
       else resolve(outcome)
     }
     const req = request(options, (res) => {
-      res.resume()
-      res.once('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers, headersDistinct: res.headersDistinct }))
-      res.once('error', settle)
-      res.once('close', () => { if (!res.complete) settle(timeoutError()) })
+      settle({ status: res.statusCode ?? 0, headers: res.headers, headersDistinct: res.headersDistinct })
+      // Closing a response before its end makes it emit 'error' (aborted): expected, and settled.
+      res.on('error', () => {})
+      req.destroy()
     })
-    // From the request's start to the body's end: a body that trickles in cannot hold the audit.
+    // From the request's start to the end of the headers: a server that trickles them cannot hold the audit.
     const cancel = deadlineTimer(target, () => {
       settle(timeoutError())
       req.destroy()
     })
     req.once('timeout', () => req.destroy(timeoutError()))
-    req.once('error', settle)
+    // Every error, not the first only: settle keeps the first outcome, and an unheard 'error' would throw.
+    req.on('error', settle)
     req.end()
   })
 }

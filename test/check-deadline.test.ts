@@ -1,35 +1,68 @@
 /**
- * `check URL` cannot be held open: a site that sends its headers and then trickles its body a byte
- * at a time kept Node's idle timeouts from ever firing, and the audit waited forever. Each probe now
- * has a deadline from start to end, and the whole run has one.
+ * `check URL` cannot be held open. A site that sends its headers and then trickles its body a byte
+ * at a time kept Node's idle timeouts from ever firing, and the audit waited forever: check now
+ * stops at the headers, which hold everything it checks, and reports them. A site that trickles the
+ * headers themselves is cut by each probe's deadline from start to end, and the whole run has one.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import t from 'tap'
 import { checkSite } from '../index.ts'
 import { probeBudget } from '../audit/check.ts'
 import { generateSelfSigned } from '../tls/self-signed.ts'
 
-function trickle (_req: unknown, res: import('node:http').ServerResponse): void {
+function trickleBody (_req: unknown, res: import('node:http').ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/plain', 'strict-transport-security': 'max-age=31536000' })
   const timer = setInterval(() => res.write('.'), 100)
   res.on('close', () => clearInterval(timer))
 }
 
-async function listen (server: HttpServer): Promise<number> {
+/** A status line, then one more header line every 100 ms: the header block never ends. */
+function trickleHeaders (socket: Socket): void {
+  socket.on('error', () => {})
+  socket.once('data', () => {
+    socket.write('HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=31536000\r\n')
+    const timer = setInterval(() => socket.write('x-slow: .\r\n'), 100)
+    socket.on('close', () => clearInterval(timer))
+  })
+}
+
+async function listen (server: HttpServer | NetServer): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return (server.address() as AddressInfo).port
 }
 
-t.test('a site that trickles its body cannot hold check', async (t) => {
+t.test('a site that trickles its body: check reports its headers without waiting for the body', async (t) => {
   const pair = await generateSelfSigned(['localhost'], 1)
-  const https = createHttpsServer({ key: pair.key, cert: pair.cert }, trickle)
-  const http = createHttpServer(trickle)
+  const https = createHttpsServer({ key: pair.key, cert: pair.cert }, trickleBody)
+  const http = createHttpServer(trickleBody)
   const [port, httpPort] = [await listen(https as unknown as HttpServer), await listen(http)]
   t.teardown(() => {
     https.closeAllConnections()
     http.closeAllConnections()
+    https.close()
+    http.close()
+  })
+
+  const report = await checkSite(`https://localhost:${port}/`, { ca: pair.cert, httpPort, timeout: 5000, connectTo: '127.0.0.1' })
+  t.ok(report.reachable)
+  t.equal(report.hsts.maxAge, 31536000, 'the HSTS header sent before the endless body is read')
+  const timedOut = report.checks.filter((check) => /within 5000 ms/.test(check.message))
+  t.same(timedOut.map((c) => c.id), [], 'no probe waited for the body')
+})
+
+t.test('a site that trickles its headers cannot hold check', async (t) => {
+  const pair = await generateSelfSigned(['localhost'], 1)
+  const https = createTlsServer({ key: pair.key, cert: pair.cert }, trickleHeaders)
+  const http = createNetServer(trickleHeaders)
+  const [port, httpPort] = [await listen(https as unknown as NetServer), await listen(http)]
+  const sockets = new Set<Socket>()
+  for (const server of [https, http]) server.on(server === https ? 'secureConnection' : 'connection', (socket: Socket) => { sockets.add(socket) })
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
     https.close()
     http.close()
   })
