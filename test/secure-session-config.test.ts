@@ -21,8 +21,8 @@ const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  * A 32-byte key in base64url whose last character carries a bit the bytes do not have: 43
  * characters hold 258 bits, so the last one's two low bits are unused, and Node's decoder ignores them.
  */
-function nonCanonical (): string {
-  const text = randomBytes(32).toString('base64url')
+function nonCanonical (key: Buffer): string {
+  const text = key.toString('base64url')
   return text.slice(0, -1) + (URL_ALPHABET[URL_ALPHABET.indexOf(text.at(-1) as string) ^ 1] as string)
 }
 
@@ -32,7 +32,7 @@ t.test('SESSION_KEYS: each bad key is refused with a message naming the variable
     ['both alphabets in one key', `+-${randomBytes(32).toString('base64url').slice(2)}`, /SESSION_KEYS: a key is not valid base64 \(standard or URL-safe\)/],
     ['misplaced padding', `${randomBytes(32).toString('base64url').slice(0, 41)}=A`, /SESSION_KEYS: a key is not valid base64/],
     ['wrong padding', `${randomBytes(32).toString('base64url')}==`, /SESSION_KEYS: a key is not valid base64/],
-    ['stray low bits in the last character', nonCanonical(), /SESSION_KEYS: a key is not valid base64/],
+    ['stray low bits in the last character', nonCanonical(randomBytes(32)), /SESSION_KEYS: a key is not valid base64/],
     ['16 bytes', randomBytes(16).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 16\)/],
     ['64 bytes', randomBytes(64).toString('base64'), /SESSION_KEYS: a key must be exactly 32 bytes \(got 64\)/],
     ['all one byte', Buffer.alloc(32, 0x41).toString('base64'), /SESSION_KEYS: key 2 of 2 has too few distinct byte values to be random/],
@@ -69,8 +69,10 @@ t.test('SESSION_KEYS also takes the spellings @fastify/secure-session read: URL-
     const config = loadConfig({ SESSION_KEYS: `${good()},${spelling}` })
     t.ok(config.secureSession !== false && config.secureSession.keys[1]?.equals(key), `${spelling.slice(-3)}: the same 32 bytes`)
   }
-  t.not(nonCanonical(), key.toString('base64url'))
-  t.ok(Buffer.from(nonCanonical(), 'base64url').length === 32, 'the non-canonical spelling above is one Node\'s decoder reads as 32 bytes')
+  const stray = nonCanonical(key)
+  t.not(stray, key.toString('base64url'), 'the refused spelling differs from the canonical one')
+  t.ok(Buffer.from(stray, 'base64url').equals(key), 'yet Node\'s decoder reads it as the same 32 bytes: only its stray bits get it refused')
+  t.match(messageOf(() => loadConfig({ SESSION_KEYS: stray })), /SESSION_KEYS: a key is not valid base64/)
 })
 
 t.test('decodeKeyText: null, or bytes whose canonical spelling is the text (fast-check), in time linear in its length', async (t) => {
