@@ -102,12 +102,13 @@ export function decodeKeyText (text: string): Buffer | null {
   const match = /^(?:([A-Za-z0-9+/]+)|([A-Za-z0-9_-]+))(={0,2})$/.exec(text)
   if (match === null) return null
   const body = (match[1] ?? match[2]) as string
+  const alphabet = match[1] === undefined ? 'base64url' : 'base64'
   const padding = (match[3] as string).length
   // Padded: to a multiple of four exactly; unpadded: a length padding would complete (not 1 mod 4).
   if (padding > 0 ? (body.length + padding) % 4 !== 0 || body.length % 4 === 0 : body.length % 4 === 1) return null
-  const bytes = Buffer.from(body, match[1] === undefined ? 'base64url' : 'base64')
+  const bytes = Buffer.from(body, alphabet)
   // Canonical: unused low bits of the last character are zero (the text is the bytes' only spelling).
-  const again = bytes.toString(match[1] === undefined ? 'base64url' : 'base64').replace(/=+$/, '')
+  const again = bytes.toString(alphabet).replace(/=+$/, '')
   return again === body ? bytes : null
 }
 
