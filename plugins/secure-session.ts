@@ -15,8 +15,9 @@
  *   session (or, with a store, the store session) on `request.session`;
  * - ours onSend (registered before theirs; through the aggregate, a step of its single onSend hook,
  *   plugins/hook-chain.ts) writes a changed session's cookie with one `reply.header` from
- *   precomputed attributes, sealed in @fastify/secure-session's format (sessions/seal.ts), and marks
- *   it unchanged; a response whose route called `session.options()` is left to
+ *   precomputed attributes, sealed in @fastify/secure-session's format (sessions/seal.ts; from the
+ *   session's own object when the cache of opened cookies made the session from it), and marks it
+ *   unchanged; a response whose route called `session.options()` is left to
  *   @fastify/secure-session's own onSend, which writes it with those options.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
@@ -92,7 +93,14 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   const opened = new OpenedCookies(OPENED_COOKIES, MAX_COOKIE_CHARS)
   // Set when @fastify/secure-session is registered, with the binding both use (below); no request
   // is served before.
-  let seal: (session: PeerSession) => Sealed = () => { throw new Error('secureSession is not registered yet') }
+  let seal: (session: PeerSession, values?: Record<string, unknown> | null) => Sealed = () => { throw new Error('secureSession is not registered yet') }
+  // The last session the cache of opened cookies made, and the object it made it from (both null
+  // unless @fastify/secure-session keeps and writes to that object: peerKeepsValues). Our
+  // onRequest takes them when that session is its request's, which it is unless something ran
+  // between @fastify/secure-session's onRequest and ours; otherwise the seal copies with data().
+  let keepsValues = false
+  let lastMade: unknown = null
+  let lastValues: Record<string, unknown> | null = null
   let openPayload: (value: string) => Record<string, unknown> | null = () => null
   const limitTampered = eventLimiter(60)
   const limitExpired = eventLimiter(60)
@@ -201,7 +209,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
    * `reply.header`, or with `reply.setCookie` when the route gave per-response options. Returns
    * false when nothing was written (too large for a cookie).
    */
-  function writeCookie (request: FastifyRequest, reply: FastifyReply, session: PeerSession, cookieOptions: object | null): boolean {
+  function writeCookie (request: FastifyRequest, reply: FastifyReply, session: PeerSession, cookieOptions: object | null, values: Record<string, unknown> | null = null): boolean {
     const now = epochSeconds()
     if (session[CREATED_KEY] === undefined) session[CREATED_KEY] = now
     const maxAge = sessionEnd(policy, session[CREATED_KEY] as number, session[WRITTEN_KEY] as number) - now
@@ -211,7 +219,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
     }
     // @fastify/secure-session's format and key (sessions/seal.ts); the browser sends the value back
     // with its next request, opened then without decrypting.
-    const sealed = seal(session)
+    const sealed = seal(session, values)
     opened.remember(sealed)
     const encoded = sealed.encoded
     if (cookieName.length + 1 + encoded.length > MAX_COOKIE_CHARS) {
@@ -226,12 +234,17 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
 
   /** onRequest, cookie mode (after @fastify/secure-session's): lifetimes, classification, the view. */
   function onRequestCookie (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-    const state = new CookieViewState(peerSessionOf(request))
+    const inner = peerSessionOf(request)
+    const state = new CookieViewState(inner, inner === lastMade ? lastValues : null)
+    lastMade = null
+    lastValues = null
     setState(request, state)
     setSession(request, cookieView(state))
     const value = request.cookies[cookieName]
-    if (value !== undefined && inspect(request, state.inner, value, false) === null) {
-      state.inner = fastify.createSecureSession({}) as unknown as PeerSession
+    if (value !== undefined && inspect(request, inner, value, false) === null) {
+      const values = {}
+      state.inner = fastify.createSecureSession(values) as unknown as PeerSession
+      state.values = keepsValues ? values : null
       state.expireOld = true
     }
     done()
@@ -251,7 +264,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       else if (state.cookieOptions !== null) session.options(state.cookieOptions)
     } else {
       try {
-        writeCookie(request, reply, session, state.cookieOptions)
+        writeCookie(request, reply, session, state.cookieOptions, state.values)
       } catch (error) {
         // A value JSON cannot encode (a cycle, a BigInt): the route's bug, answered as a 500 once.
         session.changed = false
@@ -398,9 +411,17 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
         const result = unsignCookie(value)
         return result.valid ? result.value : null
       }
+  keepsValues = peerKeepsValues((data) => fastify.createSecureSession(data) as unknown as PeerSession)
   fastify.decodeSecureSession = cachedDecode<Session, FastifyBaseLogger>(
     strictDecode(fastify.decodeSecureSession as (cookie: string, log?: FastifyBaseLogger, sessionName?: string) => Session | null, 'session', unsign),
-    (data) => fastify.createSecureSession(data) as Session,
+    (data) => {
+      const session = fastify.createSecureSession(data) as Session
+      if (keepsValues) {
+        lastMade = session
+        lastValues = data
+      }
+      return session
+    },
     opened,
     peerExpiry(policy),
     'session'
@@ -444,6 +465,24 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       protect(request, reply, done)
     })
   }
+}
+
+/**
+ * Whether the sessions `create` (@fastify/secure-session's `createSecureSession`) makes keep the
+ * very object they are made from and write `set()`, `touch()` and `regenerate()` to it, so that it
+ * can be sealed as it is: what @fastify/secure-session 8 does, checked once at start rather than
+ * assumed, so that a version that copies is sealed through `data()` as before. @internal
+ */
+export function peerKeepsValues (create: (data: Record<string, unknown>) => PeerSession): boolean {
+  const values: Record<string, unknown> = { kept: 1, dropped: 2 }
+  const session = create(values)
+  session.set('added', 3)
+  session.regenerate(['kept', 'added'])
+  session.set('later', 4)
+  const copy = session.data()
+  const keys = Object.keys(values)
+  return values.kept === 1 && values.added === 3 && values.later === 4 && values.__ts === session.get('__ts') && keys.length === 4 &&
+    copy !== undefined && Object.keys(copy).length === 3 && keys.every((key) => key === '__ts' || copy[key] === values[key])
 }
 
 /**

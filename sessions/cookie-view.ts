@@ -29,6 +29,11 @@ export interface PeerSession {
 /** Per-request state behind the view. @internal */
 export class CookieViewState {
   inner: PeerSession
+  /**
+   * The object `inner` keeps its values and `__ts` in, when the suite made `inner` from it with
+   * `createSecureSession` (a cookie opened from the cache): sealed as it is. Null otherwise.
+   */
+  values: Record<string, unknown> | null
   /** What the route passed to `options()`, if anything. */
   cookieOptions: object | null = null
   /** A cookie came that is no session (tampered, expired): expire it unless a session is written. */
@@ -36,8 +41,9 @@ export class CookieViewState {
   private optionsFn: ((opts: object) => void) | null = null
   private dataFn: (() => Record<string, unknown> | undefined) | null = null
 
-  constructor (inner: PeerSession) {
+  constructor (inner: PeerSession, values: Record<string, unknown> | null = null) {
     this.inner = inner
+    this.values = values
   }
 
   options (): (opts: object) => void {

@@ -13,6 +13,9 @@
  *   the one `decodeSecureSession` uses, reads as it reads base64: the cookie value then needs no
  *   percent-encoding but for its `;` (`%3B`), so the `Set-Cookie` line is built without
  *   `encodeURIComponent` and is shorter (no `%2B`, `%2F`, `%3D`).
+ * The JSON is that of the object the session keeps its values and `__ts` in, as
+ * `encodeSecureSession` stringifies it, when the caller has that object (a session the suite made
+ * with `createSecureSession`); otherwise the same keys and values, from `data()` and `__ts`.
  * Loaded when the session plugin registers, with the binding.
  */
 import sodium from 'sodium-native'
@@ -49,14 +52,26 @@ export function noncePool (fill: (buffer: Uint8Array) => void = sodium.randombyt
   }
 }
 
-/** Seals sessions with `key` (the newest), as @fastify/secure-session's `encodeSecureSession` does. @internal */
-export function sessionSealer (key: Buffer, nextNonce: () => Buffer = noncePool()): (session: OpenedSession) => Sealed {
+/**
+ * Seals sessions with `key` (the newest), as @fastify/secure-session's `encodeSecureSession` does.
+ * `values`, when given, is the object the session keeps its values and `__ts` in (the one it was
+ * made from with `createSecureSession`, which it keeps and writes to: the plugin checks that at
+ * start, peerKeepsValues): sealed as it is, without the copy `data()` makes. @internal
+ */
+export function sessionSealer (key: Buffer, nextNonce: () => Buffer = noncePool()): (session: OpenedSession, values?: Record<string, unknown> | null) => Sealed {
   if (key.length !== sodium.crypto_secretbox_KEYBYTES) throw new Error(`a session key must be ${sodium.crypto_secretbox_KEYBYTES} bytes`)
-  return function seal (session) {
-    // The values (data(): all but __ts) and __ts, as @fastify/secure-session seals its whole object.
-    const payload = session.data() ?? {}
-    const ts = session.get('__ts')
-    payload.__ts = ts
+  return function seal (session, values) {
+    let payload: Record<string, unknown>
+    let ts: unknown
+    if (values != null) {
+      payload = values
+      ts = values.__ts
+    } else {
+      // The values (data(): all but __ts) and __ts, as @fastify/secure-session seals its whole object.
+      payload = session.data() ?? {}
+      ts = session.get('__ts')
+      payload.__ts = ts
+    }
     const text = JSON.stringify(payload)
     const message = Buffer.from(text)
     const cipher = Buffer.allocUnsafe(message.length + sodium.crypto_secretbox_MACBYTES)
