@@ -3,9 +3,10 @@
  * a session opened from the cache of opened cookies is made by the suite with
  * `createSecureSession(values)`, and @fastify/secure-session keeps and writes to that very object,
  * so the seal reads it instead of copying it through `data()`. What the route changes, however it
- * changes it (set, property assignment, regenerate, delete of a value), is what `get()` reads (detached too), what the next request
- * and a plain @fastify/secure-session app read back; and where the object is not the session's own
- * (a peer that copies), the check at start says so and the seal copies as before.
+ * changes it (set, property assignment, regenerate, delete of a value), is what `get()` reads
+ * (detached too), what the next request and a plain @fastify/secure-session app read back; and
+ * where the object is not the session's own (a peer that copies), the check at start says so and
+ * the seal copies as before.
  */
 import fastifySecureSession from '@fastify/secure-session'
 import fc from 'fast-check'
