@@ -79,9 +79,17 @@ function isListenAddress (value: string): boolean {
   return bare === value ? isIP(value) !== 0 : isIP(bare) === 6
 }
 
+/**
+ * The longest METRICS_HOST read: an IPv6 address with brackets and a zone id is about 112
+ * characters. A longer value is refused on its length alone, before it is trimmed, lower-cased or
+ * matched, so that a value of megabytes costs nothing to refuse and no copy of it is made.
+ */
+const MAX_HOST_CHARS = 256
+
 /** An IP address or `localhost`, trimmed, lower-cased, without brackets. */
 const metricsHostSchema = z
   .string({ error: 'must be an IP address such as 127.0.0.1' })
+  .max(MAX_HOST_CHARS, { error: (issue) => `is ${String((issue.input as string).length)} characters long, more than an IP address can be (at most ${MAX_HOST_CHARS}); use 127.0.0.1 (the default: a scraper on this host), an address of a private interface such as 10.0.0.5, or 0.0.0.0 in a container` })
   .transform((value) => value.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
   .refine(isListenAddress, {
     error: (issue) => `"${String(issue.input).slice(0, 100)}" is not an IP address; use 127.0.0.1 (the default: a scraper on this host), an address of a private interface such as 10.0.0.5, or 0.0.0.0 in a container; a host name is refused because it is resolved only when the listener starts`
