@@ -44,6 +44,21 @@ export const OPENED_COOKIES = 1024
  */
 const KEY_CHARS = 16
 
+/**
+ * The map's key for a cookie value: its last {@link KEY_CHARS} characters folded into a small
+ * integer (31-bit multiply-add, masked to 30 bits so that V8 keeps it unboxed). An integer key is
+ * hashed and compared inside the Map's own table, where a string key sends every probe to the
+ * string's header elsewhere in memory: on a busy server, cache misses that made the lookups the
+ * cache's main cost. Two values with the same key are handled as two with the same end (a miss,
+ * or one replacing the other). Linear in `KEY_CHARS`, whatever the value's length. @internal
+ */
+export function keyOf (value: string): number {
+  let hash = 0
+  const end = value.length
+  for (let i = end > KEY_CHARS ? end - KEY_CHARS : 0; i < end; i++) hash = (Math.imul(hash, 31) + value.charCodeAt(i)) | 0
+  return hash & 0x3fffffff
+}
+
 interface Entry extends Opened {
   /** The cookie's whole value. */
   value: string
@@ -56,8 +71,9 @@ interface Entry extends Opened {
  * @internal
  */
 export class OpenedCookies {
-  private readonly entries = new Map<string, Entry>()
-  private readonly ring: Array<string | undefined>
+  private readonly entries = new Map<number, Entry>()
+  /** Keys in order of arrival; -1 for a slot never used. */
+  private readonly ring: Int32Array
   private next = 0
   readonly capacity: number
   readonly maxChars: number
@@ -65,7 +81,7 @@ export class OpenedCookies {
   constructor (capacity: number, maxChars: number) {
     this.capacity = capacity
     this.maxChars = maxChars
-    this.ring = new Array<string | undefined>(Math.max(capacity, 0)).fill(undefined)
+    this.ring = new Int32Array(Math.max(capacity, 0)).fill(-1)
   }
 
   get size (): number {
@@ -73,20 +89,19 @@ export class OpenedCookies {
   }
 
   get (value: string): Opened | undefined {
-    const entry = this.entries.get(value.slice(-KEY_CHARS))
+    const entry = this.entries.get(keyOf(value))
     return entry !== undefined && entry.value === value ? entry : undefined
   }
 
   /** Forgets `value` (its slot in the ring is reused in turn). */
   delete (value: string): void {
-    const key = value.slice(-KEY_CHARS)
+    const key = keyOf(value)
     if (this.entries.get(key)?.value === value) this.entries.delete(key)
   }
 
   /** Keeps what `value` opened to, unless the cookie is too long to be worth its memory. */
-  set (value: string, opened: Opened): void {
+  set (value: string, opened: Opened, key: number = keyOf(value)): void {
     if (this.capacity <= 0 || value.length > this.maxChars) return
-    const key = value.slice(-KEY_CHARS)
     const entry = { value, text: opened.text, ts: opened.ts, rotated: opened.rotated }
     // Kept already (or another value with the same end): replaced in place, in the same slot.
     if (this.entries.has(key)) this.entries.set(key, entry)
@@ -95,19 +110,22 @@ export class OpenedCookies {
 
   /**
    * Keeps a cookie this process sealed (sessions/seal.ts), so that the browser's next request, which
-   * sends it back, finds it: the JSON is the very text sealed.
+   * sends it back, finds it: the JSON is the very text sealed. Keyed by the nonce's base64, the
+   * value's end (32 characters, so keyOf(value) === keyOf(nonce)): the value was just joined from
+   * its halves, and reading its end would first copy it whole into one string.
    */
-  remember (sealed: { value: string, text: string, ts: unknown }): void {
+  remember (sealed: { value: string, nonce: string, text: string, ts: unknown }): void {
     if (this.capacity <= 0 || sealed.value.length > this.maxChars) return
-    this.set(sealed.value, { text: sealed.text, ts: sealed.ts, rotated: false })
+    const key = sealed.nonce.length >= KEY_CHARS ? keyOf(sealed.nonce) : keyOf(sealed.value)
+    this.set(sealed.value, { text: sealed.text, ts: sealed.ts, rotated: false }, key)
   }
 
   /** Adds `key`, not in the map, in the ring's next slot. */
-  private add (key: string, entry: Entry): void {
+  private add (key: number, entry: Entry): void {
     // Every entry holds the slot of its latest arrival, so the Map never outgrows the ring. A key
     // deleted and kept again holds two slots: the older one's turn drops it early (one more miss).
-    const oldest = this.ring[this.next]
-    if (oldest !== undefined) this.entries.delete(oldest)
+    const oldest = this.ring[this.next] as number
+    if (oldest !== -1) this.entries.delete(oldest)
     this.ring[this.next] = key
     this.next = (this.next + 1) % this.capacity
     this.entries.set(key, entry)

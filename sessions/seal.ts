@@ -30,6 +30,8 @@ export interface Sealed {
   value: string
   /** The same percent-encoded, as `encodeURIComponent` would (`;` as `%3B`): what Set-Cookie carries. */
   encoded: string
+  /** The nonce's base64url: the value's last characters, after its `;`. */
+  nonce: string
   text: string
   /** The payload's `__ts`. */
   ts: unknown
@@ -79,7 +81,9 @@ export function sessionSealer (key: Buffer, nextNonce: () => Buffer = noncePool(
     sodium.crypto_secretbox_easy(cipher, message, nonce, key)
     const sealed = cipher.toString('base64url')
     const once = nonce.toString('base64url')
-    return { value: sealed + ';' + once, encoded: sealed + '%3B' + once, text, ts }
+    // The value joined into one flat string (the cache of opened cookies keeps it and compares it
+    // whole); the encoded line is written once, into the Set-Cookie header.
+    return { value: [sealed, once].join(';'), encoded: sealed + '%3B' + once, nonce: once, text, ts }
   }
 }
 

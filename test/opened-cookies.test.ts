@@ -7,7 +7,8 @@ import fc from 'fast-check'
 import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { cachedDecode, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.ts'
+import { cachedDecode, keyOf, OpenedCookies, type OpenedSession } from '../sessions/opened-cookies.ts'
+import { sessionSealer } from '../sessions/seal.ts'
 import { startApp } from './helpers/app.ts'
 import { parseSetCookie, request, type Response } from './helpers/http.ts'
 
@@ -61,7 +62,7 @@ t.test('OpenedCookies: bounded, oldest first out, long values and capacity 0 kep
   t.equal(cache.get('x'.repeat(11)), undefined, 'a value over maxChars is not kept')
   const none = new OpenedCookies(0, 10)
   none.set('a', entry('a'))
-  none.remember({ value: 'a', text: '{}', ts: 1 })
+  none.remember({ value: 'a', nonce: 'a', text: '{}', ts: 1 })
   t.equal(none.size, 0, 'capacity 0 keeps nothing')
 
   const end = 'x'.repeat(16)
@@ -72,9 +73,45 @@ t.test('OpenedCookies: bounded, oldest first out, long values and capacity 0 kep
   t.equal(twins.get(`genuine${end}`)?.text, 'genuine', 'and deleting it leaves the other be')
 
   const remembered = new OpenedCookies(2, 100)
-  remembered.remember({ value: 'sealed', text: '{"user":"alice","__ts":7}', ts: 7 })
-  t.match(remembered.get('sealed'), { text: '{"user":"alice","__ts":7}', ts: 7, rotated: false }, 'remember keeps the text sealed, sealed with the newest key')
-  t.equal(remembered.get('sealed')?.rotated, false, 'a session this process sealed is sealed with the newest key')
+  const nonce = 'n'.repeat(32)
+  remembered.remember({ value: `cipher;${nonce}`, nonce, text: '{"user":"alice","__ts":7}', ts: 7 })
+  t.match(remembered.get(`cipher;${nonce}`), { text: '{"user":"alice","__ts":7}', ts: 7, rotated: false }, 'remember keeps the text sealed, sealed with the newest key')
+  t.equal(remembered.get(`cipher;${nonce}`)?.rotated, false, 'a session this process sealed is sealed with the newest key')
+  remembered.remember({ value: 'cipher;short', nonce: 'short', text: '{}', ts: 7 })
+  t.equal(remembered.get('cipher;short')?.text, '{}', 'a nonce shorter than the key\'s 16 characters: keyed by the value itself')
+})
+
+t.test('keyOf: the last 16 characters as a small integer; values sharing a key are told apart', async (t) => {
+  fc.assert(fc.property(fc.string(), fc.string(), fc.string({ minLength: 16, maxLength: 40 }), (a, b, tail) => {
+    const key = keyOf(a + tail)
+    return key === keyOf(b + tail) && Number.isInteger(key) && key >= 0 && key < 2 ** 30
+  }), { numRuns: 500 })
+  t.pass('500 random values: only the end counts, always a non-negative 30-bit integer')
+
+  // The sealer's nonce is the value's end: remember keys a value by it without reading the value.
+  const seal = sessionSealer(randomBytes(32))
+  fc.assert(fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }), (values) => {
+    const session = new FakeSession({ ...values, __ts: 1 })
+    const sealed = seal(session)
+    const cache = new OpenedCookies(2, 4096)
+    cache.remember(sealed)
+    return sealed.value.endsWith(`;${sealed.nonce}`) && keyOf(sealed.value) === keyOf(sealed.nonce) &&
+      cache.get(sealed.value)?.text === sealed.text
+  }), { numRuns: 200 })
+  t.pass('200 sealed cookies: keyed alike by their nonce and their value, and found by the value')
+
+  // 'Aa' and 'BB' fold to the same integer (65 * 31 + 97 = 66 * 31 + 66).
+  const prefix = 'p'.repeat(20)
+  t.equal(keyOf(`${prefix}Aa`), keyOf(`${prefix}BB`), 'two ends with the same key')
+  const shared = new OpenedCookies(4, 100)
+  shared.set(`${prefix}Aa`, { text: 'first', ts: 1, rotated: false })
+  t.equal(shared.get(`${prefix}BB`), undefined, 'the other value is a miss, never the first one\'s session')
+  shared.delete(`${prefix}BB`)
+  t.equal(shared.get(`${prefix}Aa`)?.text, 'first', 'deleting the other value leaves it be')
+  shared.set(`${prefix}BB`, { text: 'second', ts: 1, rotated: false })
+  t.equal(shared.size, 1, 'the other value replaces it in place')
+  t.equal(shared.get(`${prefix}Aa`), undefined)
+  t.equal(shared.get(`${prefix}BB`)?.text, 'second')
 })
 
 t.test('OpenedCookies, fuzzed against a plain Map: never over capacity, never a stale value', async (t) => {
