@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import { ConfigError } from '../errors.ts'
 import { isProductionEnv, parseOptions } from '../schemas/common.ts'
 import { effectiveCookieName, peerOnlyIssues, SESSION_KEY_BYTES, secureSessionSchema, type SecureSessionOptions } from '../schemas/secure-session.ts'
-import { sessionCookieWriter } from '../sessions/cookie.ts'
+import { decodeCookieValue, sessionCookieWriter } from '../sessions/cookie.ts'
 import { cookieView, CookieViewState, type PeerSession } from '../sessions/cookie-view.ts'
 import {
   checkLifetime, classifyDecodeFailure, CREATED_KEY, epochSeconds, newSessionMaxAge, peerExpiry, sessionEnd,
@@ -389,15 +389,22 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // registers @fastify/cookie with the secret it derives from the key (reply.signCookie) unless the
   // app registered @fastify/cookie itself, exactly as for an app that registers it directly.
   // Loaded here, with the libsodium binding it brings: an app with `secureSession: false` never loads either.
-  const [{ default: fastifySecureSession }, { sessionOpener, sessionSealer }] = await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.ts')])
+  const [{ default: fastifySecureSession }, { sessionOpener, sessionSealer }, { fastifyCookie: { parse: parseCookieHeader } }] =
+    await Promise.all([import('@fastify/secure-session'), import('../sessions/seal.ts'), import('@fastify/cookie')])
   seal = sessionSealer(keys[0] as Buffer)
   openPayload = sessionOpener(keys)
+  const appCookie = fastify.hasDecorator('parseCookie')
   await fastify.register(fastifySecureSession, {
     key: keys,
     cookieName,
     expiry: peerExpiry(policy),
     cookie: writer.options(newSessionMaxAge(policy))
   })
+  // @fastify/cookie's onRequest parses the Cookie header through this decorator, looked up on each
+  // request. Registered by @fastify/secure-session, it parses with cookie@2's defaults: the same
+  // parser with a decoder that gives the same values and skips decodeURIComponent for the session
+  // cookie's one `%3B` (sessions/cookie.ts). One the app registered keeps its own parseOptions.
+  if (!appCookie) fastify.parseCookie = (header: string) => parseCookieHeader(header, { decode: decodeCookieValue })
   // @fastify/secure-session's onRequest opens the cookie through this decorator, looked up on each
   // request: wrapped, the same cookie is decrypted once, not on every request (the decorator keeps
   // its signature and results for the app's own calls too).
