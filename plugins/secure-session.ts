@@ -166,8 +166,10 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
    * The times of the session the request's cookie opened, checked; null when the cookie gave no
    * session (reported, and to be expired in the browser).
    */
-  function inspect (request: FastifyRequest, session: PeerSession, value: string, storeMode: boolean): { migrated: boolean } | null {
-    let created = session[CREATED_KEY]
+  function inspect (request: FastifyRequest, session: PeerSession, value: string, storeMode: boolean, values: Record<string, unknown> | null = null): { migrated: boolean } | null {
+    // Read from the session's own object when the suite made it (what the peer's get() reads).
+    const read: Record<string, unknown> = values ?? session
+    let created = read[CREATED_KEY]
     let migrated = false
     if (created === undefined) {
       const rejection = refusalOf(value)
@@ -177,7 +179,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       }
       // A cookie of @fastify/secure-session (an app switching over): no creation time, so its last
       // write stands in for it (the conservative choice) and is added with this response.
-      created = session[WRITTEN_KEY]
+      created = read[WRITTEN_KEY]
       migrated = true
     }
     // A cookie of the other mode: data without an id in store mode (a cookie session, which logout
@@ -187,7 +189,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
       report(request, { event: 'session.expired', reason: 'store-mismatch' }, { store: storeMode })
       return null
     }
-    const verdict = checkLifetime(policy, created, session[WRITTEN_KEY], epochSeconds())
+    const verdict = checkLifetime(policy, created, read[WRITTEN_KEY], epochSeconds())
     if (!verdict.ok) {
       report(request, verdict.rejection, { expiredSecondsAgo: verdict.endedSecondsAgo })
       return null
@@ -211,8 +213,13 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
    */
   function writeCookie (request: FastifyRequest, reply: FastifyReply, session: PeerSession, cookieOptions: object | null, values: Record<string, unknown> | null = null): boolean {
     const now = epochSeconds()
-    if (session[CREATED_KEY] === undefined) session[CREATED_KEY] = now
-    const maxAge = sessionEnd(policy, session[CREATED_KEY] as number, session[WRITTEN_KEY] as number) - now
+    const read: Record<string, unknown> = values ?? session
+    let created = read[CREATED_KEY]
+    if (created === undefined) {
+      session[CREATED_KEY] = now
+      created = now
+    }
+    const maxAge = sessionEnd(policy, created as number, read[WRITTEN_KEY] as number) - now
     if (maxAge <= 0) {
       reply.header('set-cookie', writer.expired)
       return true
@@ -241,7 +248,7 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
     setState(request, state)
     setSession(request, cookieView(state))
     const value = request.cookies[cookieName]
-    if (value !== undefined && inspect(request, inner, value, false) === null) {
+    if (value !== undefined && inspect(request, inner, value, false, state.values) === null) {
       const values = {}
       state.inner = fastify.createSecureSession(values) as unknown as PeerSession
       state.values = keepsValues ? values : null

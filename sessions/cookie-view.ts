@@ -40,6 +40,7 @@ export class CookieViewState {
   expireOld = false
   private optionsFn: ((opts: object) => void) | null = null
   private dataFn: (() => Record<string, unknown> | undefined) | null = null
+  private getFn: ((key: string) => unknown) | null = null
 
   constructor (inner: PeerSession, values: Record<string, unknown> | null = null) {
     this.inner = inner
@@ -49,6 +50,15 @@ export class CookieViewState {
   options (): (opts: object) => void {
     this.optionsFn ??= (opts: object) => { this.cookieOptions = opts }
     return this.optionsFn
+  }
+
+  /**
+   * `get` reading `values` (what the peer's get() reads, `this[kObj][key]`) instead of going through
+   * its proxy, which makes a proxy of the method on every access; the peer's get() without them.
+   */
+  get (): (key: string) => unknown {
+    this.getFn ??= (key: string) => this.values !== null ? this.values[key] : this.inner.get(key)
+    return this.getFn
   }
 
   data (): () => Record<string, unknown> | undefined {
@@ -65,6 +75,7 @@ const viewHandler: ProxyHandler<CookieViewState> = {
   get (state, prop) {
     if (prop === 'options') return state.options()
     if (prop === 'data') return state.data()
+    if (prop === 'get') return state.get()
     return state.inner[prop as string]
   },
   set (state, prop, value) {

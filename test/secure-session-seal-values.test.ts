@@ -131,3 +131,43 @@ t.test('over TLS: what a route changes in a session opened from the cache is wha
   t.same(sorted(opened?.data()), sorted({ user: 'alice', n: 3, demoted: true, __created: opened?.get('__created') }), 'a plain @fastify/secure-session app reads the same values')
   t.type(opened?.get('__created'), 'number', 'with the suite\'s creation time')
 })
+
+t.test('the view\'s get() reads the session\'s own object: the peer\'s answer after any change, its get() without the object', async (t) => {
+  const app = await plainApp(randomBytes(32))
+  t.teardown(() => app.close())
+  const { CookieViewState, cookieView } = await import('../sessions/cookie-view.ts')
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('set' as const), key: fc.constantFrom('a', 'b', 'c', 'changed', '__ts'), value: fc.jsonValue({ maxDepth: 1 }) }),
+    fc.record({ kind: fc.constant('assign' as const), key: fc.constantFrom('a', 'b', 'c'), value: fc.jsonValue({ maxDepth: 1 }) }),
+    fc.record({ kind: fc.constant('unset' as const), key: fc.constantFrom('a', 'b', 'c') }),
+    fc.record({ kind: fc.constant('regenerate' as const), keep: fc.subarray(['a', 'b', 'c']) }),
+    fc.record({ kind: fc.constant('touch' as const) })
+  )
+  fc.assert(fc.property(fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.jsonValue({ maxDepth: 1 })), fc.array(op, { maxLength: 12 }), (start, ops) => {
+    const values: Record<string, unknown> = { ...start, __ts: 1_800_000_000 }
+    const inner = app.createSecureSession(values) as unknown as PeerSession
+    const view = cookieView(new CookieViewState(inner, values))
+    const keys = ['a', 'b', 'c', 'changed', '__ts', 'missing']
+    for (const o of ops) {
+      if (o.kind === 'set') view.set(o.key, o.value)
+      else if (o.kind === 'assign') view[o.key] = o.value
+      else if (o.kind === 'unset') view.set(o.key, undefined)
+      else if (o.kind === 'regenerate') view.regenerate(o.keep)
+      else view.touch()
+      const get = view.get
+      if (!keys.every((key) => Object.is(view.get(key), inner.get(key)) && Object.is(get(key), inner.get(key)))) return false
+    }
+    return true
+  }), { numRuns: 500 })
+  t.pass('500 random sequences of set, property assignment, regenerate and touch: the same values as the peer\'s get(), detached too')
+
+  const values: Record<string, unknown> = { user: 'alice', __ts: 1_800_000_000 }
+  const view = cookieView(new CookieViewState(app.createSecureSession(values) as unknown as PeerSession, values))
+  t.equal(view.get, view.get, 'one function per request, where the peer hands out a new proxy of its method on every access')
+  // Made without the object (a cookie the peer opened, or a peer that copies): the peer's get().
+  const opened = app.createSecureSession({ user: 'bob', __ts: 1_800_000_000 }) as unknown as PeerSession
+  const plain = cookieView(new CookieViewState(opened, null))
+  t.equal(plain.get('user'), 'bob')
+  opened.set('user', 'carol')
+  t.equal(plain.get('user'), 'carol', 'read through the peer\'s get()')
+})
