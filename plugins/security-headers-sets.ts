@@ -272,6 +272,34 @@ export function isApiAnswer (type: unknown, declaredApi: boolean): boolean {
   }
 }
 
+/**
+ * `isApiAnswer` with the last string judged remembered, for each of the two route kinds it takes:
+ * an app's answers carry a few Content-Type strings over and over (Fastify's JSON answers one
+ * constant), so the answer is mostly a comparison of that string with the last. The same results
+ * as `isApiAnswer` for any sequence of calls. @internal
+ */
+export function rememberingApiAnswer (): (type: unknown, declaredApi: boolean) => boolean {
+  let autoType: string | null = null
+  let autoApi = false
+  let declaredType: string | null = null
+  let declaredApiAnswer = false
+  return function apiAnswer (type, declaredApi) {
+    if (typeof type !== 'string') return isApiAnswer(type, declaredApi)
+    if (declaredApi) {
+      if (type !== declaredType) {
+        declaredApiAnswer = isApiAnswer(type, true)
+        declaredType = type
+      }
+      return declaredApiAnswer
+    }
+    if (type !== autoType) {
+      autoApi = isApiAnswer(type, false)
+      autoType = type
+    }
+    return autoApi
+  }
+}
+
 /** RFC 6838 restricted-name characters, lower case only. */
 function restrictedName (type: string, from: number, to: number): boolean {
   if (to <= from) return false

@@ -36,11 +36,11 @@ import {
   compilePlan,
   helmetHeaderNames,
   helmetOptionsOf,
-  isApiAnswer,
   isJsonType,
   kScriptNonce,
   kStyleNonce,
   mergeOptions,
+  rememberingApiAnswer,
   type HeaderOptions,
   type Plan
 } from './security-headers-sets.ts'
@@ -221,12 +221,14 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     if (fastify.hasPlugin('@fastify/helmet')) throw helmetToo()
   })
 
+  const apiAnswer = rememberingApiAnswer()
+
   function addHeaders (reply: FastifyReply): void {
     const planned = reply as PlannedReply
     const plan = planned[kPlan] ?? defaultPlan
     const html = plan.html
     if (html !== null) {
-      const api = plan.kind !== 'html' && isApiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
+      const api = plan.kind !== 'html' && apiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
       const { names, values } = api ? plan.api : html
       for (let i = 0; i < names.length; i++) {
         const name = names[i] as string
@@ -237,7 +239,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     } else if (plan.dynamic !== null) {
       // helmet set its whole set on the raw response before the handler; what it does not set is
       // added here: the API set's Cache-Control for API answers, Permissions-Policy for the others.
-      const api = plan.kind !== 'html' && isApiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
+      const api = plan.kind !== 'html' && apiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
       const { names, values } = api ? plan.api : plan.extra
       for (let i = 0; i < names.length; i++) {
         const name = names[i] as string

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifySchema } from 'fastify'
 import { connect, type IncomingHttpHeaders } from 'node:http2'
 import t from 'tap'
 import { securityHeaders, type SecurityHeadersOptions } from '../index.ts'
-import { isApiAnswer } from '../plugins/security-headers-sets.ts'
+import { isApiAnswer, rememberingApiAnswer } from '../plugins/security-headers-sets.ts'
 import { startApp } from './helpers/app.ts'
 import { request } from './helpers/http.ts'
 import { API_SET, FULL_SET, securityHeadersOf } from './helpers/security-headers.ts'
@@ -201,4 +201,17 @@ t.test('the Content-Type check equals its specification, and HTML never gets the
   t.notOk(isApiAnswer(undefined, false), 'no Content-Type: full set')
   t.ok(isApiAnswer(undefined, true), 'no Content-Type on a declared API route: short set')
   t.notOk(isApiAnswer(['application/json'], true), 'a Content-Type given as a list: full set')
+
+  // The remembering form addHeaders uses: the same answer as isApiAnswer for any sequence of calls,
+  // types repeated, alternating between the two kinds, and not strings among them.
+  const call = fc.record({
+    type: fc.oneof(contentType, fc.constantFrom(undefined, null, 7, ['application/json'])),
+    declared: fc.boolean()
+  })
+  fc.assert(fc.property(fc.array(call, { maxLength: 30 }), fc.array(fc.nat(29), { maxLength: 30 }), (calls, repeats) => {
+    const remembering = rememberingApiAnswer()
+    const sequence = [...calls, ...repeats.map((i) => calls[i]).filter((c) => c !== undefined)]
+    return sequence.every(({ type, declared }) => remembering(type, declared) === isApiAnswer(type, declared))
+  }), { numRuns: 2000 })
+  t.pass('2000 random sequences: rememberingApiAnswer answers as isApiAnswer')
 })
