@@ -411,7 +411,10 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   // request. Registered by @fastify/secure-session, it parses with cookie@2's defaults: the same
   // parser with a decoder that gives the same values and skips decodeURIComponent for the session
   // cookie's one `%3B` (sessions/cookie.ts). One the app registered keeps its own parseOptions.
-  if (!appCookie && typeof parseCookieHeader === 'function') fastify.parseCookie = (header: string) => parseCookieHeader(header, { decode: decodeCookieValue })
+  if (!appCookie && typeof parseCookieHeader === 'function') {
+    const parseOptions = { decode: decodeCookieValue }
+    fastify.parseCookie = (header: string) => parseCookieHeader(header, parseOptions)
+  }
   // @fastify/secure-session's onRequest opens the cookie through this decorator, looked up on each
   // request: wrapped, the same cookie is decrypted once, not on every request (the decorator keeps
   // its signature and results for the app's own calls too).

@@ -279,24 +279,17 @@ export function isApiAnswer (type: unknown, declaredApi: boolean): boolean {
  * as `isApiAnswer` for any sequence of calls. @internal
  */
 export function rememberingApiAnswer (): (type: unknown, declaredApi: boolean) => boolean {
-  let autoType: string | null = null
-  let autoApi = false
-  let declaredType: string | null = null
-  let declaredApiAnswer = false
+  // Slot 0 for `auto` routes, 1 for routes declared API.
+  const types: Array<string | null> = [null, null]
+  const answers = [false, false]
   return function apiAnswer (type, declaredApi) {
     if (typeof type !== 'string') return isApiAnswer(type, declaredApi)
-    if (declaredApi) {
-      if (type !== declaredType) {
-        declaredApiAnswer = isApiAnswer(type, true)
-        declaredType = type
-      }
-      return declaredApiAnswer
+    const slot = declaredApi ? 1 : 0
+    if (type !== types[slot]) {
+      answers[slot] = isApiAnswer(type, declaredApi)
+      types[slot] = type
     }
-    if (type !== autoType) {
-      autoApi = isApiAnswer(type, false)
-      autoType = type
-    }
-    return autoApi
+    return answers[slot] as boolean
   }
 }
 

@@ -2,7 +2,9 @@
  * The session's `Set-Cookie` lines, built from a prefix and an attribute suffix computed once.
  * Byte for byte what @fastify/cookie's `reply.setCookie` writes for the same options (value
  * percent-encoded with encodeURIComponent, attributes in cookie@2's order), without its per-call
- * option copies and validation regexes, which cost more than the sealing. Pure: no Fastify.
+ * option copies and validation regexes, which cost more than the sealing. And the other way, the
+ * decoder @fastify/cookie parses the `Cookie` header's values with (decodeCookieValue). Pure: no
+ * Fastify.
  */
 
 /** The attributes the session cookie is written with. */
