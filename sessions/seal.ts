@@ -4,9 +4,11 @@
  * writes: `base64(XSalsa20-Poly1305(JSON payload, nonce, newest key)) ";" base64(nonce)`, the
  * construction and the libsodium binding of its `encodeSecureSession`. Three things differ, none
  * in what is sealed nor in its strength:
- * - the nonces (24 random bytes each) are cut from a pool of 256 filled by one `randombytes_buf`,
- *   instead of one `getrandom` system call per cookie; each is used once, and the pool of a
- *   process is its own (Node.js starts cluster workers and children as new processes);
+ * - the nonces (24 random bytes each) are cut from a pool of 256 filled by one `randomFillSync`
+ *   (OpenSSL's CSPRNG, seeded by the kernel, in user space), instead of one `getrandom` system call
+ *   per cookie (libsodium's `randombytes_buf`, which also splits a larger fill into calls of 256
+ *   bytes: 24 per pool); each is used once, and the pool of a process is its own (Node.js starts
+ *   cluster workers and children as new processes, and OpenSSL reseeds a forked one);
  * - the payload's JSON text is handed back, for the cache of opened cookies
  *   (sessions/opened-cookies.ts), instead of being made a second time;
  * - both halves are base64url without padding (RFC 4648 section 5), which Node.js's base64 decoder,
@@ -18,6 +20,7 @@
  * with `createSecureSession`); otherwise the same keys and values, from `data()` and `__ts`.
  * Loaded when the session plugin registers, with the binding.
  */
+import { randomFillSync } from 'node:crypto'
 import sodium from 'sodium-native'
 import type { OpenedSession } from './opened-cookies.ts'
 
@@ -38,7 +41,7 @@ export interface Sealed {
 }
 
 /** Random nonces for XSalsa20, cut from a pool refilled when it runs out. @internal */
-export function noncePool (fill: (buffer: Uint8Array) => void = sodium.randombytes_buf, size = sodium.crypto_secretbox_NONCEBYTES, count = NONCES_PER_FILL): () => Buffer {
+export function noncePool (fill: (buffer: Uint8Array) => void = randomFillSync, size = sodium.crypto_secretbox_NONCEBYTES, count = NONCES_PER_FILL): () => Buffer {
   let pool = Buffer.alloc(0)
   let offset = 0
   return function nextNonce () {

@@ -67,7 +67,7 @@ t.test('the nonce pool: every nonce once, one fill per pool, nonces handed out a
   const real = noncePool()
   const seen = new Set<string>()
   for (let i = 0; i < 3000; i++) seen.add(real().toString('hex'))
-  t.equal(seen.size, 3000, 'libsodium\'s random bytes: 3000 distinct nonces across 12 fills')
+  t.equal(seen.size, 3000, 'the default fill (randomFillSync): 3000 distinct nonces across 12 fills')
 
   const seal = sessionSealer(randomBytes(32))
   const values = new Set<string>()
