@@ -33,13 +33,12 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { HOST, serverEnvironment } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
 import { balancedOrder, bareStartsFirst, baseOrder, checkVerdict, DEFAULT_RULES, roundRatios, summarize, TARGETS, windowFigures, type CheckVerdict, type Summary, type TrustRules, type WindowFigure } from './stats.ts'
 
-/** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. */
-const HOST = 'bench.example'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 /**
@@ -295,39 +294,11 @@ interface Context {
 
 let nextId = 1
 
-/** The environment of a server process: the bench's own variables, and for the suite a production app's. */
-function serverEnvironment (variant: Variant, context: Context): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_ENV: 'production',
-    BENCH_KEY_FILE: context.keyFile,
-    BENCH_CERT_FILE: context.certFile,
-    BENCH_TLS_DIR: context.tlsDir,
-    BENCH_SESSION_KEY: context.sessionKey,
-    BENCH_HOST: HOST
-  }
-  if (variant.server === 'suite-baseline' && context.baseline !== null) env.BENCH_BASELINE = context.baseline
-  if (variant.server === 'suite' || variant.server === 'suite-headers' || variant.server === 'suite-metrics' || variant.server === 'suite-baseline') {
-    Object.assign(env, {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      HTTP_PORT: '0',
-      TLS_MODE: 'files',
-      TLS_CERT_FILE: context.certFile,
-      TLS_KEY_FILE: context.keyFile,
-      TLS_DIR: context.tlsDir,
-      SESSION_KEYS: context.sessionKey,
-      ALLOWED_HOSTS: HOST
-    })
-  }
-  return env
-}
-
 function startServer (variant: Variant, context: Context): Promise<Server> {
   const script = join(SERVERS, `${variant.server}.js`)
   const child = spawn(process.execPath, ['--import', TICK_SHAPE, script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: serverEnvironment(variant, context)
+    env: serverEnvironment(variant.server, context)
   })
   const waiting = new Map<number, { type: string, resolve: (message: ServerMessage) => void, reject: (error: Error) => void }>()
   child.on('message', (message: ServerMessage) => {
@@ -491,6 +462,12 @@ interface Sample {
   loadBusy: number
   bytesPerResponse: number
   requests: number
+  /**
+   * The server's context switches (all its threads) per response: how often it gave up the core,
+   * each time leaving caches to whatever ran next. Two servers sharing a core (--paired) switch
+   * between each other; one alone mostly waits for requests.
+   */
+  switchesPerRequest: number
   others: Interference
 }
 
@@ -502,9 +479,9 @@ interface Machine {
   loadBefore: number[]
 }
 
-async function cpuOf (server: Server): Promise<number> {
+async function cpuOf (server: Server): Promise<{ cpu: number, switches: number }> {
   const usage = await server.call<Extract<ServerMessage, { type: 'cpu' }>>({ type: 'cpu', id: nextId++ }, 'cpu')
-  return usage.user + usage.system
+  return { cpu: usage.user + usage.system, switches: usage.switches }
 }
 
 // Loaded when first needed, like the package itself: a mistyped option is then answered at once.
@@ -551,7 +528,8 @@ async function measureTogether (targets: readonly Server[], servers: readonly Se
   const machineAfter = snapshot(pids)
   const cpuAfter = await Promise.all(targets.map(cpuOf))
   const others = interference(machineBefore, machineAfter, machine.pinning, elapsed, machine.hz)
-  const cpus = targets.map((_, i) => (cpuAfter[i] as number) - (cpuBefore[i] as number))
+  const cpus = targets.map((_, i) => (cpuAfter[i]?.cpu as number) - (cpuBefore[i]?.cpu as number))
+  const switches = targets.map((_, i) => (cpuAfter[i]?.switches as number) - (cpuBefore[i]?.switches as number))
   const shared = cpus.reduce((a, b) => a + b, 0) / 1e6 / elapsed
   return targets.map((server, i) => {
     const result = results[i] as autocannon.Result
@@ -569,6 +547,7 @@ async function measureTogether (targets: readonly Server[], servers: readonly Se
       loadBusy: (runner.user + runner.system) / 1e6 / elapsed,
       bytesPerResponse: result.throughput.total / requests,
       requests,
+      switchesPerRequest: (switches[i] as number) / requests,
       others
     }
   })
@@ -703,8 +682,8 @@ function environmentLines (options: Options, machine: Machine, servers: Server[]
     `- Code measured: commit ${codeMeasured().replace(' + uncommitted changes', '')}${subject === '' ? '' : ` (${subject})`}${dirty === '' ? ', sources clean' : `, with uncommitted changes in: ${dirty.split('\n').map((line) => line.slice(3)).join(', ')}`}.`,
     `- Method: ${options.rounds} rounds; in each, ${options.paired ? `every variant measured once for ${options.duration} s in a window it shares with bare Fastify (--paired: both servers loaded at once on the servers' core, each by its own autocannon, their CPU read over the same window; which load starts first alternates from round to round), the windows in the round's row of a Williams design` : `every variant measured once for ${options.duration} s, in the round's row of a Williams design`} (each variant at every position and right after every other variant equally often over the square); ${options.warmup} s of warm-up per variant before the first round. autocannon, ${options.connections} keep-alive connections, pipelining 1, ${options.rate === null ? 'flat out (as many requests as the server answers)' : `a fixed ${options.rate} requests/s`}, HTTP/1.1 over TLS (${tlsOf.join('; ')}); ${machine.pinning.note}. Servers run with NODE_ENV=production; the suite reads its configuration with loadConfig(process.env).`,
     options.paired
-      ? '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s CPU per request to bare Fastify\'s in the window they shared (bare\'s own figures: over all its windows); median, interquartile range and range over the rounds. "Core busy": the two servers\' CPU over wall time; below 90% the core was not saturated. "req/s": each server\'s own, with the core shared. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
-      : '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time.'
+      ? '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s CPU per request to bare Fastify\'s in the window they shared (bare\'s own figures: over all its windows); median, interquartile range and range over the rounds. "Core busy": the two servers\' CPU over wall time; below 90% the core was not saturated. "req/s": each server\'s own, with the core shared. "Load gen": the runner\'s (autocannon\'s) CPU over wall time. "Switches/req": the server\'s context switches (all threads, voluntary and not, from process.resourceUsage()) per response: each hands the core, and its caches, to whatever runs next.'
+      : '- Server CPU µs/request: user + system CPU of the server process (all its threads) over the window, divided by the responses. "× bare": the ratio of a variant\'s window to the bare window of the same round; median, interquartile range and range over the rounds. "Core busy": server CPU over wall time; below 90% the server was not saturated. "Load gen": the runner\'s (autocannon\'s) CPU over wall time. "Switches/req": the server\'s context switches (all threads, voluntary and not, from process.resourceUsage()) per response: each hands the core, and its caches, to whatever runs next.'
   ]
 }
 
@@ -734,8 +713,8 @@ function machineLines (options: Options, machine: Machine, all: Measurement[], l
 function resultsTable (options: Options, variants: Variant[], all: Measurement[], servers: Server[]): string[] {
   const windows = figures(all)
   const lines = [
-    '| variant | server CPU µs/req | × bare: median | IQR | range | target | core busy | load gen | req/s | p99 ms | bytes/resp | Set-Cookie |',
-    '|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|'
+    '| variant | server CPU µs/req | × bare: median | IQR | range | target | core busy | load gen | req/s | p99 ms | bytes/resp | Set-Cookie | switches/req |',
+    '|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|'
   ]
   for (const variant of variants) {
     const list = all.filter((m) => m.name === variant.name).map((m) => m.sample)
@@ -756,7 +735,7 @@ function resultsTable (options: Options, variants: Variant[], all: Measurement[]
         : ratio === null || options.rate !== null ? `≤ ${target.limit}${options.rate === null ? '' : ' (judged flat out)'}` : `≤ ${target.limit}: ${ratio.median <= target.limit ? 'PASS' : '**FAIL**'}`
     lines.push(`| ${variant.name} | ${fmt(median((s) => s.cpuPerRequest), 1)} | ${cells.join(' | ')} | ${targetCell} | ` +
       `${pct(busy.median)} (min ${pct(busy.min)}) | ${pct(median((s) => s.loadBusy))} | ${fmt(median((s) => s.rps), 0)} | ${fmt(median((s) => s.p99), 0)} | ` +
-      `${fmt(median((s) => s.bytesPerResponse), 0)} | ${server?.sample.headers['set-cookie'] === undefined ? 'no' : 'yes'} |`)
+      `${fmt(median((s) => s.bytesPerResponse), 0)} | ${server?.sample.headers['set-cookie'] === undefined ? 'no' : 'yes'} | ${fmt(median((s) => s.switchesPerRequest), 2)} |`)
   }
   return lines
 }
@@ -808,6 +787,7 @@ function verdictLines (options: Options, verdict: CheckVerdict, all: Measurement
   lines.push(options.rate === null
     ? `core busy (median)       ${measured.map((v) => `${v.name} ${pct(medianOf(all, v.name, (s) => s.coreBusy))}`).join(', ')}; saturated from ${pct(options.rules.minBusy)}`
     : `req/s (median)           ${measured.map((v) => `${v.name} ${fmt(medianOf(all, v.name, (s) => s.rps), 0)}`).join(', ')}; asked ${options.rate}`)
+  lines.push(`switches/req (median)    ${measured.map((v) => `${v.name} ${fmt(medianOf(all, v.name, (s) => s.switchesPerRequest), 2)}`).join(', ')}`)
   lines.push(`load generator           other processes took ${pct(summarize(all.map((m) => m.sample.others.loadCores)).median)} of its core (median over windows; starved above ${pct(options.rules.maxLoadInterference)})`)
   if (verdict.trustworthy && options.rate !== null) {
     lines.push('verdict                  trustworthy run at a fixed rate (no PASS/FAIL)')

@@ -57,7 +57,7 @@ export type ControlMessage =
 /** A message to the runner. @internal */
 export type ServerMessage =
   | { type: 'ready', port: number, redirectPort: number | null }
-  | { type: 'cpu', id: number, user: number, system: number, rss: number }
+  | { type: 'cpu', id: number, user: number, system: number, rss: number, switches: number }
   | { type: 'done', id: number }
   | { type: 'refused', id: number, message: string }
   | { type: 'failed', message: string }
@@ -81,7 +81,10 @@ export function controlled (port: number, redirectPort: number | null, close: ()
     switch (message.type) {
       case 'cpu': {
         const usage = process.cpuUsage()
-        send({ type: 'cpu', id: message.id, user: usage.user, system: usage.system, rss: process.memoryUsage.rss() })
+        // Context switches of the whole process (every thread), voluntary (a wait: epoll with
+        // nothing to do) and not (the scheduler handing the core to another process).
+        const resources = process.resourceUsage()
+        send({ type: 'cpu', id: message.id, user: usage.user, system: usage.system, rss: process.memoryUsage.rss(), switches: resources.voluntaryContextSwitches + resources.involuntaryContextSwitches })
         break
       }
       case 'profile-start': {
