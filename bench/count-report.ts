@@ -63,3 +63,16 @@ export function countTable (results: readonly CountResult[]): string[] {
   }
   return lines
 }
+
+/**
+ * Variants whose other threads (V8's compiler and collector helpers, libuv's pool), idle share
+ * taken off, executed more than `share` of the main thread's instructions: the JIT was still
+ * compiling in the counted window. Tiering waits for background compile jobs, which a loaded
+ * machine delays: the same build counted 119,849 instructions a read on the main thread and
+ * 50,000 on the others during a CI run, against 112,338 and 700 on a quiet machine. @internal
+ */
+export function compilingWarnings (results: readonly CountResult[], share = 0.05): string[] {
+  return results
+    .filter((r) => r.all - r.idle - r.main > share * r.main)
+    .map((r) => `${r.variant}: the other threads executed ${Math.round(r.all - r.idle - r.main).toLocaleString('en-US')} instructions a request (${Math.round(100 * (r.all - r.idle - r.main) / r.main)}% of the main thread's): the JIT was still compiling. Count again on a quieter machine, or with more --warmup.`)
+}

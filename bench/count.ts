@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { HOST, serverEnvironment } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
-import { countTable, dumpFiles, dumpTotal, type CountResult } from './count-report.ts'
+import { compilingWarnings, countTable, dumpFiles, dumpTotal, type CountResult } from './count-report.ts'
 
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 /** Preloaded into every server, as run.ts does (tick-shape.ts). */
@@ -86,19 +86,25 @@ function usage (message: string): never {
 }
 
 function parse (argv: string[]): Options | null {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      requests: { type: 'string' },
-      warmup: { type: 'string' },
-      only: { type: 'string' },
-      baseline: { type: 'string' },
-      jobs: { type: 'string' },
-      keep: { type: 'string' },
-      help: { type: 'boolean' }
-    },
-    strict: true
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        requests: { type: 'string' },
+        warmup: { type: 'string' },
+        only: { type: 'string' },
+        baseline: { type: 'string' },
+        jobs: { type: 'string' },
+        keep: { type: 'string' },
+        help: { type: 'boolean' }
+      },
+      strict: true
+    })
+  } catch (error) {
+    usage((error as Error).message)
+  }
+  const { values } = parsed
   if (values.help === true) return null
   const integer = (name: string, text: string | undefined, fallback: number, min: number): number => {
     if (text === undefined) return fallback
@@ -323,6 +329,9 @@ async function main (): Promise<void> {
       ...countTable(results),
       ''
     ].join('\n'))
+    const warnings = compilingWarnings(results)
+    for (const warning of warnings) log(`warning: ${warning}`)
+    if (warnings.length > 0) process.exitCode = 3
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
