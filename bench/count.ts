@@ -261,7 +261,8 @@ async function countOne (variant: CountVariant, options: Options, files: Paramet
     await dumpWritten(`${out}.2-01`, 120_000)
   } finally {
     agent.destroy()
-    server.child.send({ type: 'exit' } satisfies ControlMessage)
+    // A server that died has no channel left: sending would throw over the error that ended the run.
+    if (server.child.connected) server.child.send({ type: 'exit' } satisfies ControlMessage)
     const killer = setTimeout(() => server.child.kill('SIGKILL'), 120_000)
     await server.exited
     clearTimeout(killer)
@@ -275,7 +276,10 @@ async function countOne (variant: CountVariant, options: Options, files: Paramet
     mkdirSync(options.keep, { recursive: true })
     for (const name of [...all, ...idle.all]) copyFileSync(join(dir, name), join(options.keep, name))
     const map = `/tmp/perf-${pid}.map`
-    if (existsSync(map)) copyFileSync(map, join(options.keep, `${variant.name}.perf.map`))
+    if (existsSync(map)) {
+      copyFileSync(map, join(options.keep, `${variant.name}.perf.map`))
+      rmSync(map, { force: true })
+    }
   }
   const result: CountResult = {
     variant: variant.name,
@@ -285,7 +289,7 @@ async function countOne (variant: CountVariant, options: Options, files: Paramet
     idle: sum(idle.all) / options.requests,
     seconds: window / 1000
   }
-  log(`${variant.name}: ${Math.round(result.all).toLocaleString('en-US')} instructions a request (${Math.round(result.main).toLocaleString('en-US')} on the main thread; ${Math.round(result.idle).toLocaleString('en-US')} a request's worth when idle as long)`)
+  log(`${variant.name}: ${Math.round(result.all).toLocaleString('en-US')} instructions a request (${Math.round(result.main).toLocaleString('en-US')} on the main thread; ${Math.round(result.idle).toLocaleString('en-US')} a request's worth when idle as long; ${result.seconds.toFixed(0)} s under valgrind)`)
   return result
 }
 
