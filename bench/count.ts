@@ -15,14 +15,13 @@
  * @internal
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { Agent, request as httpsRequest } from 'node:https'
 import os from 'node:os'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { HOST, serverEnvironment } from './environment.ts'
+import { HOST, runFiles, serverEnvironment } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import { compilingWarnings, countTable, dumpFiles, dumpTotal, type CountResult } from './count-report.ts'
 
@@ -303,25 +302,13 @@ async function main (): Promise<void> {
   requireTool('callgrind_control')
   const dir = mkdtempSync(join(os.tmpdir(), 'fastify-secure-https-count-'))
   try {
-    const { generateSelfSigned } = await import('fastify-secure-https')
-    const pair = await generateSelfSigned([HOST])
-    const certDir = join(dir, 'certs')
-    const tlsDir = join(dir, 'tls')
-    mkdirSync(certDir, { mode: 0o700 })
-    mkdirSync(join(tlsDir, 'self-signed'), { recursive: true, mode: 0o700 })
-    const keyFile = join(certDir, 'key.pem')
-    const certFile = join(certDir, 'cert.pem')
-    writeFileSync(keyFile, pair.key, { mode: 0o600 })
-    writeFileSync(certFile, pair.cert)
-    writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
-    writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
-    const files = { certFile, keyFile, tlsDir, sessionKey: randomBytes(32).toString('base64'), baseline: options.baseline }
+    const files = await runFiles(dir, options.baseline)
     log(`counting ${options.variants.map((v) => v.name).join(', ')}: ${options.warmup} requests of warm-up, ${options.requests} counted, ${options.jobs} at a time`)
     const results: CountResult[] = []
     const queue = [...options.variants]
     const worker = async (): Promise<void> => {
       for (let variant = queue.shift(); variant !== undefined; variant = queue.shift()) {
-        results.push(await countOne(variant, options, files, pair.cert, dir))
+        results.push(await countOne(variant, options, files, files.cert, dir))
       }
     }
     await Promise.all(Array.from({ length: Math.min(options.jobs, queue.length) }, worker))

@@ -5,6 +5,9 @@
  * `loadConfig(process.env)`.
  * @internal
  */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. @internal */
 export const HOST = 'bench.example'
@@ -14,7 +17,10 @@ export interface ServerFiles {
   /** Holds only the certificate and its key: the suite's files source watches this folder. */
   certFile: string
   keyFile: string
-  /** TLS_DIR of the suite, with the same pair in the self-signed cache layout. */
+  /**
+   * TLS_DIR of the suite (unused by TLS_MODE=files, but checked by the production rules), with the
+   * same pair in the self-signed cache layout for a variant run in TLS_MODE=self-signed.
+   */
   tlsDir: string
   /** A base64 32-byte session key. */
   sessionKey: string
@@ -50,4 +56,33 @@ export function serverEnvironment (server: string, files: ServerFiles): NodeJS.P
     })
   }
   return env
+}
+
+/** The files of a run, and the certificate the clients trust. @internal */
+export interface RunFiles extends ServerFiles {
+  /** Holds only the certificate and its key. */
+  certDir: string
+  /** The certificate (PEM), for the clients' `ca`. */
+  cert: string
+}
+
+/**
+ * One certificate for every server of a run, made by the suite's generator, in a folder of `dir`
+ * that holds nothing else (the suite's files source watches the certificate's folder), the same
+ * pair in a TLS_DIR's self-signed layout, and a new session key. @internal
+ */
+export async function runFiles (dir: string, baseline: string | null): Promise<RunFiles> {
+  const { generateSelfSigned } = await import('fastify-secure-https')
+  const pair = await generateSelfSigned([HOST])
+  const certDir = join(dir, 'certs')
+  const tlsDir = join(dir, 'tls')
+  mkdirSync(certDir, { mode: 0o700 })
+  mkdirSync(join(tlsDir, 'self-signed'), { recursive: true, mode: 0o700 })
+  const keyFile = join(certDir, 'key.pem')
+  const certFile = join(certDir, 'cert.pem')
+  writeFileSync(keyFile, pair.key, { mode: 0o600 })
+  writeFileSync(certFile, pair.cert)
+  writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
+  writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
+  return { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), baseline }
 }

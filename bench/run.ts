@@ -26,14 +26,13 @@
  */
 import type autocannon from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { HOST, serverEnvironment } from './environment.ts'
+import { HOST, runFiles, serverEnvironment, type RunFiles } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
@@ -273,21 +272,8 @@ interface Server {
   call<T extends ServerMessage> (message: ControlMessage & { id: number }, type: T['type'], timeout?: number): Promise<T>
 }
 
-interface Context {
-  /** Holds only the certificate and its key: the suite's files source watches this folder. */
-  certDir: string
-  /**
-   * TLS_DIR of the suite (unused by TLS_MODE=files, but checked by the production rules), with the
-   * same pair in the self-signed cache layout for a variant run in TLS_MODE=self-signed.
-   */
-  tlsDir: string
-  cert: string
-  certFile: string
-  keyFile: string
-  sessionKey: string
+interface Context extends RunFiles {
   pinning: Pinning
-  /** The --baseline build's dist/index.js, or null. */
-  baseline: string | null
   /** Seconds a server may take to start. */
   startTimeout: number
 }
@@ -839,22 +825,8 @@ async function main (options: Options): Promise<number> {
   }
   process.once('SIGINT', () => { cleanup().finally(() => process.exit(130)) })
   try {
-    // One certificate for every variant, made by the suite's generator, in a folder that holds
-    // nothing else: the suite's files source watches the certificate's folder.
-    const { generateSelfSigned } = await import('fastify-secure-https')
-    const pair = await generateSelfSigned([HOST])
-    const certDir = join(dir, 'certs')
-    const tlsDir = join(dir, 'tls')
-    mkdirSync(certDir, { mode: 0o700 })
-    mkdirSync(tlsDir, { mode: 0o700 })
-    const keyFile = join(certDir, 'key.pem')
-    const certFile = join(certDir, 'cert.pem')
-    writeFileSync(keyFile, pair.key, { mode: 0o600 })
-    writeFileSync(certFile, pair.cert)
-    mkdirSync(join(tlsDir, 'self-signed'), { mode: 0o700 })
-    writeFileSync(join(tlsDir, 'self-signed', 'key.pem'), pair.key, { mode: 0o600 })
-    writeFileSync(join(tlsDir, 'self-signed', 'cert.pem'), pair.cert)
-    const context: Context = { certDir, tlsDir, cert: pair.cert, certFile, keyFile, sessionKey: randomBytes(32).toString('base64'), pinning, startTimeout: options.startTimeout, baseline: options.baseline }
+    const files = await runFiles(dir, options.baseline)
+    const context: Context = { ...files, pinning, startTimeout: options.startTimeout }
 
     log(`${options.mode} run: ${options.variants.map((v) => v.name).join(', ')}; ${pinning.note}`)
     const results = await Promise.allSettled(options.variants.map((variant) => startServer(variant, context)))
@@ -864,12 +836,12 @@ async function main (options: Options): Promise<number> {
     const staticHeaders = servers.find((s) => s.variant.name === 'static-headers')
     for (const server of servers) {
       if (server === staticHeaders) continue
-      await prime(server, pair.cert)
+      await prime(server, files.cert)
     }
     if (staticHeaders !== undefined) {
       const suite = servers.find((s) => s.variant.name === 'suite-headers') as Server
       await staticHeaders.call({ type: 'headers', id: nextId++, headers: securityHeadersOf(suite.sample) }, 'done')
-      await prime(staticHeaders, pair.cert)
+      await prime(staticHeaders, files.cert)
       const copied = JSON.stringify(securityHeadersOf(staticHeaders.sample))
       if (copied !== JSON.stringify(securityHeadersOf(suite.sample))) throw new Error(`static-headers: sends ${copied}, not the suite's header set`)
     }
