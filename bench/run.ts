@@ -450,8 +450,8 @@ interface Sample {
   requests: number
   /**
    * The server's context switches (all its threads) per response: how often it gave up the core,
-   * each time leaving caches to whatever ran next. Two servers sharing a core (--paired) switch
-   * between each other; one alone mostly waits for requests.
+   * each time leaving caches to whatever ran next. Saturated, about once in 15 to 50 requests,
+   * paired or alone; more when the load generator sets the pace.
    */
   switchesPerRequest: number
   others: Interference
