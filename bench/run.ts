@@ -450,7 +450,7 @@ interface Sample {
   requests: number
   /**
    * The server's context switches (all its threads) per response: how often it gave up the core,
-   * each time leaving caches to whatever ran next. Saturated, about once in 15 to 50 requests,
+   * each time leaving caches to whatever ran next. Saturated, about once in 10 to 50 requests,
    * paired or alone; more when the load generator sets the pace.
    */
   switchesPerRequest: number
