@@ -21,15 +21,13 @@ import os from 'node:os'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { HOST, runFiles, serverEnvironment } from './environment.ts'
+import { BODIES, HOST, PATHS, runFiles, serverEnvironment, type Kind } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import { compilingWarnings, countTable, dumpFiles, dumpTotal, type CountResult } from './count-report.ts'
 
 const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 /** Preloaded into every server, as run.ts does (tick-shape.ts). */
 const TICK_SHAPE = new URL('../tick-shape.js', import.meta.url).href
-
-type Kind = 'anonymous' | 'read' | 'write'
 
 /** A server counted, and the request it is counted on. @internal */
 export interface CountVariant {
@@ -48,13 +46,6 @@ export const COUNT_VARIANTS: readonly CountVariant[] = [
   { name: 'baseline-read', server: 'suite-baseline', kind: 'read' },
   { name: 'baseline-write', server: 'suite-baseline', kind: 'write' }
 ]
-
-const PATHS: Record<Kind, string> = { anonymous: '/anonymous', read: '/read', write: '/write' }
-const BODIES: Record<Kind, string> = {
-  anonymous: JSON.stringify({ hello: 'world' }),
-  read: JSON.stringify({ user: 'alice' }),
-  write: JSON.stringify({ user: 'alice', n: 1 })
-}
 
 interface Options {
   requests: number

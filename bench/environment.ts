@@ -12,6 +12,19 @@ import { join } from 'node:path'
 /** Host name the requests carry and the certificate covers; not localhost, so that HSTS is sent. @internal */
 export const HOST = 'bench.example'
 
+/** The three requests measured: one that never touches the session, one that reads it, one that writes it. @internal */
+export type Kind = 'anonymous' | 'read' | 'write'
+
+/** The path of each request (bench/servers/routes.ts). @internal */
+export const PATHS: Readonly<Record<Kind, string>> = { anonymous: '/anonymous', read: '/read', write: '/write' }
+
+/** The body each request is answered with, once /login has put `user: 'alice'` in the session. @internal */
+export const BODIES: Readonly<Record<Kind, string>> = {
+  anonymous: JSON.stringify({ hello: 'world' }),
+  read: JSON.stringify({ user: 'alice' }),
+  write: JSON.stringify({ user: 'alice', n: 1 })
+}
+
 /** The files and key every server of a run shares. @internal */
 export interface ServerFiles {
   /** Holds only the certificate and its key: the suite's files source watches this folder. */

@@ -32,7 +32,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { HOST, runFiles, serverEnvironment, type RunFiles } from './environment.ts'
+import { BODIES, HOST, PATHS, runFiles, serverEnvironment, type Kind, type RunFiles } from './environment.ts'
 import type { ControlMessage, ServerMessage } from './servers/control.ts'
 import type { ProfileReport } from './profile.ts'
 import { choosePinning, clockTicks, interference, onlineCpus, othersOver, pin, snapshot, tasksetAvailable, type Interference, type Pinning, type Snapshot } from './machine.ts'
@@ -50,7 +50,6 @@ const SERVERS = fileURLToPath(new URL('./servers/', import.meta.url))
 const TICK_SHAPE = new URL('../tick-shape.js', import.meta.url).href
 
 type ServerName = 'bare' | 'static-headers' | 'helmet' | 'suite-headers' | 'suite' | 'suite-metrics' | 'suite-baseline' | 'hand-wired' | 'express'
-type Kind = 'anonymous' | 'read' | 'write'
 
 interface Variant {
   name: string
@@ -385,7 +384,6 @@ function fetchOnce (port: number, path: string, cert: string, cookie: string | n
   })
 }
 
-const PATHS: Record<Kind, string> = { anonymous: '/anonymous', read: '/read', write: '/write' }
 const BARE: ReadonlySet<ServerName> = new Set(['bare'])
 /** Headers of every response that are not security headers: left out of the static-headers copy. */
 const TRANSPORT_HEADERS = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'set-cookie'])
@@ -407,8 +405,7 @@ async function prime (server: Server, cert: string): Promise<void> {
   server.sample = sample
   const problems: string[] = []
   if (sample.status !== 200) problems.push(`status ${sample.status}`)
-  const expected = variant.kind === 'anonymous' ? { hello: 'world' } : variant.kind === 'read' ? { user: 'alice' } : { user: 'alice', n: 1 }
-  if (sample.body !== JSON.stringify(expected)) problems.push(`body ${sample.body}, expected ${JSON.stringify(expected)}`)
+  if (sample.body !== BODIES[variant.kind]) problems.push(`body ${sample.body}, expected ${BODIES[variant.kind]}`)
   const hsts = sample.headers['strict-transport-security']
   if (BARE.has(variant.server)) {
     if (hsts !== undefined) problems.push('a Strict-Transport-Security header on bare Fastify')

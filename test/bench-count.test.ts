@@ -54,15 +54,41 @@ t.test('compilingWarnings names a variant whose other threads were still compili
   t.equal(compilingWarnings([{ ...round, all: 105_301 }]).length, 1, 'above it, one')
 })
 
-t.test('a short count under valgrind: numbers for every variant, the suite\'s write above bare Fastify', { skip: existsSync(COUNTER) ? false : 'dist/bench/count.js is missing: npm run build' }, async (t) => {
-  if (requirePrograms(t, ['valgrind', 'callgrind_control']) === null) return
+function count (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   // Without coverage in the servers (see bench-run.test.ts): it slows their start-up under valgrind.
   const env = { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
-  const { code, stdout, stderr } = await new Promise<{ code: number, stdout: string, stderr: string }>((resolve) => {
-    execFile(process.execPath, [COUNTER, '--warmup', '300', '--requests', '40', '--only', 'suite-write'], { env, timeout: 300_000 }, (error, stdout, stderr) => {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [COUNTER, ...args], { env, timeout: 300_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
     })
   })
+}
+
+t.test('count.js refuses bad options with exit 2, naming the option and the fix', { skip: existsSync(COUNTER) ? false : 'dist/bench/count.js is missing: npm run build' }, async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--warmup', 'x'], /--warmup takes a whole number of at least 0 \(got x\)/],
+    [['--requests', '0'], /--requests takes a whole number of at least 1 \(got 0\)/],
+    [['--only', 'suite-read,nope'], /--only: unknown variant nope/],
+    [['--only', 'baseline-read'], /the baseline variants need --baseline PATH/],
+    [['--baseline', '/nonexistent/checkout'], /--baseline: \/nonexistent\/checkout\/dist\/index\.js does not exist; build the other checkout first/],
+    [['--bogus'], /Unknown option '--bogus'/]
+  ]
+  const outcomes = await Promise.all(cases.map(([args]) => count(args)))
+  cases.forEach(([args, message], i) => {
+    const outcome = outcomes[i] as { code: number, stderr: string }
+    t.equal(outcome.code, 2, `${args.join(' ')}: exit 2`)
+    t.match(outcome.stderr, message)
+  })
+  const help = await count(['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /--keep DIR/, '--help lists the options')
+})
+
+t.test('a short count under valgrind: numbers for every variant, the suite\'s write above bare Fastify, the --baseline build beside it', { skip: existsSync(COUNTER) ? false : 'dist/bench/count.js is missing: npm run build' }, async (t) => {
+  if (requirePrograms(t, ['valgrind', 'callgrind_control']) === null) return
+  // With --baseline: this checkout's own build counted again as the "before" of a change.
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const { code, stdout, stderr } = await count(['--warmup', '300', '--requests', '40', '--only', 'suite-write,baseline-write', '--baseline', root])
   // 300 requests do not finish the JIT's work: exit 3 and a warning say so; the counts are printed still.
   t.ok(code === 0 || (code === 3 && /warning: .*the JIT was still compiling/.test(stderr)), `exit ${code}: ${stderr}`)
   const row = (name: string): number[] => {
@@ -79,4 +105,7 @@ t.test('a short count under valgrind: numbers for every variant, the suite\'s wr
   t.ok((write[5] as number) > (bare[5] as number), 'and so does the whole process, idle work taken off')
   t.ok((write[4] as number) >= 0 && (write[4] as number) < (write[0] as number), 'the idle share is a part of the whole')
   t.match(stderr, /suite-write: [\d,]+ instructions a request/)
+  const before = row('baseline-write')
+  t.ok(before.every((n) => Number.isFinite(n)) && (before[0] as number) > (bare[0] as number), `the --baseline build's write counted too: ${before.join(' ')}`)
+  t.match(stdout, /^write: this build executes \d+\.\d{3}× the --baseline build's instructions \(all threads less idle\), \d+\.\d{3}× on the main thread\.$/m, 'with the before-and-after line')
 })

@@ -56,6 +56,8 @@ t.test('a short --check run measures every round and prints a verdict', { skip: 
   t.match(verdict, code === 2 ? /^NOT TRUSTWORTHY \(exit 2\): / : new RegExp(`^trustworthy run; .*\\(exit ${code}\\)$`), 'the verdict line agrees with the exit code')
   t.match(stdout, /^- Other processes during the 21 measured windows/m, 'the machine\'s load is reported, once per shared window')
   t.match(stdout, /^\| suite-write \| [\d.,]+ \| [\d.]+× \| [\d.]+–[\d.]+ \| [\d.]+–[\d.]+ \| ≤ 2: (PASS|\*\*FAIL\*\*) \| \d+% \(min \d+%\) \|/m, 'the table has the target and saturation columns')
+  t.match(stdout, /^\| suite-write \| .* \| (yes|no) \| \d+\.\d\d \|$/m, 'the table ends with the context switches per request')
+  t.match(stdout, /^switches\/req \(median\)\s+bare \d+\.\d\d, control \d+\.\d\d, suite-anonymous \d+\.\d\d, suite-read \d+\.\d\d, suite-write \d+\.\d\d/m, 'and the summary gives them for every variant')
   t.match(stdout, /^\| \d{4}-\d\d-\d\d \| \w+/m, 'a row for the before-and-after table')
   for (const kind of ['anonymous', 'read', 'write']) {
     t.match(stdout, new RegExp(`^- ${kind}: the suite as built here costs \\d+\\.\\d\\d× \\(IQR [\\d.]+–[\\d.]+, range [\\d.]+–[\\d.]+\\) the --baseline build\\.$`, 'm'), `${kind}: the before-and-after line`)
