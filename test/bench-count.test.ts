@@ -5,7 +5,8 @@
  * loaded, so the end-to-end run can check the order of its figures.
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { compilingWarnings, countTable, dumpFiles, dumpTotal, type CountResult } from '../bench/count-report.ts'
@@ -88,7 +89,8 @@ t.test('a short count under valgrind: numbers for every variant, the suite\'s wr
   if (requirePrograms(t, ['valgrind', 'callgrind_control']) === null) return
   // With --baseline: this checkout's own build counted again as the "before" of a change.
   const root = fileURLToPath(new URL('..', import.meta.url))
-  const { code, stdout, stderr } = await count(['--warmup', '300', '--requests', '40', '--only', 'suite-write,baseline-write', '--baseline', root])
+  const keep = join(t.testdir(), 'counts')
+  const { code, stdout, stderr } = await count(['--warmup', '300', '--requests', '40', '--only', 'suite-write,baseline-write', '--baseline', root, '--keep', keep])
   // 300 requests do not finish the JIT's work: exit 3 and a warning say so; the counts are printed still.
   t.ok(code === 0 || (code === 3 && /warning: .*the JIT was still compiling/.test(stderr)), `exit ${code}: ${stderr}`)
   const row = (name: string): number[] => {
@@ -107,5 +109,11 @@ t.test('a short count under valgrind: numbers for every variant, the suite\'s wr
   t.match(stderr, /suite-write: [\d,]+ instructions a request/)
   const before = row('baseline-write')
   t.ok(before.every((n) => Number.isFinite(n)) && (before[0] as number) > (bare[0] as number), `the --baseline build's write counted too: ${before.join(' ')}`)
+  const kept = readdirSync(keep)
+  for (const variant of ['bare', 'suite-write', 'baseline-write']) {
+    t.ok(kept.includes(`${variant}.out.1-01`) && kept.includes(`${variant}.out.2-01`), `--keep: ${variant}'s counted and idle dumps (${kept.length} files)`)
+    const map = kept.includes(`${variant}.perf.map`) ? readFileSync(join(keep, `${variant}.perf.map`), 'utf8') : ''
+    t.match(map, /^[0-9a-f]+ [0-9a-f]+ JS:/m, `--keep: ${variant}'s perf map names the JIT's code`)
+  }
   t.match(stdout, /^write: this build executes \d+\.\d{3}× the --baseline build's instructions \(all threads less idle\), \d+\.\d{3}× on the main thread\.$/m, 'with the before-and-after line')
 })
