@@ -59,8 +59,6 @@ export interface FastifyServerOptionsFromConfig {
   http2?: false
   /** Whole-request timeout, ms (the `listener` section; absent when it is false). */
   requestTimeout?: number
-  /** Idle-connection timeout, ms (the `listener` section; absent when it is false). */
-  connectionTimeout?: number
 }
 
 /** Pre-computed `https` options of a resolved config, including the certificate. @internal */
@@ -104,8 +102,9 @@ export async function serverOptions (config: SecureHttpsConfig | SecureHttpsOpti
   const trustProxy = resolved.proxyTrust === false ? false : trustProxyValue(resolved.proxyTrust.trust)
   const listener = resolved.listener
   // Node's defaults let a client hold a connection for two minutes without finishing a handshake,
-  // and Fastify's let a request trickle in forever.
-  const timeouts = listener === false ? {} : { requestTimeout: listener.requestTimeout, connectionTimeout: listener.connectionTimeout }
+  // and Fastify's let a request trickle in forever. connectionTimeout is not Node's socket timer,
+  // which costs every request, but the aggregate's sweep (plugins/idle-sweep.ts).
+  const timeouts = listener === false ? {} : { requestTimeout: listener.requestTimeout }
   const limits = listener === false ? {} : { handshakeTimeout: listener.handshakeTimeout, headersTimeout: listener.headersTimeout }
   if (https !== null && resolved.tls !== false && resolved.tls.http2) {
     // allowHTTP1: ALPN offers h2 and http/1.1, and clients without ALPN get HTTP/1.1.

@@ -19,6 +19,7 @@ import { proxyTrust } from './proxy-trust.ts'
 import { secureSession } from './secure-session.ts'
 import { securityHeaders } from './security-headers.ts'
 import { tls } from './tls.ts'
+import { sweepIdleConnections } from './idle-sweep.ts'
 import { loadOrCreateDevSessionKey } from '../storage/dev-session-key.ts'
 import { startupSummary, type StartupFacts } from './first-start.ts'
 import { addChainHooks, withChain } from './hook-chain.ts'
@@ -73,6 +74,11 @@ const secureHttpsPlugin: FastifyPluginAsync<SecureHttpsOptions | SecureHttpsConf
   // The connection cap is a property of Node's server, not a construction option of Fastify's.
   if (config.listener !== false && config.listener.maxConnections > 0 && !Number.isFinite(fastify.server.maxConnections)) {
     fastify.server.maxConnections = config.listener.maxConnections
+  }
+  // connectionTimeout by a sweep of the connections instead of Node's socket timer, which costs every
+  // request (plugins/idle-sweep.ts). An app that gave Fastify a connectionTimeout of its own keeps it.
+  if (config.listener !== false && !(fastify.server.timeout > 0)) {
+    sweepIdleConnections(fastify.server, config.listener.connectionTimeout)
   }
   // One onRequest and one onSend hook for the synchronous request work of proxy trust, host
   // authorization, HSTS, cross-site protection, the security headers and the cookie session

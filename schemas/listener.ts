@@ -1,7 +1,8 @@
 /**
  * Options of the app's listener that Node leaves generous: how long a TLS handshake, a request's
  * headers, a whole request and an idle connection may take, and how many connections are served
- * at once. Fastify fixes them at construction, so `serverOptions` applies them.
+ * at once. Fastify fixes the first three at construction, so `serverOptions` applies them; the
+ * aggregate plugin applies the connection timeout and cap to the server it is registered on.
  */
 import { z } from 'zod'
 
@@ -18,7 +19,11 @@ export const listenerSchema = z.strictObject({
   headersTimeout: milliseconds('headersTimeout').default(20_000),
   /** A request (headers and body) not received in this time gets 408 (Fastify's default: none). */
   requestTimeout: milliseconds('requestTimeout').default(60_000),
-  /** A connection silent for this long is closed; above Fastify's 72 s keep-alive (Fastify's default: none). */
+  /**
+   * A connection whose bytes have not moved for this long is closed, within a quarter of it (at most
+   * 5 s) after; above Fastify's 72 s keep-alive (Fastify's default: none). Applied by the aggregate,
+   * by a sweep of the connections rather than Node's per-socket timer, which costs every request.
+   */
   connectionTimeout: milliseconds('connectionTimeout').default(90_000),
   /** Most connections served at once; more are refused at accept (Node's default: no cap). 0 for no cap. */
   maxConnections: z.number({ error: 'maxConnections must be a number' }).int({ error: 'maxConnections must be a whole number' }).min(0, { error: 'maxConnections must be 0 (no cap) or more' }).default(10_000)
