@@ -248,7 +248,8 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
     setState(request, state)
     setSession(request, cookieView(state))
     const value = request.cookies[cookieName]
-    if (value !== undefined && inspect(request, inner, value, false, state.values) === null) {
+    if (value === undefined) state.pristine = true
+    else if (inspect(request, inner, value, false, state.values) === null) {
       const values = {}
       state.inner = fastify.createSecureSession(values) as unknown as PeerSession
       state.values = keepsValues ? values : null
@@ -260,7 +261,8 @@ const secureSessionPlugin: FastifyPluginAsync<SecureSessionOptions> = async func
   /** onSend, cookie mode (before @fastify/secure-session's, which then finds nothing left to do). */
   function onSendCookie (request: FastifyRequest, reply: FastifyReply): Error | undefined {
     const state = stateOf(request) as CookieViewState | null
-    if (state === null) return undefined
+    // No cookie came and the route asked nothing of the session that could change it.
+    if (state === null || state.pristine) return undefined
     const session = state.inner
     if (!session.changed) {
       if (state.expireOld) reply.header('set-cookie', writer.expired)

@@ -38,6 +38,14 @@ export class CookieViewState {
   cookieOptions: object | null = null
   /** A cookie came that is no session (tampered, expired): expire it unless a session is written. */
   expireOld = false
+  /**
+   * No cookie came and nothing has been asked of the session that could change it: `changed` is
+   * false without asking the peer's proxy (its onSend and the suite's each read it on every
+   * response). Cleared, for good, by any write through the view and by reading any property that
+   * could change the session (`set`, `touch`, `delete`, `regenerate` and whatever else is not a
+   * reading method), so that a method kept for later cannot change it unseen.
+   */
+  pristine = false
   private optionsFn: ((opts: object) => void) | null = null
   private dataFn: (() => Record<string, unknown> | undefined) | null = null
   private getFn: ((key: string) => unknown) | null = null
@@ -71,22 +79,36 @@ export class CookieViewState {
   }
 }
 
+/** The properties whose reading cannot change the session (a value read by name clears `pristine` too). */
+const READING = new Set<string | symbol>(['changed', 'deleted', 'get', 'data', 'options'])
+
 const viewHandler: ProxyHandler<CookieViewState> = {
   get (state, prop) {
+    if (state.pristine) {
+      if (prop === 'changed' || prop === 'deleted') return false
+      if (!READING.has(prop)) state.pristine = false
+    }
     if (prop === 'options') return state.options()
     if (prop === 'data') return state.data()
     if (prop === 'get') return state.get()
     return state.inner[prop as string]
   },
   set (state, prop, value) {
+    state.pristine = false
     state.inner[prop as string] = value
     return true
   },
   has: (state, prop) => Reflect.has(state.inner, prop),
   ownKeys: (state) => Reflect.ownKeys(state.inner),
   getOwnPropertyDescriptor: (state, prop) => Reflect.getOwnPropertyDescriptor(state.inner, prop),
-  deleteProperty: (state, prop) => Reflect.deleteProperty(state.inner, prop),
-  defineProperty: (state, prop, descriptor) => Reflect.defineProperty(state.inner, prop, descriptor)
+  deleteProperty: (state, prop) => {
+    state.pristine = false
+    return Reflect.deleteProperty(state.inner, prop)
+  },
+  defineProperty: (state, prop, descriptor) => {
+    state.pristine = false
+    return Reflect.defineProperty(state.inner, prop, descriptor)
+  }
 }
 
 /** The view for `request.session`. @internal */
