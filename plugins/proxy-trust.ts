@@ -218,9 +218,14 @@ export function describeTrust (value: unknown): string {
 
 const FORWARDING_HEADERS = ['x-forwarded-proto', 'x-forwarded-for', 'x-forwarded-host', 'forwarded'] as const
 
-const kSecure = Symbol('fastify-secure-https.secure')
-const kForwarded = Symbol('fastify-secure-https.forwarded')
-interface Memo { [kSecure]: boolean | null, [kForwarded]: ForwardedElement | null }
+/**
+ * What `evaluate` found, kept in one request decorator (each costs a store in Fastify's request
+ * constructor on every request): null before it ran, the verdict alone when no Forwarded element
+ * was believed, or both.
+ */
+const kMemo = Symbol('fastify-secure-https.secure')
+interface Judged { readonly secure: boolean, readonly forwarded: ForwardedElement }
+interface Memo { [kMemo]: boolean | Judged | null }
 
 /** Most peer addresses whose trust is remembered; a proxy is one or a few addresses. */
 const TRUST_CACHE_SIZE = 1024
@@ -314,25 +319,21 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
 
   // Worked out once per request, on first use: the redirect, HSTS, the session and the route may
   // all ask, and parsing Forwarded costs more than a property read.
-  function evaluate (request: FastifyRequest & Memo): void {
-    request[kForwarded] = null
+  function evaluate (request: FastifyRequest & Memo): boolean | Judged {
+    const judged = judge(request)
+    request[kMemo] = judged
+    return judged
+  }
+
+  function judge (request: FastifyRequest): boolean | Judged {
     // A request without a socket (fastify.routing() with a bare req/res, a serverless adapter) came
     // from no peer: nothing it says about forwarding is believed.
-    if ((request.raw.socket as { encrypted?: boolean } | null | undefined)?.encrypted === true) {
-      request[kSecure] = true
-      return
-    }
-    if (!isTrustedPeer(request)) {
-      request[kSecure] = false
-      return
-    }
+    if ((request.raw.socket as { encrypted?: boolean } | null | undefined)?.encrypted === true) return true
+    if (!isTrustedPeer(request)) return false
     const headers = request.headers
     const xfp = headers['x-forwarded-proto']
     const fromXfp = typeof xfp === 'string' ? lastEntry(xfp) : undefined
-    if (!useForwarded) {
-      request[kSecure] = fromXfp === 'https'
-      return
-    }
+    if (!useForwarded) return fromXfp === 'https'
     const forwarded = headers.forwarded
     let element = typeof forwarded === 'string' ? lastForwardedElement(forwarded) : null
     // A Host that is not a host (quotes, commas, semicolons) is how a client writes Forwarded elements
@@ -340,28 +341,27 @@ const proxyTrustPlugin: FastifyPluginAsync<ProxyTrustOptions> = async function p
     // host=\"%[req.hdr(host)]\"): the element that looks like the proxy's may be the client's.
     const host = headers.host
     if (element !== null && host !== undefined && parseHost(host) === null) element = null
-    request[kForwarded] = element
     const fromForwarded = element?.proto
     // Two proxies (or a proxy and a client it let through) telling different stories: believe neither.
-    request[kSecure] = fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded
+    const secure = fromXfp !== undefined && fromForwarded !== undefined && fromXfp !== fromForwarded
       ? false
       : (fromForwarded ?? fromXfp) === 'https'
+    return element === null ? secure : { secure, forwarded: element }
   }
 
-  fastify.decorateRequest(kSecure, null)
-  fastify.decorateRequest(kForwarded, null)
+  fastify.decorateRequest(kMemo, null)
   fastify.decorateRequest('secure', {
     getter (this: FastifyRequest): boolean {
       const request = this as FastifyRequest & Memo
-      if (request[kSecure] === null) evaluate(request)
-      return request[kSecure] as boolean
+      const memo = request[kMemo] ?? evaluate(request)
+      return typeof memo === 'boolean' ? memo : memo.secure
     }
   })
   fastify.decorateRequest('forwarded', {
     getter (this: FastifyRequest): ForwardedElement | null {
       const request = this as FastifyRequest & Memo
-      if (request[kSecure] === null) evaluate(request)
-      return request[kForwarded]
+      const memo = request[kMemo] ?? evaluate(request)
+      return typeof memo === 'boolean' ? null : memo.forwarded
     }
   })
 
