@@ -57,10 +57,24 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The reply's headers, in one reply decorator (each costs a store in Fastify's reply constructor on
+ * every request): null for the plugin's own plan, the route's plan, or a plan with this response's
+ * Content-Security-Policy value when it carries nonces.
+ */
 const kPlan = Symbol('fastify-secure-https.headersPlan')
-const kCsp = Symbol('fastify-secure-https.cspValue')
 
-type PlannedReply = FastifyReply & { [kPlan]: Plan | null, [kCsp]: string | null }
+/** A plan and the CSP value with this response's nonces. */
+class Nonced {
+  readonly plan: Plan
+  readonly csp: string
+  constructor (plan: Plan, csp: string) {
+    this.plan = plan
+    this.csp = csp
+  }
+}
+
+type PlannedReply = FastifyReply & { [kPlan]: Plan | Nonced | null }
 /** `reply.cspNonce` as the plugin writes it: null where no nonce was made, as with @fastify/helmet. */
 type NonceSlot = { cspNonce: { script: string, style: string } | null }
 type NonceCarrier = ServerResponse & { [kScriptNonce]?: string, [kStyleNonce]?: string }
@@ -122,9 +136,9 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
     reply.cspNonce = { script, style }
     const csp = plan.csp
     if (csp !== null) {
-      reply[kCsp] = csp.scriptFirst
+      reply[kPlan] = new Nonced(plan, csp.scriptFirst
         ? csp.parts[0] + script + csp.parts[1] + style + csp.parts[2]
-        : csp.parts[0] + style + csp.parts[1] + script + csp.parts[2]
+        : csp.parts[0] + style + csp.parts[1] + script + csp.parts[2])
     } else if (plan.dynamic !== null) {
       const raw = reply.raw as NonceCarrier
       raw[kScriptNonce] = script
@@ -138,7 +152,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
 
   /** `reply.helmet(options?)`: helmet on the raw response, as @fastify/helmet does, with this route's options. */
   function replyHelmet (this: FastifyReply, opts?: unknown): undefined {
-    const plan = (this as PlannedReply)[kPlan] ?? defaultPlan
+    const plan = planOf(this as PlannedReply)
     if (opts === undefined || opts === null || opts === false) {
       let middleware = plainHelmet.get(plan)
       if (middleware === undefined) {
@@ -160,7 +174,11 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
   if (!helmetDecorated) fastify.decorateReply('helmet', replyHelmet as unknown as FastifyReply['helmet'])
   if (!fastify.hasReplyDecorator('cspNonce')) fastify.decorateReply('cspNonce', null as unknown as FastifyReply['cspNonce'])
   if (!fastify.hasReplyDecorator(kPlan)) fastify.decorateReply(kPlan, null)
-  if (!fastify.hasReplyDecorator(kCsp)) fastify.decorateReply(kCsp, null)
+
+  function planOf (reply: PlannedReply): Plan {
+    const slot = reply[kPlan]
+    return slot === null ? defaultPlan : slot instanceof Nonced ? slot.plan : slot
+  }
 
   function planOfRoute (route: RouteOptions): Plan | null {
     const shorthand = (route as { helmet?: unknown }).helmet
@@ -225,7 +243,8 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
 
   function addHeaders (reply: FastifyReply): void {
     const planned = reply as PlannedReply
-    const plan = planned[kPlan] ?? defaultPlan
+    const slot = planned[kPlan]
+    const plan = slot === null ? defaultPlan : slot instanceof Nonced ? slot.plan : slot
     const html = plan.html
     if (html !== null) {
       const api = plan.kind !== 'html' && apiAnswer(reply.getHeader('content-type'), plan.kind === 'api')
@@ -235,7 +254,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
         if (!reply.hasHeader(name)) reply.header(name, values[i])
       }
       const csp = plan.csp
-      if (!api && csp !== null && !reply.hasHeader(csp.name)) reply.header(csp.name, planned[kCsp] ?? csp.withoutNonces)
+      if (!api && csp !== null && !reply.hasHeader(csp.name)) reply.header(csp.name, slot instanceof Nonced ? slot.csp : csp.withoutNonces)
     } else if (plan.dynamic !== null) {
       // helmet set its whole set on the raw response before the handler; what it does not set is
       // added here: the API set's Cache-Control for API answers, Permissions-Policy for the others.
