@@ -9,8 +9,9 @@
  *
  * The same connections are cut as by Node's timer: one idle that long, and one whose client stopped
  * reading a response (Node's timer, too, sees a write handed to the kernel in one piece as one
- * event). A connection is closed between `timeout` and `timeout` plus one period of the sweep (a
- * quarter of the timeout, at most 5 s).
+ * event). A connection is closed no sooner than `timeout` after its bytes last moved, and at most
+ * two periods of the sweep later (a quarter of the timeout each, at most 5 s): the sweep notes a
+ * movement when it next looks, and closes on the first look at least `timeout` after that.
  */
 import type { Server, Socket } from 'node:net'
 

@@ -176,7 +176,10 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
   if (!fastify.hasReplyDecorator(kPlan)) fastify.decorateReply(kPlan, null)
 
   function planOf (reply: PlannedReply): Plan {
-    const slot = reply[kPlan]
+    return planIn(reply[kPlan])
+  }
+
+  function planIn (slot: Plan | Nonced | null): Plan {
     return slot === null ? defaultPlan : slot instanceof Nonced ? slot.plan : slot
   }
 
@@ -244,7 +247,7 @@ const securityHeadersPlugin: FastifyPluginAsync<SecurityHeadersOptions> = async 
   function addHeaders (reply: FastifyReply): void {
     const planned = reply as PlannedReply
     const slot = planned[kPlan]
-    const plan = slot === null ? defaultPlan : slot instanceof Nonced ? slot.plan : slot
+    const plan = planIn(slot)
     const html = plan.html
     if (html !== null) {
       const api = plan.kind !== 'html' && apiAnswer(reply.getHeader('content-type'), plan.kind === 'api')

@@ -20,9 +20,10 @@ export const listenerSchema = z.strictObject({
   /** A request (headers and body) not received in this time gets 408 (Fastify's default: none). */
   requestTimeout: milliseconds('requestTimeout').default(60_000),
   /**
-   * A connection whose bytes have not moved for this long is closed, within a quarter of it (at most
-   * 5 s) after; above Fastify's 72 s keep-alive (Fastify's default: none). Applied by the aggregate,
-   * by a sweep of the connections rather than Node's per-socket timer, which costs every request.
+   * A connection whose bytes have not moved for this long is closed (at most two sweeps later; a sweep
+   * every quarter of the timeout, at most 5 s); above Fastify's 72 s keep-alive (Fastify's default:
+   * none). Applied by the aggregate, by a sweep of the connections rather than Node's per-socket
+   * timer, which costs every request.
    */
   connectionTimeout: milliseconds('connectionTimeout').default(90_000),
   /** Most connections served at once; more are refused at accept (Node's default: no cap). 0 for no cap. */
